@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs what Meridian needs to build, test and benchmark on Debian 12, and nothing
+# else. Idempotent: packages already present are skipped without touching apt.
+#   packaging/deps.sh          build + run (+ demo)
+#   packaging/deps.sh --test   also what the test suite needs
+#   packaging/deps.sh --bench  also what the benchmark needs
+set -euo pipefail
+
+build=(build-essential autoconf automake libtool pkg-config
+       libevent-dev libssl-dev libhiredis-dev libmaxminddb-dev libnghttp2-dev libyaml-dev
+       libcmocka-dev curl ca-certificates)
+test=(python3 python3-pytest python3-h2 clang-14 libclang-rt-14-dev openssl nghttp2-client
+      redis-server mmdb-bin iproute2 procps)
+bench=(haproxy nginx-light wrk nghttp2-client util-linux procps)
+
+want=("${build[@]}")
+for arg in "$@"; do
+    case "$arg" in
+    --test) want+=("${test[@]}") ;;
+    --bench) want+=("${bench[@]}") ;;
+    *) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages: ${missing[*]}; run as root (or install them)" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Debian's nginx and haproxy packages start their services on install where systemd runs;
+# we only want the binaries, started by the benchmark itself.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/* One generation of configuration: everything read from the YAML file, validated, and
+ * then never changed. Workers and in-flight streams hold references; the generation is
+ * freed as a whole when the last one lets go. Runtime state that must outlive a
+ * generation (listening sockets, upstream connections, health) lives elsewhere and is
+ * matched to a new generation by name or address. This file owns the types, the value
+ * parsers (durations, sizes, addresses) and the checks; cfg_load.c maps YAML onto them. */
+#ifndef MERIDIAN_CFG_H
+#define MERIDIAN_CFG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* An IP literal and port: "127.0.0.1:80", "[::1]:8080", "0.0.0.0:8080", "[::]:80". */
+struct cfg_addr {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char text[64]; /* as normalised for logs: "127.0.0.1:80", "[::1]:8080" */
+};
+
+struct cfg_listener {
+    char *name;           /* owns */
+    struct cfg_addr addr;
+    int line;             /* where it was defined, for messages */
+    int *fds;             /* owns the array (one per worker), set by server.c before the
+                             generation is published; the sockets belong to the workers */
+};
+
+struct cfg_backend {
+    struct cfg_addr addr;
+};
+
+struct cfg_region {
+    char *name; /* owns */
+    double lat, lon;
+    struct cfg_backend *backends; /* owns */
+    size_t nbackends;
+    bool is_default;
+};
+
+enum cfg_log_level {
+    CFG_LOG_ERROR = 0,
+    CFG_LOG_WARN = 1,
+    CFG_LOG_INFO = 2,
+    CFG_LOG_DEBUG = 3,
+};
+
+struct cfg_timeouts {
+    uint32_t client_header_ms;     /* a request head must arrive within this; then 408 */
+    uint32_t client_idle_ms;       /* keep-alive idle and stalled-transfer limit */
+    uint32_t upstream_connect_ms;  /* connect to a backend; then 504 */
+    uint32_t upstream_response_ms; /* backend silent for this long; then 504 */
+    uint32_t shutdown_ms;          /* in-flight grace on SIGTERM */
+};
+
+struct cfg_limits {
+    uint32_t max_header_bytes; /* request line + headers */
+    uint32_t max_headers;
+    uint64_t max_body_bytes;   /* 0 = unlimited */
+};
+
+struct cfg {
+    atomic_int refs;
+    unsigned generation; /* set by server.c: 1 at start, +1 per reload */
+    char *path;          /* owns: the file it came from */
+
+    unsigned workers; /* 0 = auto: one per CPU */
+    enum cfg_log_level log_level;
+
+    struct cfg_listener *listeners; /* owns */
+    size_t nlisteners;
+
+    bool has_admin;
+    struct cfg_addr admin;
+
+    struct cfg_timeouts timeouts;
+    struct cfg_limits limits;
+
+    char *access_log_path; /* owns; NULL = off, "-" = stdout */
+
+    struct cfg_region *regions; /* owns */
+    size_t nregions;
+    size_t default_region; /* index into regions */
+};
+
+/* Defaults for keys the file leaves out. */
+#define CFG_DEFAULT_CLIENT_HEADER_MS 10000
+#define CFG_DEFAULT_CLIENT_IDLE_MS 60000
+#define CFG_DEFAULT_UPSTREAM_CONNECT_MS 2000
+#define CFG_DEFAULT_UPSTREAM_RESPONSE_MS 30000
+#define CFG_DEFAULT_SHUTDOWN_MS 30000
+#define CFG_DEFAULT_MAX_HEADER_BYTES 16384
+#define CFG_DEFAULT_MAX_HEADERS 100
+#define CFG_DEFAULT_MAX_BODY_BYTES (10u * 1024 * 1024)
+#define CFG_MAX_HEADER_BYTES_LIMIT 65536 /* a request head must fit one buffer */
+#define CFG_MAX_HEADERS_LIMIT 1000
+#define CFG_MAX_WORKERS 256
+
+/* A new generation with defaults filled in and refs = 1. NULL when out of memory. */
+struct cfg *cfg_new(void);
+
+/* Reference counting across threads. cfg_unref frees the generation on the last one. */
+struct cfg *cfg_ref(struct cfg *cfg);
+void cfg_unref(struct cfg *cfg);
+
+/* Value parsers. Each returns 0, or -1 when `text` is not of the form. */
+/* "250ms", "10s", "2m", "1h", or a plain number of seconds; at most 24h. */
+int cfg_parse_duration_ms(const char *text, uint32_t *ms);
+/* "512", "16k", "10m", "1g" (binary multiples; upper or lower case). */
+int cfg_parse_size(const char *text, uint64_t *bytes);
+/* An IP literal with a port 1..65535 (see struct cfg_addr). No name lookups. */
+int cfg_parse_addr(const char *text, struct cfg_addr *addr);
+
+/* Index of the region named `name`, or -1. */
+int cfg_region_index(const struct cfg *cfg, const char *name);
+
+#endif

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* Client connections: accepting them, reading and writing their bytes, their timers, and
+ * closing them safely. A connection is never freed inside one of its own callbacks:
+ * conn_close() closes the socket at once and frees the struct at the end of the loop
+ * turn. The protocol spoken on top lives in h1_conn.c. */
+#ifndef MERIDIAN_CONN_H
+#define MERIDIAN_CONN_H
+
+#include <event2/util.h>
+#include <sys/time.h>
+
+#include "conn-t.h"
+
+struct worker;
+
+void conn_worker_init(struct worker *w);
+void conn_worker_deinit(struct worker *w);
+
+/* Listener callback: accept what is waiting. */
+void conn_accept_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Close: aborts the stream in progress, closes the socket, frees later. Idempotent. */
+void conn_close(struct conn *c);
+
+/* Graceful stop: close connections with no request in progress. */
+void conn_close_idle(struct worker *w);
+/* Final stop: close every connection. */
+void conn_close_all(struct worker *w);
+
+/* Write what `out` holds. Returns 1 when it is all written (the buffer is given back), 0
+ * when the rest waits for the socket (the write event is armed, with the idle timeout),
+ * or -1 when the client is gone (the caller closes). */
+int conn_flush(struct conn *c);
+
+/* Read interest with `tv` as the inactivity limit (NULL: none). */
+void conn_read_on(struct conn *c, const struct timeval *tv);
+/* Stop reading until conn_read_on(): no room for what might arrive. */
+void conn_read_pause(struct conn *c);
+
+/* Run the read callback soon (this loop turn), e.g. to handle pipelined bytes. */
+void conn_schedule_read(struct conn *c);
+
+#endif

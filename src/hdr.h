@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Header names the proxy treats specially, recognised once by length then bytes, and the
+ * hop-by-hop rules of RFC 9110 section 7.6.1 that go with them. Pure code. */
+#ifndef MERIDIAN_HDR_H
+#define MERIDIAN_HDR_H
+
+#include <stdbool.h>
+
+#include "h1_parse.h"
+#include "span.h"
+
+enum hdr_id {
+    HDR_OTHER = 0,
+    HDR_CONNECTION,
+    HDR_KEEP_ALIVE,
+    HDR_PROXY_CONNECTION,
+    HDR_TE,
+    HDR_TRANSFER_ENCODING,
+    HDR_UPGRADE,
+    HDR_CONTENT_LENGTH,
+    HDR_HOST,
+    HDR_EXPECT,
+    HDR_X_FORWARDED_FOR,
+    HDR_X_FORWARDED_PROTO,
+    HDR_X_FORWARDED_HOST,
+    HDR_X_REQUEST_ID,
+};
+
+enum hdr_id hdr_lookup(struct span name);
+
+/* True if `name` is one of the tokens of the Connection header(s) among `headers`: such
+ * a header is hop-by-hop for this message only. */
+bool hdr_named_by_connection(struct span name, const struct h1_header *headers, size_t n);
+
+#endif

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/* Process lifecycle on the main thread. A reload builds a complete new generation
+ * (parsed, validated, listening sockets open) before anything changes; if any step fails
+ * the running generation stays, untouched. Publishing is one pointer swap under a mutex
+ * that only workers taking a new generation ever contend for - never a request. */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "access_log.h"
+#include "admin.h"
+#include "cfg.h"
+#include "cfg_load.h"
+#include "clock.h"
+#include "log.h"
+#include "sock.h"
+#include "version.h"
+#include "worker.h"
+
+struct server {
+    struct event_base *base; /* owns */
+    const char *cfg_path;    /* borrows argv */
+    pthread_mutex_t cfg_lock;
+    struct cfg *current;     /* holds a ref; under cfg_lock */
+    unsigned generation;
+    atomic_bool stopping;
+    unsigned nworkers;
+    unsigned nrunning;       /* workers started */
+    struct worker *workers;  /* owns */
+    struct admin *admin;     /* owns */
+    struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+    uint64_t started_ms;
+};
+
+struct cfg *
+server_current_cfg(struct server *srv)
+{
+    pthread_mutex_lock(&srv->cfg_lock);
+    struct cfg *cfg = cfg_ref(srv->current);
+    pthread_mutex_unlock(&srv->cfg_lock);
+    return cfg;
+}
+
+void
+server_release_cfg(struct cfg *cfg)
+{
+    cfg_unref(cfg);
+}
+
+bool
+server_is_stopping(struct server *srv)
+{
+    return atomic_load(&srv->stopping);
+}
+
+static void
+close_fds(struct cfg_listener *l, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (l->fds[i] >= 0)
+            close(l->fds[i]);
+}
+
+/* Give every listener of `next` one socket per worker: the running generation's sockets
+ * where the address is unchanged (so nothing queued is lost), new ones elsewhere. On
+ * failure, closes what it opened and returns -1. */
+static int
+open_listeners(struct server *srv, struct cfg *next, const struct cfg *prev)
+{
+    for (size_t i = 0; i < next->nlisteners; i++) {
+        struct cfg_listener *l = &next->listeners[i];
+        l->fds = malloc(srv->nworkers * sizeof(int));
+        if (!l->fds)
+            goto fail;
+        const struct cfg_listener *old = NULL;
+        for (size_t j = 0; prev && j < prev->nlisteners; j++)
+            if (strcmp(prev->listeners[j].addr.text, l->addr.text) == 0)
+                old = &prev->listeners[j];
+        for (unsigned w = 0; w < srv->nworkers; w++) {
+            if (old) {
+                l->fds[w] = old->fds[w];
+                continue;
+            }
+            char err[256];
+            l->fds[w] = sock_listen(&l->addr, true, err, sizeof(err));
+            if (l->fds[w] < 0) {
+                log_error("%s:%d: listener \"%s\": %s", next->path, l->line, l->name, err);
+                for (unsigned k = 0; k < w; k++)
+                    close(l->fds[k]);
+                free(l->fds);
+                l->fds = NULL;
+                goto fail;
+            }
+        }
+    }
+    return 0;
+
+fail:
+    /* Close the sockets that are new in `next` (not the ones shared with prev). */
+    for (size_t i = 0; i < next->nlisteners; i++) {
+        struct cfg_listener *l = &next->listeners[i];
+        if (!l->fds)
+            continue;
+        bool shared = false;
+        for (size_t j = 0; prev && j < prev->nlisteners; j++)
+            if (strcmp(prev->listeners[j].addr.text, l->addr.text) == 0)
+                shared = true;
+        if (!shared)
+            close_fds(l, srv->nworkers);
+        free(l->fds);
+        l->fds = NULL;
+    }
+    return -1;
+}
+
+static void
+log_cfg_errors(const char *what, const char *errors)
+{
+    const char *p = errors;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        int len = nl ? (int)(nl - p) : (int)strlen(p);
+        log_error("%s: %.*s", what, len, p);
+        p = nl ? nl + 1 : p + len;
+    }
+}
+
+static void
+publish(struct server *srv, struct cfg *next)
+{
+    next->generation = ++srv->generation;
+    pthread_mutex_lock(&srv->cfg_lock);
+    struct cfg *old = srv->current;
+    srv->current = next;
+    pthread_mutex_unlock(&srv->cfg_lock);
+    for (unsigned i = 0; i < srv->nrunning; i++)
+        worker_wake(&srv->workers[i]);
+    if (old)
+        cfg_unref(old);
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static void
+server_reload(struct server *srv)
+{
+    char *errors = NULL;
+    log_info("reloading configuration from %s", srv->cfg_path);
+    struct cfg *next = cfg_load_file(srv->cfg_path, &errors);
+    if (!next) {
+        log_cfg_errors("reload refused", errors);
+        log_error("reload refused: keeping configuration generation %u", srv->generation);
+        free(errors);
+        return;
+    }
+    struct cfg *prev = server_current_cfg(srv);
+    if (next->workers != prev->workers)
+        log_warn("workers changed from %u to %u: takes effect on restart", prev->workers,
+                 next->workers);
+    if (open_listeners(srv, next, prev) < 0)
+        goto refuse;
+    if (!str_eq(next->access_log_path, prev->access_log_path) && next->access_log_path &&
+        access_log_open(next->access_log_path) < 0) {
+        log_error("reload refused: access log %s: %s", next->access_log_path, strerror(errno));
+        goto refuse_listeners;
+    }
+    if (admin_reconfigure(&srv->admin, srv->base, srv, prev, next) < 0)
+        goto refuse_listeners;
+    log_set_level(next->log_level);
+    server_release_cfg(prev);
+    publish(srv, next);
+    log_info("configuration generation %u is live", srv->generation);
+    return;
+
+refuse_listeners:
+    for (size_t i = 0; i < next->nlisteners; i++) {
+        bool shared = false;
+        for (size_t j = 0; j < prev->nlisteners; j++)
+            if (strcmp(prev->listeners[j].addr.text, next->listeners[i].addr.text) == 0)
+                shared = true;
+        if (!shared)
+            close_fds(&next->listeners[i], srv->nworkers);
+    }
+refuse:
+    log_error("reload refused: keeping configuration generation %u", srv->generation);
+    server_release_cfg(prev);
+    cfg_unref(next);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    switch (sig) {
+    case SIGHUP:
+        if (!server_is_stopping(srv))
+            server_reload(srv);
+        break;
+    case SIGUSR1: {
+        struct cfg *cfg = server_current_cfg(srv);
+        if (cfg->access_log_path) {
+            if (access_log_open(cfg->access_log_path) < 0)
+                log_error("reopening access log %s: %s", cfg->access_log_path,
+                          strerror(errno));
+            else
+                log_info("access log %s reopened", cfg->access_log_path);
+        }
+        server_release_cfg(cfg);
+        break;
+    }
+    default:
+        if (server_is_stopping(srv)) {
+            log_warn("second stop signal: not waiting any longer");
+            _exit(0);
+        }
+        log_info("stopping: no new connections, letting requests in flight finish");
+        atomic_store(&srv->stopping, true);
+        for (unsigned i = 0; i < srv->nrunning; i++)
+            worker_wake(&srv->workers[i]);
+        event_base_loopbreak(srv->base);
+        break;
+    }
+}
+
+static unsigned
+cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+char *
+server_status_json(struct server *srv)
+{
+    struct cfg *cfg = server_current_cfg(srv);
+    size_t cap = 4096 + srv->nworkers * 256;
+    for (size_t i = 0; i < cfg->nregions; i++)
+        cap += 128 + cfg->regions[i].nbackends * 80;
+    char *out = malloc(cap);
+    if (!out) {
+        server_release_cfg(cfg);
+        return NULL;
+    }
+    size_t n = 0;
+#define OUT(...)                                                                           \
+    do {                                                                                   \
+        int m_ = snprintf(out + n, cap - n, __VA_ARGS__);                                  \
+        if (m_ > 0)                                                                        \
+            n += (size_t)m_ < cap - n ? (size_t)m_ : cap - n - 1;                          \
+    } while (0)
+    OUT("{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"generation\":%u,"
+        "\"stopping\":%s,\"workers\":[",
+        version_string(), (int)getpid(),
+        (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000), cfg->generation,
+        server_is_stopping(srv) ? "true" : "false");
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker_stats *st = &srv->workers[i].stats;
+        OUT("%s{\"id\":%u,\"generation\":%u,\"connections\":%llu,\"accepted\":%llu,"
+            "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu}",
+            i ? "," : "", i, atomic_load(&st->generation),
+            (unsigned long long)atomic_load(&st->active_conns),
+            (unsigned long long)atomic_load(&st->accepted),
+            (unsigned long long)atomic_load(&st->requests),
+            (unsigned long long)atomic_load(&st->responses_4xx),
+            (unsigned long long)atomic_load(&st->responses_5xx));
+    }
+    OUT("],\"listeners\":[");
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        OUT("%s{\"name\":\"%s\",\"address\":\"%s\"}", i ? "," : "", cfg->listeners[i].name,
+            cfg->listeners[i].addr.text);
+    OUT("],\"regions\":[");
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct cfg_region *r = &cfg->regions[i];
+        OUT("%s{\"name\":\"%s\",\"default\":%s,\"backends\":[", i ? "," : "", r->name,
+            i == cfg->default_region ? "true" : "false");
+        for (size_t b = 0; b < r->nbackends; b++)
+            OUT("%s\"%s\"", b ? "," : "", r->backends[b].addr.text);
+        OUT("]}");
+    }
+    OUT("]}\n");
+#undef OUT
+    server_release_cfg(cfg);
+    return out;
+}
+
+int
+server_run(const char *cfg_path)
+{
+    struct server srv_storage;
+    struct server *srv = &srv_storage;
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg_path = cfg_path;
+    srv->started_ms = clock_mono_ms();
+    pthread_mutex_init(&srv->cfg_lock, NULL);
+    int rc = 1;
+
+    char *errors = NULL;
+    struct cfg *cfg = cfg_load_file(cfg_path, &errors);
+    if (!cfg) {
+        fputs(errors ? errors : "cannot load configuration\n", stderr);
+        free(errors);
+        return 1;
+    }
+    log_set_level(cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    srv->nworkers = cfg->workers ? cfg->workers : cpu_count();
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    srv->base = event_base_new();
+    if (!srv->workers || !srv->base) {
+        log_error("out of memory at start");
+        goto out_cfg;
+    }
+    if (open_listeners(srv, cfg, NULL) < 0)
+        goto out_cfg;
+    if (cfg->access_log_path && access_log_open(cfg->access_log_path) < 0) {
+        log_error("access log %s: %s", cfg->access_log_path, strerror(errno));
+        goto out_cfg;
+    }
+    if (admin_reconfigure(&srv->admin, srv->base, srv, NULL, cfg) < 0)
+        goto out_cfg;
+    publish(srv, cfg);
+
+    /* Workers must not take the process signals: block them before the threads start
+     * (the mask is inherited), and let libevent take them on this thread. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    unsigned started = 0;
+    for (; started < srv->nworkers; started++) {
+        if (worker_init(&srv->workers[started], srv, started) < 0 ||
+            worker_start(&srv->workers[started]) < 0) {
+            log_error("cannot start worker %u: %s", started, strerror(errno));
+            break;
+        }
+        srv->nrunning = started + 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started < srv->nworkers) {
+        atomic_store(&srv->stopping, true);
+        goto out_workers;
+    }
+
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+    srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, signal_cb, srv);
+    evsignal_add(srv->sig_hup, NULL);
+    evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_int, NULL);
+    evsignal_add(srv->sig_usr1, NULL);
+
+    log_info("meridian %s started: %u workers, %zu listeners, %zu regions", version_string(),
+             srv->nworkers, cfg->nlisteners, cfg->nregions);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        log_info("listening on %s (%s)", cfg->listeners[i].addr.text, cfg->listeners[i].name);
+
+    event_base_dispatch(srv->base);
+    rc = 0;
+
+out_workers:
+    for (unsigned i = 0; i < started; i++)
+        worker_wake(&srv->workers[i]);
+    for (unsigned i = 0; i < started; i++)
+        worker_join(&srv->workers[i]);
+    for (unsigned i = 0; i < started; i++)
+        worker_deinit(&srv->workers[i]);
+    log_info("stopped");
+    if (srv->sig_hup) {
+        event_free(srv->sig_hup);
+        event_free(srv->sig_term);
+        event_free(srv->sig_int);
+        event_free(srv->sig_usr1);
+    }
+    admin_free(srv->admin);
+    cfg_unref(srv->current);
+    free(srv->workers);
+    event_base_free(srv->base);
+    pthread_mutex_destroy(&srv->cfg_lock);
+    return rc;
+
+out_cfg:
+    cfg_unref(cfg);
+    free(srv->workers);
+    if (srv->base)
+        event_base_free(srv->base);
+    return rc;
+}

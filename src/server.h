@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* The process: loads the config, opens the listening sockets, runs the workers, and on
+ * the main thread handles signals (SIGHUP reload, SIGTERM/SIGINT graceful stop, SIGUSR1
+ * log reopen) and the admin endpoint. It owns the published config generation. */
+#ifndef MERIDIAN_SERVER_H
+#define MERIDIAN_SERVER_H
+
+#include <stdbool.h>
+
+struct cfg;
+struct server;
+
+/* Run until stopped. Returns the process exit code. */
+int server_run(const char *cfg_path);
+
+/* The published generation, with a reference for the caller (any thread). */
+struct cfg *server_current_cfg(struct server *srv);
+void server_release_cfg(struct cfg *cfg);
+bool server_is_stopping(struct server *srv);
+
+/* For the admin endpoint: a JSON status document, malloc'd. */
+char *server_status_json(struct server *srv);
+
+#endif

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* The proxied exchange: one request and its response, whatever protocol the client
+ * speaks. The client side (h1_conn now, h2 later) talks to a stream through stream.h and
+ * is called back through struct stream_client_ops. */
+#ifndef MERIDIAN_STREAM_T_H
+#define MERIDIAN_STREAM_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "h1_parse.h"
+#include "reqid.h"
+#include "span.h"
+
+struct stream;
+struct snapshot;
+struct upstream_conn;
+struct upstream_pool;
+struct worker;
+
+/* What a client protocol must do for a stream. All are called from the worker's loop;
+ * none may free the stream. */
+struct stream_client_ops {
+    /* The response head (or an interim 1xx) is ready. Return 0, or -1 if the client is
+     * gone. For a final head, set *raw_chunked when the client takes chunked framing as
+     * it comes from the backend (HTTP/1.1) rather than the decoded data. */
+    int (*response_head)(void *client, struct stream *s, const struct h1_response *resp,
+                         bool *raw_chunked);
+    /* Bytes of response body the client can take now without blocking. */
+    uint32_t (*body_room)(void *client);
+    /* n <= body_room() bytes of body. Return 0, or -1 if the client is gone. */
+    int (*response_body)(void *client, const char *p, uint32_t n);
+    /* The response is complete; the stream is about to be freed. `client_must_close`:
+     * the request was not fully read, so the client connection cannot be reused. */
+    void (*response_end)(void *client, bool client_must_close);
+    /* The exchange failed before a response head reached the client: answer with
+     * `status` (502, 504, ...). Or after it: status is 0 and the client must drop the
+     * connection, since the response is cut. */
+    void (*response_error)(void *client, int status);
+    /* The upstream side has room for more request body. */
+    void (*request_resume)(void *client);
+};
+
+/* What a client protocol hands to stream_start(): the request, normalised. Spans borrow
+ * the client's buffer for the duration of the call only. */
+struct stream_request {
+    enum h1_method method_id;
+    struct span method;
+    struct span path;      /* origin-form */
+    struct span authority; /* Host, or the absolute-form authority */
+    const struct h1_header *headers;
+    size_t num_headers;
+    unsigned flags;       /* enum h1_flag */
+    enum h1_body body;    /* NONE, LENGTH or CHUNKED (passed through as is) */
+    uint64_t content_length;
+    const char *proto;    /* "http" or "https": X-Forwarded-Proto */
+    const char *client_ip; /* text */
+    const struct sockaddr *client_addr;
+    const char *protocol; /* for the access log: "HTTP/1.1" ... */
+};
+
+enum stream_req_state {
+    STREAM_REQ_BODY = 0, /* the client is still sending the body */
+    STREAM_REQ_DONE = 1,
+};
+
+enum stream_resp_state {
+    STREAM_RESP_HEAD = 0, /* waiting for the response head */
+    STREAM_RESP_BODY = 1,
+    STREAM_RESP_TUNNEL = 2, /* after 101: bytes both ways */
+    STREAM_RESP_DONE = 3,
+};
+
+/*
+ * A stream's life:
+ *
+ *   stream_new -> stream_start --pick backend--> connect / reuse idle
+ *        |                                           |
+ *        |     request head (+ body) written <-------+ (connect refused: one retry
+ *        |                |                              on another backend)
+ *        |     response head parsed --101--> TUNNEL
+ *        |                |
+ *        |     body relayed with backpressure
+ *        |                |
+ *        +---------> access log line, upstream released, stream freed
+ */
+struct stream {
+    struct worker *w;         /* borrows */
+    struct snapshot *snap;    /* holds a use: the config this request started on */
+    const struct stream_client_ops *ops;
+    void *client;             /* borrows */
+    struct upstream_conn *uc; /* owns while attached */
+    struct stream *next_free;
+
+    size_t region;
+    size_t backend;             /* index in the region */
+    struct buf up_out;          /* request bytes for the backend */
+    struct buf up_in;           /* response bytes from the backend */
+    uint32_t out_sent;          /* bytes at the front of up_out written but kept for a retry */
+    bool retryable;             /* all bytes sent so far are still in up_out */
+    bool retried;               /* the one retry on another backend was used */
+    bool client_paused;         /* the client waits for room in up_out */
+    bool upstream_paused;       /* we stopped reading the backend: the client is full */
+    bool upstream_eof;          /* the backend closed; what is left is in up_in */
+    bool up_keepalive;          /* the response lets us reuse the upstream connection */
+    bool raw_chunked;
+    bool head_request;
+    bool websocket;
+    uint8_t req_state;          /* enum stream_req_state */
+    uint8_t resp_state;         /* enum stream_resp_state */
+    enum h1_method method;
+    enum h1_body resp_body;
+    uint64_t resp_remaining;
+    struct h1_chunked resp_chunked;
+    int status;
+    uint64_t bytes_sent;        /* response body bytes to the client */
+    uint64_t t_start_us;
+    uint64_t t_upstream_us;     /* when the upstream request started */
+    uint64_t t_head_us;         /* when the response head arrived */
+    char *log_target;           /* owns: method and target for the access log, or NULL */
+    const char *protocol;
+    char client_ip[48];
+    char reqid[REQID_MAX_LEN + 1];
+};
+
+#endif

@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: MIT */
+/* One proxied request/response: picks the backend, writes the HTTP/1.1 request upstream,
+ * parses the response and relays it to whichever client protocol asked, with bounded
+ * buffers and backpressure both ways. Knows nothing of client sockets. */
+#include "stream.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "hdr.h"
+#include "lb.h"
+#include "log.h"
+#include "route.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define STREAM_FREE_MAX 1024
+
+/* Status codes that are ours rather than a backend's, for the access log. */
+#define STATUS_CLIENT_CLOSED 499
+
+enum flow {
+    FLOW_MORE = 0,  /* carry on */
+    FLOW_WAIT = 1,  /* blocked: wait for an event */
+    FLOW_GONE = 2,  /* the stream is freed: touch nothing */
+};
+
+static enum flow stream_process_response(struct stream *s);
+static enum flow stream_flush_upstream(struct stream *s);
+static void stream_fail(struct stream *s, int status);
+
+struct stream *
+stream_new(struct worker *w, const struct stream_client_ops *ops, void *client)
+{
+    struct stream *s = w->stream_free;
+    if (s) {
+        w->stream_free = s->next_free;
+        w->nfree_streams--;
+    } else {
+        s = malloc(sizeof(*s));
+        if (!s)
+            return NULL;
+    }
+    memset(s, 0, offsetof(struct stream, client_ip));
+    s->client_ip[0] = '\0';
+    s->reqid[0] = '\0';
+    s->w = w;
+    s->ops = ops;
+    s->client = client;
+    s->snap = worker_snapshot_use(w);
+    s->t_start_us = clock_mono_us();
+    s->retryable = true;
+    return s;
+}
+
+void
+stream_free(struct stream *s)
+{
+    struct worker *w = s->w;
+    buf_drop(&w->bufs, &s->up_out);
+    buf_drop(&w->bufs, &s->up_in);
+    free(s->log_target);
+    s->log_target = NULL;
+    snapshot_release(s->snap);
+    if (w->nfree_streams < STREAM_FREE_MAX) {
+        s->next_free = w->stream_free;
+        w->stream_free = s;
+        w->nfree_streams++;
+    } else {
+        free(s);
+    }
+}
+
+/* ---- request head towards the backend ---- */
+
+struct writer {
+    char *p;
+    char *end;
+    bool overflow;
+};
+
+static inline void
+put(struct writer *o, const char *p, size_t n)
+{
+    if ((size_t)(o->end - o->p) < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p, p, n);
+    o->p += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+#define PUT_SPAN(o, sp) put((o), (sp).ptr, (sp).len)
+
+static void
+put_str(struct writer *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void
+put_u64(struct writer *o, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    put(o, tmp, (size_t)n);
+}
+
+/* Serialise the request for the backend: origin-form, HTTP/1.1, hop-by-hop headers
+ * removed, X-Forwarded-* and X-Request-Id set, framing restated. Returns bytes written,
+ * or 0 if it does not fit. */
+static size_t
+write_request_head(struct stream *s, const struct stream_request *req, char *dst, size_t room)
+{
+    struct writer o = {dst, dst + room, false};
+    bool has_conn_tokens = req->flags & H1_F_HAS_CONN_TOKENS;
+    bool have_xff = false;
+
+    PUT_SPAN(&o, req->method);
+    PUT_LIT(&o, " ");
+    PUT_SPAN(&o, req->path);
+    PUT_LIT(&o, " HTTP/1.1\r\nHost: ");
+    PUT_SPAN(&o, req->authority);
+    PUT_LIT(&o, "\r\n");
+
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct h1_header *h = &req->headers[i];
+        switch (hdr_lookup(h->name)) {
+        case HDR_OTHER:
+            if (has_conn_tokens && hdr_named_by_connection(h->name, req->headers,
+                                                            req->num_headers))
+                continue;
+            PUT_SPAN(&o, h->name);
+            PUT_LIT(&o, ": ");
+            PUT_SPAN(&o, h->value);
+            PUT_LIT(&o, "\r\n");
+            break;
+        case HDR_X_FORWARDED_FOR:
+            have_xff = true;
+            break;
+        default:
+            /* Hop-by-hop, restated below, or ours to set. */
+            break;
+        }
+    }
+
+    PUT_LIT(&o, "X-Forwarded-For: ");
+    if (have_xff) {
+        for (size_t i = 0; i < req->num_headers; i++) {
+            const struct h1_header *h = &req->headers[i];
+            if (hdr_lookup(h->name) == HDR_X_FORWARDED_FOR && h->value.len) {
+                PUT_SPAN(&o, h->value);
+                PUT_LIT(&o, ", ");
+            }
+        }
+    }
+    put_str(&o, req->client_ip);
+    PUT_LIT(&o, "\r\nX-Forwarded-Proto: ");
+    put_str(&o, req->proto);
+    PUT_LIT(&o, "\r\nX-Forwarded-Host: ");
+    PUT_SPAN(&o, req->authority);
+    PUT_LIT(&o, "\r\nX-Request-Id: ");
+    put_str(&o, s->reqid);
+    PUT_LIT(&o, "\r\n");
+    if (req->body == H1_BODY_LENGTH) {
+        PUT_LIT(&o, "Content-Length: ");
+        put_u64(&o, req->content_length);
+        PUT_LIT(&o, "\r\n");
+    } else if (req->body == H1_BODY_CHUNKED) {
+        PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
+    }
+    if (s->websocket)
+        PUT_LIT(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n");
+    PUT_LIT(&o, "\r\n");
+    return o.overflow ? 0 : (size_t)(o.p - dst);
+}
+
+static void
+pick_request_id(struct stream *s, const struct stream_request *req)
+{
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (hdr_lookup(h->name) == HDR_X_REQUEST_ID && reqid_is_acceptable(h->value)) {
+            memcpy(s->reqid, h->value.ptr, h->value.len);
+            s->reqid[h->value.len] = '\0';
+            return;
+        }
+    }
+    reqid_generate(&s->w->reqids, s->reqid);
+}
+
+/* ---- choosing and reaching a backend ---- */
+
+static uint64_t
+pool_down_until(const void *ctx, size_t i)
+{
+    struct upstream_pool *const *pools = ctx;
+    return pools[i]->down_until_ms;
+}
+
+static struct upstream_pool *
+stream_pool(const struct stream *s)
+{
+    return s->snap->regions[s->region].pools[s->backend];
+}
+
+/* Attach a connection to the backend chosen by the balancer, skipping `exclude`.
+ * Returns 0, or an HTTP status when no backend could even be tried. */
+static int
+stream_connect(struct stream *s, size_t exclude)
+{
+    struct snapshot_region *r = &s->snap->regions[s->region];
+    uint64_t now = clock_mono_ms();
+    for (;;) {
+        size_t i = lb_round_robin(&r->rr_cursor, r->npools, now, exclude, pool_down_until,
+                                  r->pools);
+        if (i == LB_NONE)
+            return 502;
+        s->backend = i;
+        struct upstream_pool *pool = r->pools[i];
+        int rc = upstream_acquire(pool, s, &s->uc);
+        if (rc == 0)
+            break;
+        log_warn("connect to %s failed: %s", pool->addr.text, strerror(-rc));
+        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+            return 503;
+        upstream_pool_failed(pool);
+        if (exclude != LB_NONE || r->npools == 1)
+            return 502;
+        exclude = i; /* one more try, elsewhere */
+    }
+    struct upstream_conn *uc = s->uc;
+    s->out_sent = 0;
+    s->t_upstream_us = clock_mono_us();
+    if (uc->connecting) {
+        upstream_write_on(uc, s->snap->tv_upstream_connect);
+    } else {
+        upstream_read_on(uc, s->snap->tv_upstream_response);
+    }
+    return 0;
+}
+
+/* Drop the upstream connection after a failure. */
+static void
+stream_detach(struct stream *s, bool reusable)
+{
+    if (s->uc) {
+        struct upstream_conn *uc = s->uc;
+        s->uc = NULL;
+        upstream_release(uc, reusable);
+    }
+}
+
+/* The connection broke before any response byte. Try again where that is safe: a connect
+ * that failed (once, on another backend), or a reused keep-alive connection the backend
+ * had closed under us (on a fresh connection). Returns true if a retry is under way. */
+static bool
+stream_retry(struct stream *s, bool connect_failed)
+{
+    if (s->resp_state != STREAM_RESP_HEAD || buf_len(&s->up_in) != 0)
+        return false;
+    if (!s->retryable)
+        return false;
+    bool stale = s->uc && s->uc->reused && !connect_failed;
+    size_t exclude = LB_NONE;
+    if (!stale) {
+        if (s->retried)
+            return false;
+        s->retried = true;
+        upstream_pool_failed(stream_pool(s));
+        exclude = s->backend;
+    }
+    stream_detach(s, false);
+    /* Everything sent is still in up_out: start again from its first byte. */
+    s->out_sent = 0;
+    /* A stale connection says nothing against the backend: the balancer may pick it
+     * again, and another idle connection or a fresh one serves. */
+    if (stream_connect(s, exclude) != 0)
+        return false; /* could not even start: reported as the original failure */
+    if (!s->uc->connecting)
+        stream_flush_upstream(s);
+    return true;
+}
+
+/* ---- writing upstream ---- */
+
+/* Write what up_out holds. Returns FLOW_MORE when all is written, FLOW_WAIT when the
+ * socket is full, FLOW_GONE when the stream failed and is freed. */
+static enum flow
+stream_flush_upstream(struct stream *s)
+{
+    struct upstream_conn *uc = s->uc;
+    if (!uc || uc->connecting)
+        return FLOW_WAIT;
+    for (;;) {
+        uint32_t pending = buf_len(&s->up_out) - s->out_sent;
+        if (pending == 0)
+            break;
+        ssize_t n = write(uc->fd, buf_data(&s->up_out) + s->out_sent, pending);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                upstream_write_on(uc, s->snap->tv_upstream_response);
+                return FLOW_WAIT;
+            }
+            int err = errno;
+            if (stream_retry(s, false))
+                return FLOW_WAIT;
+            log_info("write to %s failed: %s", stream_pool(s)->addr.text, strerror(err));
+            stream_fail(s, 502);
+            return FLOW_GONE;
+        }
+        if (s->retryable)
+            s->out_sent += (uint32_t)n;
+        else
+            buf_consume(&s->up_out, (uint32_t)n);
+    }
+    upstream_write_off(uc);
+    if (!s->retryable)
+        buf_release_if_empty(&s->w->bufs, &s->up_out);
+    if (s->client_paused) {
+        s->client_paused = false;
+        s->ops->request_resume(s->client);
+    }
+    return FLOW_MORE;
+}
+
+/* Forget the bytes kept for a retry: from now on the request cannot be replayed. */
+static void
+stream_commit_sent(struct stream *s)
+{
+    if (s->out_sent) {
+        buf_consume(&s->up_out, s->out_sent);
+        s->out_sent = 0;
+    }
+    s->retryable = false;
+}
+
+/* ---- starting ---- */
+
+int
+stream_start(struct stream *s, const struct stream_request *req)
+{
+    struct worker *w = s->w;
+    const struct cfg *cfg = s->snap->cfg;
+
+    s->method = req->method_id;
+    s->head_request = req->method_id == H1_METHOD_HEAD;
+    s->websocket = (req->flags & (H1_F_UPGRADE_WEBSOCKET | H1_F_CONN_UPGRADE)) ==
+                       (H1_F_UPGRADE_WEBSOCKET | H1_F_CONN_UPGRADE) &&
+                   req->method_id == H1_METHOD_GET;
+    s->req_state = req->body == H1_BODY_NONE ? STREAM_REQ_DONE : STREAM_REQ_BODY;
+    s->protocol = req->protocol;
+    snprintf(s->client_ip, sizeof(s->client_ip), "%s", req->client_ip);
+    s->region = route_pick_region(cfg, req->client_addr);
+    pick_request_id(s, req);
+
+    if (cfg->access_log_path) {
+        size_t n = req->method.len + 1 + req->path.len;
+        s->log_target = malloc(n + 1);
+        if (s->log_target) {
+            memcpy(s->log_target, req->method.ptr, req->method.len);
+            s->log_target[req->method.len] = ' ';
+            memcpy(s->log_target + req->method.len + 1, req->path.ptr, req->path.len);
+            s->log_target[n] = '\0';
+        }
+    }
+
+    if (buf_take(&w->bufs, &s->up_out) < 0)
+        return 503;
+    size_t n = write_request_head(s, req, buf_tail(&s->up_out), buf_room(&s->up_out));
+    if (n == 0)
+        return 431; /* our additions pushed it past the buffer */
+    s->up_out.end += (uint32_t)n;
+
+    atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
+    int rc = stream_connect(s, LB_NONE);
+    if (rc != 0)
+        return rc;
+    if (stream_flush_upstream(s) == FLOW_GONE)
+        return 0;
+    return 0;
+}
+
+/* ---- the request body ---- */
+
+uint32_t
+stream_request_room(struct stream *s)
+{
+    if (!s->up_out.mem && buf_take(&s->w->bufs, &s->up_out) < 0)
+        return 0;
+    uint32_t room = buf_room(&s->up_out);
+    if (s->retryable && room < s->up_out.cap / 4 && s->uc && !s->uc->connecting) {
+        /* Keeping the request for a replay would stall the body: give the replay up. */
+        stream_commit_sent(s);
+        room = buf_room(&s->up_out);
+    }
+    if (room == 0)
+        s->client_paused = true;
+    return room;
+}
+
+void
+stream_request_body(struct stream *s, const char *p, uint32_t n)
+{
+    buf_append(&s->up_out, p, n);
+    stream_flush_upstream(s);
+}
+
+void
+stream_request_end(struct stream *s)
+{
+    s->req_state = STREAM_REQ_DONE;
+}
+
+/* ---- the response ---- */
+
+static void
+stream_log(struct stream *s, int status)
+{
+    struct worker *w = s->w;
+    const struct cfg *cfg = s->snap->cfg;
+    if (status >= 500)
+        atomic_fetch_add_explicit(&w->stats.responses_5xx, 1, memory_order_relaxed);
+    else if (status >= 400)
+        atomic_fetch_add_explicit(&w->stats.responses_4xx, 1, memory_order_relaxed);
+    if (!cfg->access_log_path)
+        return;
+    uint64_t now = clock_mono_us();
+    struct access_log_entry e = {
+        .client_ip = s->client_ip,
+        .request = s->log_target,
+        .protocol = s->protocol,
+        .status = status,
+        .bytes = s->bytes_sent,
+        .duration_us = now - s->t_start_us,
+        .region = cfg->regions[s->region].name,
+        .backend = s->t_upstream_us ? stream_pool(s)->addr.text : NULL,
+        .upstream_us = s->t_head_us ? (int64_t)(s->t_head_us - s->t_upstream_us) : -1,
+        .request_id = s->reqid,
+    };
+    worker_access_log(w, &e);
+}
+
+void
+stream_log_local(struct worker *w, const char *client_ip, const char *request,
+                 const char *protocol, int status, uint64_t start_us)
+{
+    if (status >= 500)
+        atomic_fetch_add_explicit(&w->stats.responses_5xx, 1, memory_order_relaxed);
+    else if (status >= 400)
+        atomic_fetch_add_explicit(&w->stats.responses_4xx, 1, memory_order_relaxed);
+    if (!w->snap->cfg->access_log_path)
+        return;
+    char id[REQID_LEN + 1];
+    reqid_generate(&w->reqids, id);
+    struct access_log_entry e = {
+        .client_ip = client_ip,
+        .request = request,
+        .protocol = protocol,
+        .status = status,
+        .duration_us = clock_mono_us() - start_us,
+        .upstream_us = -1,
+        .request_id = id,
+    };
+    worker_access_log(w, &e);
+}
+
+/* The exchange failed: tell the client (an error page, or a cut if the head went out),
+ * drop the upstream side, log, free. */
+static void
+stream_fail(struct stream *s, int status)
+{
+    bool head_sent = s->resp_state != STREAM_RESP_HEAD;
+    stream_detach(s, false);
+    stream_log(s, head_sent ? s->status : status);
+    s->ops->response_error(s->client, head_sent ? 0 : status);
+    stream_free(s);
+}
+
+void
+stream_abort(struct stream *s, int status)
+{
+    stream_detach(s, false);
+    stream_log(s, s->resp_state == STREAM_RESP_HEAD ? status : s->status);
+    stream_free(s);
+}
+
+/* The response is complete. */
+static enum flow
+stream_finish(struct stream *s, bool upstream_reusable)
+{
+    bool request_done = s->req_state == STREAM_REQ_DONE;
+    s->resp_state = STREAM_RESP_DONE;
+    stream_detach(s, upstream_reusable && request_done && buf_len(&s->up_in) == 0 &&
+                         buf_len(&s->up_out) == s->out_sent);
+    stream_log(s, s->status);
+    s->ops->response_end(s->client, !request_done);
+    stream_free(s);
+    return FLOW_GONE;
+}
+
+static bool
+response_keeps_alive(const struct h1_response *resp)
+{
+    if (resp->body == H1_BODY_CLOSE || (resp->flags & H1_F_CONN_CLOSE))
+        return false;
+    return resp->minor_version >= 1 || (resp->flags & H1_F_CONN_KEEPALIVE);
+}
+
+/* Parse the response head in up_in. */
+static enum flow
+stream_response_head(struct stream *s)
+{
+    struct worker *w = s->w;
+    struct h1_limits limits = {s->up_in.cap, w->headers_cap};
+    struct h1_response resp;
+    int r = h1_parse_response(buf_data(&s->up_in), buf_len(&s->up_in), &limits, s->method,
+                              w->headers, &resp);
+    if (r == H1_PARTIAL) {
+        if (buf_room(&s->up_in) == 0) {
+            log_warn("response head from %s exceeds %u bytes", stream_pool(s)->addr.text,
+                     s->up_in.cap);
+            stream_fail(s, 502);
+            return FLOW_GONE;
+        }
+        return FLOW_WAIT;
+    }
+    if (r == H1_INVALID) {
+        log_warn("invalid response from %s", stream_pool(s)->addr.text);
+        stream_fail(s, 502);
+        return FLOW_GONE;
+    }
+    if (!s->t_head_us)
+        s->t_head_us = clock_mono_us();
+    stream_commit_sent(s);
+
+    bool raw_chunked = false;
+    if (resp.status < 200 && resp.status != 101) {
+        /* Interim (100, 103): pass on, then the real head follows. */
+        if (s->ops->response_head(s->client, s, &resp, &raw_chunked) < 0) {
+            stream_abort(s, STATUS_CLIENT_CLOSED);
+            return FLOW_GONE;
+        }
+        buf_consume(&s->up_in, (uint32_t)r);
+        return FLOW_MORE;
+    }
+    if (resp.status == 101 && !s->websocket) {
+        log_warn("unsolicited 101 from %s", stream_pool(s)->addr.text);
+        stream_fail(s, 502);
+        return FLOW_GONE;
+    }
+    s->status = resp.status;
+    s->resp_body = resp.body;
+    s->resp_remaining = resp.content_length;
+    s->up_keepalive = response_keeps_alive(&resp);
+    if (s->ops->response_head(s->client, s, &resp, &raw_chunked) < 0) {
+        stream_abort(s, STATUS_CLIENT_CLOSED);
+        return FLOW_GONE;
+    }
+    s->raw_chunked = raw_chunked;
+    buf_consume(&s->up_in, (uint32_t)r);
+    if (resp.status == 101) {
+        s->resp_state = STREAM_RESP_TUNNEL;
+        s->req_state = STREAM_REQ_BODY; /* the client's bytes flow on */
+        upstream_read_on(s->uc, s->snap->tv_client_idle);
+        return FLOW_MORE;
+    }
+    if (resp.body == H1_BODY_CHUNKED)
+        h1_chunked_init(&s->resp_chunked, s->up_in.cap);
+    s->resp_state = STREAM_RESP_BODY;
+    if (resp.body == H1_BODY_NONE || (resp.body == H1_BODY_LENGTH && resp.content_length == 0))
+        return stream_finish(s, s->up_keepalive);
+    return FLOW_MORE;
+}
+
+/* Relay body bytes from up_in to the client, as much as it takes. */
+static enum flow
+stream_response_body(struct stream *s)
+{
+    for (;;) {
+        uint32_t avail = buf_len(&s->up_in);
+        if (avail == 0)
+            return FLOW_WAIT;
+        uint32_t room = s->ops->body_room(s->client);
+        if (room == 0) {
+            if (!s->upstream_paused && s->uc) {
+                s->upstream_paused = true;
+                upstream_read_off(s->uc);
+            }
+            return FLOW_WAIT;
+        }
+        uint32_t n = avail < room ? avail : room;
+        const char *p = buf_data(&s->up_in);
+        uint32_t consumed = n;
+        bool done = false;
+
+        switch (s->resp_body) {
+        case H1_BODY_LENGTH:
+            if (n > s->resp_remaining)
+                n = consumed = (uint32_t)s->resp_remaining;
+            s->resp_remaining -= n;
+            done = s->resp_remaining == 0;
+            break;
+        case H1_BODY_CHUNKED: {
+            struct span data;
+            ssize_t c = h1_chunked_feed(&s->resp_chunked, p, n, &data);
+            if (c < 0) {
+                log_warn("bad chunked framing from %s", stream_pool(s)->addr.text);
+                stream_fail(s, 502);
+                return FLOW_GONE;
+            }
+            consumed = (uint32_t)c;
+            if (!s->raw_chunked) {
+                p = data.ptr;
+                n = (uint32_t)data.len;
+            } else {
+                n = consumed;
+            }
+            done = s->resp_chunked.done;
+            if (consumed == 0 && !done)
+                return FLOW_WAIT;
+            break;
+        }
+        default: /* CLOSE, and tunnel bytes */
+            break;
+        }
+        if (n && s->ops->response_body(s->client, p, n) < 0) {
+            stream_abort(s, STATUS_CLIENT_CLOSED);
+            return FLOW_GONE;
+        }
+        s->bytes_sent += n;
+        buf_consume(&s->up_in, consumed);
+        if (done)
+            return stream_finish(s, s->up_keepalive);
+    }
+}
+
+static enum flow
+stream_process_response(struct stream *s)
+{
+    for (;;) {
+        enum flow f;
+        switch (s->resp_state) {
+        case STREAM_RESP_HEAD:
+            f = stream_response_head(s);
+            break;
+        case STREAM_RESP_BODY:
+        case STREAM_RESP_TUNNEL:
+            return stream_response_body(s);
+        default:
+            return FLOW_WAIT;
+        }
+        if (f != FLOW_MORE)
+            return f;
+    }
+}
+
+/* ---- upstream events ---- */
+
+void
+stream_upstream_connected(struct stream *s, int err)
+{
+    if (err) {
+        log_warn("connect to %s failed: %s", stream_pool(s)->addr.text, strerror(err));
+        if (stream_retry(s, true))
+            return;
+        stream_fail(s, 502);
+        return;
+    }
+    upstream_write_off(s->uc);
+    upstream_read_on(s->uc, s->snap->tv_upstream_response);
+    stream_flush_upstream(s);
+}
+
+void
+stream_upstream_writable(struct stream *s)
+{
+    stream_flush_upstream(s);
+}
+
+void
+stream_upstream_timeout(struct stream *s)
+{
+    if (s->uc && s->uc->connecting) {
+        log_warn("connect to %s timed out", stream_pool(s)->addr.text);
+        if (stream_retry(s, true))
+            return;
+        stream_fail(s, 504);
+        return;
+    }
+    if (s->resp_state == STREAM_RESP_TUNNEL) {
+        stream_fail(s, 0);
+        return;
+    }
+    log_warn("%s did not answer in time", stream_pool(s)->addr.text);
+    stream_fail(s, 504);
+}
+
+void
+stream_upstream_readable(struct stream *s)
+{
+    struct worker *w = s->w;
+    struct upstream_conn *uc = s->uc;
+    if (buf_take(&w->bufs, &s->up_in) < 0) {
+        stream_fail(s, 503);
+        return;
+    }
+    for (;;) {
+        uint32_t room = buf_room(&s->up_in);
+        if (room == 0) {
+            enum flow f = stream_process_response(s);
+            if (f == FLOW_GONE)
+                return;
+            if (buf_room(&s->up_in) == 0)
+                return; /* paused until the client drains */
+            continue;
+        }
+        ssize_t n = read(uc->fd, buf_tail(&s->up_in), room);
+        if (n > 0) {
+            s->up_in.end += (uint32_t)n;
+            upstream_read_on(uc, s->resp_state == STREAM_RESP_TUNNEL
+                                     ? s->snap->tv_client_idle
+                                     : s->snap->tv_upstream_response);
+            enum flow f = stream_process_response(s);
+            if (f == FLOW_GONE)
+                return;
+            if ((uint32_t)n < room)
+                break; /* the socket is drained: no need for a read that says EAGAIN */
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        /* EOF or error. */
+        int err = n < 0 ? errno : 0;
+        if (s->resp_state == STREAM_RESP_HEAD) {
+            if (stream_retry(s, false))
+                return;
+            log_warn("%s closed before a complete response: %s", stream_pool(s)->addr.text,
+                     err ? strerror(err) : "EOF");
+            stream_fail(s, 502);
+            return;
+        }
+        if (s->resp_state == STREAM_RESP_BODY && s->resp_body == H1_BODY_CLOSE) {
+            /* Flush what is left, then the close is the end of the body. */
+            s->resp_body = H1_BODY_LENGTH;
+            s->resp_remaining = buf_len(&s->up_in);
+            if (s->resp_remaining == 0) {
+                stream_finish(s, false);
+                return;
+            }
+            s->up_keepalive = false;
+            s->upstream_eof = true;
+            upstream_read_off(uc);
+            stream_process_response(s);
+            return;
+        }
+        if (s->resp_state == STREAM_RESP_TUNNEL && buf_len(&s->up_in) == 0) {
+            stream_finish(s, false);
+            return;
+        }
+        stream_fail(s, 502);
+        return;
+    }
+    if (s->resp_state != STREAM_RESP_DONE)
+        buf_release_if_empty(&w->bufs, &s->up_in);
+}
+
+void
+stream_client_drained(struct stream *s)
+{
+    if (!s->upstream_paused)
+        return;
+    s->upstream_paused = false;
+    enum flow f = stream_process_response(s);
+    if (f == FLOW_GONE)
+        return;
+    if (s->uc && !s->upstream_paused && !s->upstream_eof) {
+        upstream_read_on(s->uc, s->resp_state == STREAM_RESP_TUNNEL ? s->snap->tv_client_idle
+                                                                      : s->snap->tv_upstream_response);
+    }
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* The proxied exchange (see stream-t.h for its life). The client protocol creates a
+ * stream per request, starts it with the normalised request, feeds it the request body,
+ * and hears back through struct stream_client_ops. Upstream I/O events arrive through the
+ * stream_upstream_*() entry points, called by upstream.c.
+ *
+ * Ownership: the client protocol owns a stream until it is started; from then on the
+ * stream ends itself (after response_end, response_error, or a -1 from an op), or the
+ * client ends it with stream_abort(). After any of those, the stream is gone. */
+#ifndef MERIDIAN_STREAM_H
+#define MERIDIAN_STREAM_H
+
+#include "stream-t.h"
+
+struct stream *stream_new(struct worker *w, const struct stream_client_ops *ops, void *client);
+
+/* Pick a backend and send the request head. Returns 0 when started (the ops may already
+ * have been called: check your state), or an HTTP status (431, 502, 503...) when it could
+ * not start: the stream is untouched and the caller frees it with stream_free(). */
+int stream_start(struct stream *s, const struct stream_request *req);
+
+/* Free a stream that was never started. */
+void stream_free(struct stream *s);
+
+/* Room for request body bytes now; when 0, the stream calls ops->request_resume later. */
+uint32_t stream_request_room(struct stream *s);
+/* n <= stream_request_room() bytes of body (raw chunked framing for chunked bodies, or
+ * tunnel bytes after a 101). */
+void stream_request_body(struct stream *s, const char *p, uint32_t n);
+void stream_request_end(struct stream *s);
+
+/* The client has room for response bytes again. */
+void stream_client_drained(struct stream *s);
+
+/* The client went away or broke the protocol: drop the upstream side, log with `status`
+ * (499 for a client that left, like nginx), free the stream. Calls no op. */
+void stream_abort(struct stream *s, int status);
+
+/* For upstream.c. */
+void stream_upstream_connected(struct stream *s, int err);
+void stream_upstream_readable(struct stream *s);
+void stream_upstream_writable(struct stream *s);
+void stream_upstream_timeout(struct stream *s);
+
+/* Access log helper shared with protocol code answering on its own (400, 408 ...). */
+void stream_log_local(struct worker *w, const char *client_ip, const char *request,
+                      const char *protocol, int status, uint64_t start_us);
+
+#endif

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Upstream connection pools, one per backend address per worker: idle keep-alive
+ * connections reused across requests, connects for new ones, and the "failed recently"
+ * mark the load balancer skips. The stream does the reads and writes; this module owns
+ * the sockets, their events and their lifetime. */
+#ifndef MERIDIAN_UPSTREAM_H
+#define MERIDIAN_UPSTREAM_H
+
+#include <stdbool.h>
+#include <sys/time.h>
+
+#include "upstream-t.h"
+
+/* How long an idle upstream connection is kept. Shorter than the keep-alive timeouts of
+ * common servers (nginx 75 s, Apache 5 s is the exception: then the stale-connection
+ * retry in stream.c covers it). */
+#define UPSTREAM_IDLE_MS 30000
+/* After a failed connect, new requests avoid the backend for this long. */
+#define UPSTREAM_DOWN_MS 5000
+
+/* The worker's pool for `addr`, created if needed. The caller counts its use with
+ * pool->snap_refs++ and lets go with upstream_pool_unref(). NULL when out of memory. */
+struct upstream_pool *upstream_pool_get(struct worker *w, const struct cfg_addr *addr);
+void upstream_pool_unref(struct upstream_pool *pool);
+
+/* Close every idle connection of every pool of `w` (shutdown). */
+void upstream_close_all_idle(struct worker *w);
+
+/* A connection for stream `s`: an idle one if there is one, else a new connect in
+ * progress (uc->connecting). Returns 0 with *out set, or -errno. */
+int upstream_acquire(struct upstream_pool *pool, struct stream *s, struct upstream_conn **out);
+
+/* The stream is done with `uc`: back to the idle list if `reusable`, else closed. */
+void upstream_release(struct upstream_conn *uc, bool reusable);
+
+/* Read interest with a timeout (NULL: none), or none at all. */
+void upstream_read_on(struct upstream_conn *uc, const struct timeval *tv);
+void upstream_read_off(struct upstream_conn *uc);
+/* Write interest, while a write could not complete or a connect is in progress. */
+void upstream_write_on(struct upstream_conn *uc, const struct timeval *tv);
+void upstream_write_off(struct upstream_conn *uc);
+
+/* Outcome of a connect, for the down mark the balancer reads. */
+void upstream_pool_failed(struct upstream_pool *pool);
+void upstream_pool_succeeded(struct upstream_pool *pool);
+
+#endif

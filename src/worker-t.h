@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker thread's state: its event loop, the listeners it accepts on, the connections
+ * and pools it owns, and its view of the current configuration. Nothing here is touched
+ * by another thread, except the statistics (relaxed atomics, read by the admin side) and
+ * the wake-up eventfd. */
+#ifndef MERIDIAN_WORKER_T_H
+#define MERIDIAN_WORKER_T_H
+
+#include <event2/event_struct.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "access_log.h"
+#include "buf.h"
+#include "reqid.h"
+
+struct cfg;
+struct conn;
+struct server;
+struct stream;
+struct upstream_pool;
+struct h1_header;
+
+struct snapshot_region {
+    uint32_t rr_cursor;
+    size_t npools;
+    struct upstream_pool **pools; /* owns the array; each pool counts this in snap_refs */
+};
+
+/* One worker's view of one config generation. Streams hold uses of it, so a request
+ * finishes on the generation it started with; the last use frees it and lets go of the
+ * generation. Counting uses here, per worker, keeps atomics off the request path: only
+ * the snapshot's single cfg reference is atomic. */
+struct snapshot {
+    struct cfg *cfg;   /* holds a ref */
+    struct worker *w;  /* borrows */
+    uint32_t uses;     /* the worker while it is current, plus one per stream */
+    struct snapshot_region *regions; /* owns */
+    /* libevent common timeouts for this generation's durations (cheap re-arming). */
+    const struct timeval *tv_client_header;
+    const struct timeval *tv_client_idle;
+    const struct timeval *tv_upstream_connect;
+    const struct timeval *tv_upstream_response;
+    const struct timeval *tv_upstream_idle;
+    struct timeval tv_plain[5]; /* backing values if the base has no common timeouts left */
+};
+
+struct listener_rt {
+    int fd;                    /* owns */
+    struct worker *w;          /* borrows */
+    struct listener_rt *next;
+    struct event ev;
+};
+
+struct worker_stats {
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t responses_4xx;
+    atomic_uint_fast64_t responses_5xx;
+    atomic_uint_fast64_t active_conns;
+    atomic_uint generation; /* the config generation this worker runs */
+};
+
+struct worker {
+    unsigned id;
+    char name[8];
+    pthread_t thread;
+    struct event_base *base;   /* owns */
+    struct server *srv;        /* borrows */
+    struct snapshot *snap;     /* holds a use: the current generation */
+    struct cfg *seen_cfg;      /* borrows: the generation `snap` was built from */
+
+    int wake_fd;               /* owns: eventfd the main thread writes to */
+    struct event wake_ev;
+    struct event reap_ev;      /* runs after the callbacks of a loop turn */
+    struct event shutdown_ev;  /* the shutdown grace period */
+    struct event log_flush_ev;
+    bool stopping;
+    bool reap_scheduled;
+    bool log_flush_scheduled;
+
+    struct listener_rt *listeners; /* owns */
+    struct buf_pool bufs;
+    struct conn *conn_free;     /* owns: free list */
+    struct stream *stream_free; /* owns: free list */
+    uint32_t nfree_conns, nfree_streams;
+    struct conn *conns;         /* live connections (conn->prev/next) */
+    uint32_t nconns;
+    uint32_t next_conn_id;
+    struct conn *reap;          /* closed connections waiting to be freed */
+    struct upstream_pool *pools; /* owns */
+
+    struct h1_header *headers;  /* owns: parse scratch of max_headers entries */
+    uint32_t headers_cap;
+
+    struct reqid_gen reqids;
+    struct access_log_buf alog;
+    struct worker_stats stats;
+};
+
+#endif

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker thread: adopting config generations as snapshots, its listeners, and its
+ * part of a graceful stop. Connections are conn.c's; upstream pools are upstream.c's. */
+#include "worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "conn.h"
+#include "h1_parse.h"
+#include "log.h"
+#include "server.h"
+#include "upstream.h"
+
+/* Extra room in a buffer beyond max_header_bytes, for the headers we add upstream. */
+#define BUF_HEADROOM 4096
+#define BUF_MIN_SIZE 16384
+#define BUF_POOL_KEEP 256
+
+static void
+ms_to_tv(uint32_t ms, struct timeval *tv)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* A common timeout when the base still has one to give, else the plain value. */
+static const struct timeval *
+snapshot_timeout(struct worker *w, uint32_t ms, struct timeval *plain)
+{
+    ms_to_tv(ms, plain);
+    const struct timeval *common = event_base_init_common_timeout(w->base, plain);
+    return common ? common : plain;
+}
+
+static struct snapshot *
+snapshot_new(struct worker *w, struct cfg *cfg)
+{
+    struct snapshot *snap = calloc(1, sizeof(*snap));
+    if (!snap)
+        return NULL;
+    snap->regions = calloc(cfg->nregions, sizeof(*snap->regions));
+    if (!snap->regions)
+        goto fail_snap;
+    snap->w = w;
+    snap->uses = 1;
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct cfg_region *cr = &cfg->regions[i];
+        struct snapshot_region *r = &snap->regions[i];
+        r->pools = calloc(cr->nbackends, sizeof(*r->pools));
+        if (!r->pools)
+            goto fail_regions;
+        for (size_t b = 0; b < cr->nbackends; b++) {
+            struct upstream_pool *pool = upstream_pool_get(w, &cr->backends[b].addr);
+            if (!pool)
+                goto fail_regions;
+            pool->snap_refs++;
+            r->pools[b] = pool;
+            r->npools++;
+        }
+    }
+    const struct cfg_timeouts *t = &cfg->timeouts;
+    snap->tv_client_header = snapshot_timeout(w, t->client_header_ms, &snap->tv_plain[0]);
+    snap->tv_client_idle = snapshot_timeout(w, t->client_idle_ms, &snap->tv_plain[1]);
+    snap->tv_upstream_connect =
+        snapshot_timeout(w, t->upstream_connect_ms, &snap->tv_plain[2]);
+    snap->tv_upstream_response =
+        snapshot_timeout(w, t->upstream_response_ms, &snap->tv_plain[3]);
+    snap->tv_upstream_idle = snapshot_timeout(w, UPSTREAM_IDLE_MS, &snap->tv_plain[4]);
+    snap->cfg = cfg_ref(cfg);
+    return snap;
+
+fail_regions:
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        for (size_t b = 0; b < snap->regions[i].npools; b++)
+            upstream_pool_unref(snap->regions[i].pools[b]);
+        free(snap->regions[i].pools);
+    }
+    free(snap->regions);
+fail_snap:
+    free(snap);
+    return NULL;
+}
+
+struct snapshot *
+worker_snapshot_use(struct worker *w)
+{
+    w->snap->uses++;
+    return w->snap;
+}
+
+void
+snapshot_release(struct snapshot *snap)
+{
+    if (--snap->uses > 0)
+        return;
+    for (size_t i = 0; i < snap->cfg->nregions; i++) {
+        for (size_t b = 0; b < snap->regions[i].npools; b++)
+            upstream_pool_unref(snap->regions[i].pools[b]);
+        free(snap->regions[i].pools);
+    }
+    free(snap->regions);
+    cfg_unref(snap->cfg);
+    free(snap);
+}
+
+/* Make the listeners match `cfg`: keep sockets this worker already has, start accepting
+ * on new ones, close the ones the generation dropped. */
+static void
+worker_sync_listeners(struct worker *w, const struct cfg *cfg)
+{
+    struct listener_rt *keep = NULL;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        int fd = cfg->listeners[i].fds[w->id];
+        struct listener_rt **pp = &w->listeners, *ls = NULL;
+        for (; *pp; pp = &(*pp)->next) {
+            if ((*pp)->fd == fd) {
+                ls = *pp;
+                *pp = ls->next; /* move it to the keep list */
+                break;
+            }
+        }
+        if (!ls) {
+            ls = calloc(1, sizeof(*ls));
+            if (!ls) {
+                log_error("out of memory adding listener %s", cfg->listeners[i].name);
+                continue;
+            }
+            ls->fd = fd;
+            ls->w = w;
+            event_assign(&ls->ev, w->base, fd, EV_READ | EV_PERSIST, conn_accept_cb, ls);
+            if (!w->stopping)
+                event_add(&ls->ev, NULL);
+            log_debug("accepting on %s (fd %d)", cfg->listeners[i].addr.text, fd);
+        }
+        ls->next = keep;
+        keep = ls;
+    }
+    /* What is left was dropped by this generation. */
+    while (w->listeners) {
+        struct listener_rt *ls = w->listeners;
+        w->listeners = ls->next;
+        event_del(&ls->ev);
+        close(ls->fd);
+        free(ls);
+    }
+    w->listeners = keep;
+}
+
+static void
+worker_close_listeners(struct worker *w)
+{
+    while (w->listeners) {
+        struct listener_rt *ls = w->listeners;
+        w->listeners = ls->next;
+        event_del(&ls->ev);
+        close(ls->fd);
+        free(ls);
+    }
+}
+
+static int
+worker_adopt(struct worker *w, struct cfg *cfg)
+{
+    uint32_t max_headers = cfg->limits.max_headers;
+    if (max_headers > w->headers_cap) {
+        struct h1_header *h = realloc(w->headers, max_headers * sizeof(*h));
+        if (!h)
+            return -1;
+        w->headers = h;
+        w->headers_cap = max_headers;
+    }
+    struct snapshot *snap = snapshot_new(w, cfg);
+    if (!snap)
+        return -1;
+    uint32_t block = cfg->limits.max_header_bytes > BUF_MIN_SIZE ? cfg->limits.max_header_bytes
+                                                                  : BUF_MIN_SIZE;
+    buf_pool_set_block_size(&w->bufs, block + BUF_HEADROOM);
+    if (!w->stopping)
+        worker_sync_listeners(w, cfg);
+    struct snapshot *old = w->snap;
+    w->snap = snap;
+    w->seen_cfg = cfg;
+    atomic_store_explicit(&w->stats.generation, cfg->generation, memory_order_release);
+    if (old)
+        snapshot_release(old);
+    return 0;
+}
+
+static void
+worker_maybe_done(struct worker *w)
+{
+    if (w->stopping && w->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+void
+worker_conn_gone(struct worker *w)
+{
+    worker_maybe_done(w);
+}
+
+static void
+shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    log_warn("shutdown grace period over with %u connections open: closing them", w->nconns);
+    event_base_loopbreak(w->base);
+}
+
+static void
+worker_begin_stop(struct worker *w)
+{
+    w->stopping = true;
+    worker_close_listeners(w);
+    upstream_close_all_idle(w);
+    conn_close_idle(w);
+    struct timeval tv;
+    ms_to_tv(w->snap->cfg->timeouts.shutdown_ms, &tv);
+    event_assign(&w->shutdown_ev, w->base, -1, 0, shutdown_timeout_cb, w);
+    event_add(&w->shutdown_ev, &tv);
+    worker_maybe_done(w);
+}
+
+/* The main thread changed something: look at the server's state again. */
+static void
+worker_sync(struct worker *w)
+{
+    struct cfg *cfg = server_current_cfg(w->srv);
+    if (cfg != w->seen_cfg && worker_adopt(w, cfg) < 0)
+        log_error("out of memory adopting configuration generation %u; keeping %u",
+                  cfg->generation, w->seen_cfg ? w->seen_cfg->generation : 0);
+    server_release_cfg(cfg);
+    if (server_is_stopping(w->srv) && !w->stopping)
+        worker_begin_stop(w);
+}
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t v;
+    ssize_t n = read(fd, &v, sizeof(v));
+    (void)n;
+    worker_sync(arg);
+}
+
+static void
+log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    w->log_flush_scheduled = false;
+    access_log_flush(&w->alog);
+}
+
+void
+worker_access_log(struct worker *w, const struct access_log_entry *e)
+{
+    if (access_log_append(&w->alog, e)) {
+        access_log_flush(&w->alog);
+        return;
+    }
+    if (!w->log_flush_scheduled) {
+        struct timeval tv = {0, ACCESS_LOG_FLUSH_MS * 1000};
+        event_add(&w->log_flush_ev, &tv);
+        w->log_flush_scheduled = true;
+    }
+}
+
+int
+worker_init(struct worker *w, struct server *srv, unsigned id)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->srv = srv;
+    snprintf(w->name, sizeof(w->name), "w%u", id);
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return -1;
+    /* One thread per base: no locking inside libevent either. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!w->base)
+        return -1;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return -1;
+    event_assign(&w->wake_ev, w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
+    event_add(&w->wake_ev, NULL);
+    event_assign(&w->log_flush_ev, w->base, -1, 0, log_flush_cb, w);
+    conn_worker_init(w);
+    buf_pool_init(&w->bufs, BUF_MIN_SIZE + BUF_HEADROOM, BUF_POOL_KEEP);
+    reqid_gen_init(&w->reqids, 0);
+    return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    log_set_thread_name(w->name);
+    worker_sync(w);
+    event_base_dispatch(w->base);
+
+    /* Stopped: whatever is still open goes now. */
+    conn_close_all(w);
+    access_log_flush(&w->alog);
+    return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+void
+worker_wake(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->wake_fd, &one, sizeof(one));
+    (void)n; /* a full counter still wakes the worker */
+}
+
+void
+worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void
+worker_deinit(struct worker *w)
+{
+    conn_worker_deinit(w);
+    worker_close_listeners(w);
+    upstream_close_all_idle(w);
+    if (w->snap)
+        snapshot_release(w->snap);
+    w->snap = NULL;
+    event_del(&w->wake_ev);
+    event_del(&w->log_flush_ev);
+    if (event_initialized(&w->shutdown_ev))
+        event_del(&w->shutdown_ev);
+    close(w->wake_fd);
+    free(w->headers);
+    buf_pool_deinit(&w->bufs);
+    event_base_free(w->base);
+}

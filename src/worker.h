@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* Worker threads: one event loop each, with their own SO_REUSEPORT listening sockets,
+ * connections, buffers and upstream pools, and no lock on the request path. The main
+ * thread talks to a worker only by publishing a config generation (or the stop request)
+ * and writing to the worker's eventfd; the worker picks it up at its next loop turn. */
+#ifndef MERIDIAN_WORKER_H
+#define MERIDIAN_WORKER_H
+
+#include "access_log.h"
+#include "worker-t.h"
+
+/* Set up worker `id` (its event base and wake-up event). Main thread, before start. */
+int worker_init(struct worker *w, struct server *srv, unsigned id);
+int worker_start(struct worker *w);
+/* Tell the worker to look at the server's state again (config, stopping). Any thread. */
+void worker_wake(struct worker *w);
+void worker_join(struct worker *w);
+void worker_deinit(struct worker *w);
+
+/* The current snapshot, with one more use counted (for a stream). */
+struct snapshot *worker_snapshot_use(struct worker *w);
+void snapshot_release(struct snapshot *snap);
+
+/* Buffer an access log line; written out soon. */
+void worker_access_log(struct worker *w, const struct access_log_entry *e);
+
+/* A connection closed: the worker may be done stopping. */
+void worker_conn_gone(struct worker *w);
+
+#endif
