@@ -77,6 +77,17 @@ stream_free(struct stream *s)
     }
 }
 
+void
+stream_worker_deinit(struct worker *w)
+{
+    while (w->stream_free) {
+        struct stream *s = w->stream_free;
+        w->stream_free = s->next_free;
+        free(s);
+    }
+    w->nfree_streams = 0;
+}
+
 /* ---- request head towards the backend ---- */
 
 struct writer {

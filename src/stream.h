@@ -19,6 +19,9 @@ struct stream *stream_new(struct worker *w, const struct stream_client_ops *ops,
  * not start: the stream is untouched and the caller frees it with stream_free(). */
 int stream_start(struct stream *s, const struct stream_request *req);
 
+/* Give the worker's cached free streams back to malloc (at worker exit). */
+void stream_worker_deinit(struct worker *w);
+
 /* Free a stream that was never started. */
 void stream_free(struct stream *s);
 

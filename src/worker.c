@@ -17,6 +17,7 @@
 #include "h1_parse.h"
 #include "log.h"
 #include "server.h"
+#include "stream.h"
 #include "upstream.h"
 
 /* Extra room in a buffer beyond max_header_bytes, for the headers we add upstream. */
@@ -344,6 +345,7 @@ void
 worker_deinit(struct worker *w)
 {
     conn_worker_deinit(w);
+    stream_worker_deinit(w);
     worker_close_listeners(w);
     upstream_close_all_idle(w);
     if (w->snap)

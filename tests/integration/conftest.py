@@ -1,0 +1,263 @@
+# SPDX-License-Identifier: MIT
+"""Black-box harness: real `meridian` and real origin processes on loopback ports.
+
+Everything is started on 127.0.0.1 with ports the kernel hands out, waited for by polling
+(never by sleeping), and stopped by PID. Binaries come from MERIDIAN_BIN and ORIGIN_BIN
+(default: the _build tree that packaging/build.sh makes).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("MERIDIAN_BUILD", os.path.join(TOP, "_build"))
+MERIDIAN_BIN = os.environ.get("MERIDIAN_BIN", os.path.join(BUILD, "src", "meridian"))
+ORIGIN_BIN = os.environ.get("ORIGIN_BIN", os.path.join(BUILD, "tests", "tools", "origin"))
+# Sanitizer builds are slower: scale waits.
+SLOW = float(os.environ.get("MERIDIAN_TEST_SLOWDOWN", "1"))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until it returns a truthy value; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout * SLOW
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - polling tolerates transient errors
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last_exc})")
+
+
+def port_accepts(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def raw_exchange(port, data, timeout=5.0, read_until_close=True, host="127.0.0.1"):
+    """Send raw bytes, return everything received until the server closes (or timeout)."""
+    s = socket.create_connection((host, port), timeout=timeout * SLOW)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if not read_until_close:
+                break
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+def status_of(raw):
+    """The status code of the first response in raw bytes, or None."""
+    if not raw.startswith(b"HTTP/1."):
+        return None
+    return int(raw.split(b" ", 2)[1])
+
+
+class Origin:
+    """tests/tools/origin: answers with its name, records each request it gets."""
+
+    def __init__(self, tmp_path, name, port=None):
+        self.name = name
+        self.port = port or free_port()
+        self.record = str(tmp_path / f"origin-{name}-{self.port}.jsonl")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [ORIGIN_BIN, "-l", f"127.0.0.1:{self.port}", "-n", self.name, "-r", self.record],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("ready"), f"origin {self.name} did not start: {line!r}"
+        return self
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def records(self):
+        """The requests this origin received, as dicts (one per request)."""
+        try:
+            with open(self.record) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def yaml_config(listen_port, admin_port, regions, workers=2, extra="", access_log=None,
+                log_level="info"):
+    """A Meridian config. regions: list of (name, [backend addresses]); the first is the
+    default. `extra` is appended verbatim (timeouts:, limits:, ...)."""
+    lines = [f"workers: {workers}", f"log_level: {log_level}", "listeners:",
+             f'  - {{ name: http, address: "127.0.0.1:{listen_port}" }}',
+             f'admin: {{ address: "127.0.0.1:{admin_port}" }}']
+    if access_log:
+        lines.append(f'access_log: {{ path: "{access_log}" }}')
+    lines.append("regions:")
+    for i, (name, backends) in enumerate(regions):
+        lines.append(f"  - name: {name}")
+        lines.append("    location: { lat: 50.0, lon: 8.0 }")
+        lines.append("    backends: [" + ", ".join(f'"{b}"' for b in backends) + "]")
+        if i == 0:
+            lines.append("    default: true")
+    return "\n".join(lines) + "\n" + extra
+
+
+class Meridian:
+    """The real binary, with a config file it can be told to reload."""
+
+    def __init__(self, tmp_path, config_text=None, regions=None, workers=2, extra="",
+                 access_log=None, log_level="info"):
+        self.tmp = tmp_path
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.config_path = str(tmp_path / f"meridian-{self.port}.yaml")
+        self.stderr_path = str(tmp_path / f"meridian-{self.port}.err")
+        self.stdout_path = str(tmp_path / f"meridian-{self.port}.out")
+        if config_text is None:
+            config_text = yaml_config(self.port, self.admin_port, regions or [], workers,
+                                      extra, access_log, log_level)
+        self.write_config(config_text)
+        self.proc = None
+
+    def write_config(self, text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)
+
+    def start(self, wait=True):
+        self.proc = subprocess.Popen([MERIDIAN_BIN, "-c", self.config_path],
+                                     stdout=open(self.stdout_path, "w"),
+                                     stderr=open(self.stderr_path, "w"))
+        if wait:
+            wait_for(lambda: self.proc.poll() is None and self.healthy(), timeout=10,
+                     what="meridian /healthz")
+            wait_for(lambda: port_accepts(self.port), what="meridian listener")
+        return self
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def admin(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}",
+                                    timeout=5) as r:
+            return r.status, r.read()
+
+    def healthy(self):
+        try:
+            return self.admin("/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def status(self):
+        return json.loads(self.admin("/status")[1])
+
+    def generation(self):
+        return self.status()["generation"]
+
+    def reload(self, text=None, expect_success=True):
+        """Write `text` (if given), SIGHUP, and wait until every worker runs the new
+        generation (or, if a failure is expected, until the refusal is logged)."""
+        before = self.generation()
+        refused_before = self.stderr().count("reload refused: keeping")
+        if text is not None:
+            self.write_config(text)
+        self.proc.send_signal(signal.SIGHUP)
+        if expect_success:
+            def done():
+                st = self.status()
+                return st["generation"] == before + 1 and all(
+                    w["generation"] == before + 1 for w in st["workers"])
+            wait_for(done, what="reload to take effect")
+        else:
+            wait_for(lambda: self.stderr().count("reload refused: keeping") > refused_before,
+                     what="reload refusal in the log")
+            assert self.generation() == before
+        return before + (1 if expect_success else 0)
+
+    def stderr(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout=timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("meridian did not stop in time")
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture
+def origins(tmp_path):
+    """Factory: origins('eu-a', 'eu-b') starts and returns Origin objects."""
+    started = []
+
+    def make(*names):
+        out = [Origin(tmp_path, n).start() for n in names]
+        started.extend(out)
+        return out if len(out) > 1 else out[0]
+
+    yield make
+    for o in started:
+        o.stop()
+
+
+@pytest.fixture
+def meridian(tmp_path):
+    """Factory: meridian(regions=[('eu', [addr...])], ...) starts and returns Meridian."""
+    started = []
+
+    def make(start=True, **kw):
+        m = Meridian(tmp_path, **kw)
+        started.append(m)
+        return m.start() if start else m
+
+    yield make
+    for m in started:
+        rc = m.stop()
+        # A sanitizer report or a crash must fail the test that caused it.
+        err = m.stderr() if os.path.exists(m.stderr_path) else ""
+        assert "ERROR: AddressSanitizer" not in err, err[-4000:]
+        assert "runtime error:" not in err, err[-4000:]
+        assert rc in (0, None), f"meridian exited with {rc}: {err[-2000:]}"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The whole test suite, as CI runs it: installs what is missing, builds, then runs
+#   1. the cmocka unit tests and the black-box tests on a normal (-Werror) build,
+#   2. the same again on an AddressSanitizer + UndefinedBehaviorSanitizer build,
+#   3. each libFuzzer target for a short while on its corpus (clang-14).
+# It ends with the test runners' own summary lines. FUZZ_SECONDS (default 20) per target.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash packaging/deps.sh --test
+py=/usr/bin/python3   # Debian's, which has python3-pytest and python3-h2
+
+unit() {  # build dir
+    local dir=$1 rc=0
+    make -C "$dir" -s -j"$(nproc)" check >/dev/null 2>&1 || rc=$?
+    grep -h -E '^\[  (PASSED|FAILED)  \]|^\[==========\] .* ran' "$dir"/tests/unit/*.log || true
+    if [ $rc -ne 0 ]; then
+        cat "$dir"/tests/unit/*.log
+        echo "unit tests failed in $dir" >&2
+        return 1
+    fi
+}
+
+echo "== normal build"
+CONFIGURE_FLAGS="--enable-werror" bash packaging/build.sh "$top/_build"
+unit "$top/_build"
+echo "== black-box tests (normal build)"
+MERIDIAN_BUILD="$top/_build" $py -m pytest -q -p no:cacheprovider tests/integration
+
+echo "== fuzzing smoke (clang-14 libFuzzer)"
+CC=clang-14 CONFIGURE_FLAGS="--enable-fuzzing CC=clang-14" bash packaging/build.sh "$top/_build-fuzz"
+for f in h1_request h1_response cfg_load; do
+    case $f in
+        h1_request) corpus=tests/fuzz/corpus/h1_request; dict=tests/fuzz/h1.dict ;;
+        h1_response) corpus=tests/fuzz/corpus/h1_response; dict=tests/fuzz/h1.dict ;;
+        cfg_load) corpus=tests/fuzz/corpus/cfg; dict=tests/fuzz/yaml.dict ;;
+    esac
+    work=$(mktemp -d)
+    cp -r "$corpus"/. "$work"/
+    if ! "$top/_build-fuzz/tests/fuzz/fuzz_$f" -max_total_time="${FUZZ_SECONDS:-20}" \
+            -dict="$dict" -print_final_stats=1 "$work" > "$work.log" 2>&1; then
+        tail -50 "$work.log"
+        echo "fuzz_$f: crashed" >&2
+        exit 1
+    fi
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work.log")
+    echo "fuzz_$f: $runs runs in ${FUZZ_SECONDS:-20}s, no crash"
+    rm -rf "$work" "$work.log"
+done
+
+echo "== sanitizer build (ASan + UBSan)"
+CONFIGURE_FLAGS="--enable-sanitizers --enable-werror" bash packaging/build.sh "$top/_build-asan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+unit "$top/_build-asan"
+echo "== black-box tests (sanitizer build)"
+MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_TEST_SLOWDOWN=3 \
+    $py -m pytest -q -p no:cacheprovider tests/integration
