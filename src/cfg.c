@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/* Configuration generations: creation with defaults, reference counting, and the parsers
+ * for the three kinds of value the file holds (durations, sizes, IP:port addresses).
+ * Everything here is pure: no I/O and never a name lookup. Mapping YAML onto these types
+ * and explaining what was wrong is cfg_load.c's job. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_PER_DAY (24u * 60 * 60 * 1000)
+
+struct cfg *
+cfg_new(void)
+{
+    struct cfg *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL)
+        return NULL;
+
+    atomic_init(&cfg->refs, 1);
+    cfg->workers = 0;
+    cfg->log_level = CFG_LOG_INFO;
+    cfg->timeouts.client_header_ms = CFG_DEFAULT_CLIENT_HEADER_MS;
+    cfg->timeouts.client_idle_ms = CFG_DEFAULT_CLIENT_IDLE_MS;
+    cfg->timeouts.upstream_connect_ms = CFG_DEFAULT_UPSTREAM_CONNECT_MS;
+    cfg->timeouts.upstream_response_ms = CFG_DEFAULT_UPSTREAM_RESPONSE_MS;
+    cfg->timeouts.shutdown_ms = CFG_DEFAULT_SHUTDOWN_MS;
+    cfg->limits.max_header_bytes = CFG_DEFAULT_MAX_HEADER_BYTES;
+    cfg->limits.max_headers = CFG_DEFAULT_MAX_HEADERS;
+    cfg->limits.max_body_bytes = CFG_DEFAULT_MAX_BODY_BYTES;
+    cfg->access_log_path = NULL;
+    return cfg;
+}
+
+/* Taking a reference needs no ordering: the caller already holds one, so the generation
+ * cannot go away under it. */
+struct cfg *
+cfg_ref(struct cfg *cfg)
+{
+    atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+    return cfg;
+}
+
+static void
+cfg_free(struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        free(cfg->listeners[i].name);
+        free(cfg->listeners[i].fds); /* the array only: the sockets are the workers' */
+    }
+    free(cfg->listeners);
+
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        free(cfg->regions[i].name);
+        free(cfg->regions[i].backends);
+    }
+    free(cfg->regions);
+
+    free(cfg->access_log_path);
+    free(cfg->path);
+    free(cfg);
+}
+
+/* Dropping a reference releases what this thread wrote; the last one acquires what every
+ * other holder wrote before it frees. NULL is accepted, so error paths can unref blindly. */
+void
+cfg_unref(struct cfg *cfg)
+{
+    if (cfg == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+        cfg_free(cfg);
+}
+
+/* Reads the leading decimal digits of `*p` into `*out`, advancing `*p`. Returns -1 when
+ * there is no digit or the number exceeds `max`; the digits are consumed either way. */
+static int
+parse_digits(const char **p, uint64_t max, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    bool over = false;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (over || v > max / 10 || (v == max / 10 && d > max % 10))
+            over = true;
+        else
+            v = v * 10 + d;
+    }
+    *p = s;
+    if (over)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Units are lower case only: "M" would read as months as easily as minutes. */
+int
+cfg_parse_duration_ms(const char *text, uint32_t *ms)
+{
+    const char *p = text;
+    uint64_t n, unit;
+
+    if (text == NULL || parse_digits(&p, MS_PER_DAY, &n) < 0)
+        return -1;
+
+    if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
+        unit = 1000;
+    else if (strcmp(p, "ms") == 0)
+        unit = 1;
+    else if (strcmp(p, "m") == 0)
+        unit = 60 * 1000;
+    else if (strcmp(p, "h") == 0)
+        unit = 60 * 60 * 1000;
+    else
+        return -1;
+
+    /* n <= MS_PER_DAY and unit <= 3.6e6: the product fits in 64 bits. */
+    if (n * unit > MS_PER_DAY)
+        return -1;
+    *ms = (uint32_t)(n * unit);
+    return 0;
+}
+
+int
+cfg_parse_size(const char *text, uint64_t *bytes)
+{
+    const char *p = text;
+    uint64_t n, unit;
+
+    if (text == NULL || parse_digits(&p, UINT64_MAX, &n) < 0)
+        return -1;
+
+    switch (p[0]) {
+    case '\0':
+        unit = 1;
+        break;
+    case 'k':
+    case 'K':
+        unit = UINT64_C(1) << 10;
+        break;
+    case 'm':
+    case 'M':
+        unit = UINT64_C(1) << 20;
+        break;
+    case 'g':
+    case 'G':
+        unit = UINT64_C(1) << 30;
+        break;
+    default:
+        return -1;
+    }
+    if (p[0] != '\0' && p[1] != '\0')
+        return -1;
+    if (n > UINT64_MAX / unit)
+        return -1;
+    *bytes = n * unit;
+    return 0;
+}
+
+/* Longest text we look at: "[" + the longest IPv6 form (45) + "]:" + 5 digits. */
+#define ADDR_TEXT_MAX 60
+
+int
+cfg_parse_addr(const char *text, struct cfg_addr *addr)
+{
+    char host[ADDR_TEXT_MAX + 1];
+    const char *port_text, *p;
+    size_t len, hlen;
+    uint64_t port;
+    struct cfg_addr out;
+    char ntop[INET6_ADDRSTRLEN];
+
+    if (text == NULL)
+        return -1;
+    len = strnlen(text, ADDR_TEXT_MAX + 1);
+    if (len == 0 || len > ADDR_TEXT_MAX)
+        return -1;
+
+    /* Split host and port. A bracketed host is IPv6; anything else must be IPv4, so a
+     * bare IPv6 address (whose last group would read as a port) is refused. */
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        hlen = (size_t)(close - text - 1);
+        memcpy(host, text + 1, hlen);
+        port_text = close + 2;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
+            return -1;
+        hlen = (size_t)(colon - text);
+        memcpy(host, text, hlen);
+        port_text = colon + 1;
+    }
+    host[hlen] = '\0';
+
+    p = port_text;
+    if (parse_digits(&p, 65535, &port) < 0 || *p != '\0' || port == 0 || p - port_text > 5)
+        return -1;
+
+    memset(&out, 0, sizeof(out));
+    if (text[0] == '[') {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out.sa;
+        /* inet_pton refuses zone ids ("%eth0"); link-local listeners are not supported. */
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+            return -1;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out.salen = sizeof(*sin6);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ntop, sizeof(ntop));
+        snprintf(out.text, sizeof(out.text), "[%s]:%u", ntop, (unsigned)port);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out.sa;
+        /* Strict dotted quad: glibc's inet_pton takes no hex, octal or short forms. */
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+            return -1;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out.salen = sizeof(*sin);
+        inet_ntop(AF_INET, &sin->sin_addr, ntop, sizeof(ntop));
+        snprintf(out.text, sizeof(out.text), "%s:%u", ntop, (unsigned)port);
+    }
+    *addr = out;
+    return 0;
+}
+
+int
+cfg_region_index(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nregions; i++)
+        if (cfg->regions[i].name != NULL && strcmp(cfg->regions[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}

@@ -1,0 +1,1242 @@
+/* SPDX-License-Identifier: MIT */
+/* The YAML front end of cfg: libyaml's document API builds the node tree, and this file
+ * walks it against the schema, fills a new generation and explains every problem it meets
+ * as "file:line: what was expected". It keeps walking after an error, so one run of
+ * `meridian -t` shows them all. It never parses YAML itself and never resolves names. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "cfg_load.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+/* A configuration file is a page or two; anything this big is the wrong file. */
+#define LOAD_MAX_FILE_BYTES (16u * 1024 * 1024)
+/* Aliases let a small document name the same node many times over ("billion laughs").
+ * The walk may visit this many nodes beyond the document's own count, then gives up. */
+#define LOAD_MAX_ALIAS_VISITS 100000
+/* Past this many errors the rest are counted, not shown. */
+#define LOAD_MAX_ERRORS 100
+/* Listener and region names end up in logs, metrics labels and headers. */
+#define LOAD_NAME_MAX 63
+/* Longest piece of a value quoted back in a message. */
+#define QUOTE_MAX 48
+#define QUOTE_BUF (QUOTE_MAX * 4 + 8)
+#define PATH_BUF 128
+
+struct load_error {
+    size_t line; /* 1-based; 0 when about the file as a whole */
+    size_t seq;  /* order of discovery, so that sorting by line is stable */
+    char *text;  /* owns: the whole line, without the newline */
+};
+
+struct loader {
+    const char *name;          /* borrows: the file name used in messages */
+    yaml_document_t *doc;      /* borrows */
+    struct cfg *cfg;           /* owns until handed to the caller */
+    struct load_error *errors; /* owns */
+    size_t nerrors, errors_cap;
+    size_t dropped; /* errors past LOAD_MAX_ERRORS */
+    bool oom;
+    size_t visits, max_visits;
+    bool aborted; /* the visit budget ran out: stop walking */
+};
+
+/* A key of a mapping found by map_collect. */
+struct field {
+    yaml_node_t *key;   /* borrows */
+    yaml_node_t *value; /* borrows; NULL when the key is absent */
+};
+
+static void vreport(struct loader *ld, size_t line, bool always, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void report(struct loader *ld, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records one error; past LOAD_MAX_ERRORS only counts it, unless `always`. Allocation
+ * failures only set `oom`: the loader is failing anyway and says so at the end. */
+static void
+vreport(struct loader *ld, size_t line, bool always, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    char *text;
+    size_t size;
+
+    if (ld->nerrors >= LOAD_MAX_ERRORS && !always) {
+        ld->dropped++;
+        return;
+    }
+    if (ld->nerrors == ld->errors_cap) {
+        size_t cap = ld->errors_cap ? ld->errors_cap * 2 : 8;
+        struct load_error *errors = realloc(ld->errors, cap * sizeof(*errors));
+        if (errors == NULL) {
+            ld->oom = true;
+            return;
+        }
+        ld->errors = errors;
+        ld->errors_cap = cap;
+    }
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size = strlen(ld->name) + strlen(msg) + 32;
+    text = malloc(size);
+    if (text == NULL) {
+        ld->oom = true;
+        return;
+    }
+    if (line > 0)
+        snprintf(text, size, "%s:%zu: %s", ld->name, line, msg);
+    else
+        snprintf(text, size, "%s: %s", ld->name, msg);
+
+    ld->errors[ld->nerrors].line = line;
+    ld->errors[ld->nerrors].seq = ld->nerrors;
+    ld->errors[ld->nerrors].text = text;
+    ld->nerrors++;
+}
+
+static void
+report(struct loader *ld, size_t line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(ld, line, false, fmt, ap);
+    va_end(ap);
+}
+
+static void report_always(struct loader *ld, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+report_always(struct loader *ld, size_t line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(ld, line, true, fmt, ap);
+    va_end(ap);
+}
+
+static int
+error_cmp(const void *a, const void *b)
+{
+    const struct load_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Joins the errors, in line order, into one malloc'd text of "...\n" lines. NULL only when
+ * even that cannot be allocated. */
+static char *
+errors_join(struct loader *ld)
+{
+    size_t size = 1, off = 0;
+    char *out;
+
+    if (ld->nerrors > 1)
+        qsort(ld->errors, ld->nerrors, sizeof(*ld->errors), error_cmp);
+    for (size_t i = 0; i < ld->nerrors; i++)
+        size += strlen(ld->errors[i].text) + 1;
+    size += 2 * (strlen(ld->name) + 64); /* room for the two closing lines below */
+
+    out = malloc(size);
+    if (out == NULL)
+        return NULL;
+    out[0] = '\0';
+    for (size_t i = 0; i < ld->nerrors; i++)
+        off += (size_t)snprintf(out + off, size - off, "%s\n", ld->errors[i].text);
+    if (ld->dropped > 0)
+        off += (size_t)snprintf(out + off, size - off, "%s: %zu more errors not shown\n", ld->name,
+                                ld->dropped);
+    if (ld->oom || off == 0)
+        snprintf(out + off, size - off, "%s: out of memory while loading\n", ld->name);
+    return out;
+}
+
+static void
+loader_deinit(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->nerrors; i++)
+        free(ld->errors[i].text);
+    free(ld->errors);
+    cfg_unref(ld->cfg);
+}
+
+/* Writes `s` (`len` bytes, any content) double-quoted into `out` (QUOTE_BUF bytes) with
+ * control bytes, quotes and backslashes escaped, shortened to QUOTE_MAX bytes of input,
+ * so that a value quoted back never breaks the one-error-per-line format. */
+static const char *
+quote(const char *s, size_t len, char *out)
+{
+    size_t n = len > QUOTE_MAX ? QUOTE_MAX : len, o = 0;
+
+    /* Do not cut a UTF-8 sequence in half. */
+    if (n < len)
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, QUOTE_BUF - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    if (n < len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static size_t
+node_line(const yaml_node_t *node)
+{
+    return node->start_mark.line + 1;
+}
+
+/* Says what a node is, for "expected X, got Y". */
+static const char *
+describe(const yaml_node_t *node, char *buf)
+{
+    switch (node->type) {
+    case YAML_SCALAR_NODE:
+        if (node->data.scalar.length == 0)
+            return "an empty value";
+        return quote((const char *)node->data.scalar.value, node->data.scalar.length, buf);
+    case YAML_SEQUENCE_NODE:
+        return "a sequence";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+/* Every node the walk looks at goes through here, which is what bounds the work an alias
+ * bomb can cause. Returns NULL once the budget is spent (the walk then unwinds). */
+static yaml_node_t *
+node_at(struct loader *ld, int index)
+{
+    yaml_node_t *node;
+
+    if (ld->aborted)
+        return NULL;
+    node = yaml_document_get_node(ld->doc, index);
+    if (node == NULL)
+        return NULL;
+    if (++ld->visits > ld->max_visits) {
+        ld->aborted = true;
+        /* Shown even past the error cap: it explains why the walk stopped short. */
+        report_always(ld, node_line(node),
+                      "aliases repeat nodes more than %d times over; refusing the document "
+                      "(write the values out instead)",
+                      LOAD_MAX_ALIAS_VISITS);
+        return NULL;
+    }
+    return node;
+}
+
+static bool
+expect(struct loader *ld, const yaml_node_t *node, yaml_node_type_t type, const char *path)
+{
+    char buf[QUOTE_BUF];
+    const char *what = type == YAML_MAPPING_NODE    ? "a mapping"
+                       : type == YAML_SEQUENCE_NODE ? "a sequence"
+                                                    : "a single value";
+
+    if (node->type == type)
+        return true;
+    if (path[0] == '\0')
+        report(ld, node_line(node), "expected %s at the top level, got %s", what,
+               describe(node, buf));
+    else
+        report(ld, node_line(node), "%s: expected %s, got %s", path, what, describe(node, buf));
+    return false;
+}
+
+/* The text of a scalar node, or NULL (reported) when it is something else or holds a NUL
+ * byte, which no value of ours may. libyaml terminates scalar values. */
+static const char *
+scalar(struct loader *ld, const yaml_node_t *node, const char *path)
+{
+    const char *text;
+
+    if (!expect(ld, node, YAML_SCALAR_NODE, path))
+        return NULL;
+    text = (const char *)node->data.scalar.value;
+    if (strlen(text) != node->data.scalar.length) {
+        report(ld, node_line(node), "%s: contains a NUL byte", path);
+        return NULL;
+    }
+    return text;
+}
+
+static const char *
+where(const char *path)
+{
+    return path[0] == '\0' ? "the top level" : path;
+}
+
+/* Paths are short ("regions[12].location.lat"); one that somehow is not ends in "...". */
+static void
+mark_truncated(char *buf, int n)
+{
+    if (n < 0 || n >= PATH_BUF)
+        memcpy(buf + PATH_BUF - 4, "...", 4);
+}
+
+static void
+subpath(char *buf, const char *parent, const char *key)
+{
+    if (parent[0] == '\0')
+        mark_truncated(buf, snprintf(buf, PATH_BUF, "%s", key));
+    else
+        mark_truncated(buf, snprintf(buf, PATH_BUF, "%s.%s", parent, key));
+}
+
+static void
+subpath_index(char *buf, const char *parent, size_t index)
+{
+    mark_truncated(buf, snprintf(buf, PATH_BUF, "%s[%zu]", parent, index));
+}
+
+/* Checks that `node` is a mapping whose keys are single values naming entries of `keys`,
+ * each at most once, and points fields[i] at the value of keys[i] (NULL when absent).
+ * Unknown and repeated keys are reported and skipped; the first of a repeated key counts.
+ * Returns false when `node` is no mapping at all or the walk was aborted. */
+static bool
+map_collect(struct loader *ld, const yaml_node_t *node, const char *path, const char *const *keys,
+            size_t nkeys, struct field *fields)
+{
+    char buf[QUOTE_BUF], expected[256];
+
+    for (size_t k = 0; k < nkeys; k++)
+        fields[k].key = fields[k].value = NULL;
+    if (!expect(ld, node, YAML_MAPPING_NODE, path))
+        return false;
+
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = node_at(ld, pair->key);
+        yaml_node_t *value = node_at(ld, pair->value);
+        const char *name;
+        size_t k;
+
+        if (key == NULL || value == NULL)
+            return false;
+        if (key->type != YAML_SCALAR_NODE) {
+            report(ld, node_line(key), "expected a key name in %s, got %s", where(path),
+                   describe(key, buf));
+            continue;
+        }
+        name = (const char *)key->data.scalar.value;
+        for (k = 0; k < nkeys; k++)
+            if (key->data.scalar.length == strlen(keys[k]) && strcmp(name, keys[k]) == 0)
+                break;
+        if (k == nkeys) {
+            size_t off = 0;
+            for (size_t j = 0; j < nkeys; j++)
+                off += (size_t)snprintf(expected + off, sizeof(expected) - off, "%s%s",
+                                        j ? ", " : "", keys[j]);
+            report(ld, node_line(key), "unknown key %s in %s (expected one of: %s)",
+                   quote(name, key->data.scalar.length, buf), where(path), expected);
+            continue;
+        }
+        if (fields[k].key != NULL) {
+            report(ld, node_line(key), "duplicate key \"%s\" in %s (first at line %zu)", keys[k],
+                   where(path), node_line(fields[k].key));
+            continue;
+        }
+        fields[k].key = key;
+        fields[k].value = value;
+    }
+    return true;
+}
+
+static void
+require(struct loader *ld, const yaml_node_t *map, const char *path, const char *key,
+        const struct field *field)
+{
+    if (field->key == NULL)
+        report(ld, node_line(map), "missing required key \"%s\" in %s", key, where(path));
+}
+
+/* A non-negative decimal integer of plain digits, at most `max`. */
+static bool
+parse_uint(const char *text, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (*text == '\0')
+        return false;
+    for (const char *p = text; *p; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (*p < '0' || *p > '9')
+            return false;
+        if (v > max / 10 || (v == max / 10 && d > max % 10))
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Names: [A-Za-z0-9._-]{1,63}. Stores a copy in *out. */
+static void
+load_name(struct loader *ld, const yaml_node_t *node, const char *path, char **out)
+{
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, path);
+    size_t len;
+
+    if (text == NULL)
+        return;
+    len = strlen(text);
+    if (len == 0 || len > LOAD_NAME_MAX ||
+        strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len) {
+        report(ld, node_line(node),
+               "%s: expected a name of 1 to %d letters, digits, \".\", \"_\" or \"-\", got %s",
+               path, LOAD_NAME_MAX, describe(node, buf));
+        return;
+    }
+    *out = strdup(text);
+    if (*out == NULL)
+        ld->oom = true;
+}
+
+/* Why cfg_parse_addr refused `text`, as the rest of a message after "path: ". Looked at
+ * only after the fact, so it may be generous in what it lets through to the last case. */
+static void
+explain_addr(const char *text, char *why, size_t size)
+{
+    char buf[QUOTE_BUF], host[QUOTE_BUF];
+    const char *port, *sep;
+    uint64_t n;
+    bool bracketed = text[0] == '[';
+    const char *example = "like 127.0.0.1:8080 or [::1]:8080";
+
+    quote(text, strlen(text), buf);
+    if (text[0] == '\0') {
+        snprintf(why, size, "expected an IP address and port %s, got an empty value", example);
+        return;
+    }
+    if (bracketed) {
+        const char *close = strchr(text, ']');
+        if (close == NULL) {
+            snprintf(why, size, "expected an IP address and port %s, got %s (no \"]\")", example,
+                     buf);
+            return;
+        }
+        sep = close + 1;
+        if (*sep != ':') {
+            snprintf(why, size, "expected \":port\" after \"]\" in %s (addresses look %s)", buf,
+                     example);
+            return;
+        }
+        quote(text + 1, (size_t)(close - text - 1), host);
+    } else {
+        sep = strrchr(text, ':');
+        if (sep == NULL) {
+            snprintf(why, size, "expected an IP address and port %s, got %s (no port)", example,
+                     buf);
+            return;
+        }
+        quote(text, (size_t)(sep - text), host);
+    }
+    port = sep + 1;
+
+    if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port)) {
+        char pbuf[QUOTE_BUF];
+        snprintf(why, size, "port %s is not a number 1..65535 (addresses look %s)",
+                 quote(port, strlen(port), pbuf), example);
+    } else if (strlen(port) > 5 || !parse_uint(port, 65535, &n) || n == 0) {
+        /* All digits, so safe to show; a run of them is shortened. */
+        snprintf(why, size, "port %.12s%s out of range 1..65535", port,
+                 strlen(port) > 12 ? "..." : "");
+    } else if (!bracketed && memchr(text, ':', (size_t)(sep - text)) != NULL) {
+        snprintf(why, size, "an IPv6 address needs brackets, like [::1]:8080, got %s", buf);
+    } else if (!bracketed && strcspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") <
+                                 (size_t)(sep - text)) {
+        snprintf(why, size,
+                 "%s is not an IP address; host names are never looked up, write an IP literal "
+                 "like 127.0.0.1:8080",
+                 host);
+    } else {
+        snprintf(why, size, "%s is not a valid %s address (addresses look %s)", host,
+                 bracketed ? "IPv6" : "IPv4", example);
+    }
+}
+
+static bool
+load_addr(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_addr *addr)
+{
+    char why[512];
+    const char *text = scalar(ld, node, path);
+
+    if (text == NULL)
+        return false;
+    if (cfg_parse_addr(text, addr) == 0)
+        return true;
+    explain_addr(text, why, sizeof(why));
+    report(ld, node_line(node), "%s: %s", path, why);
+    return false;
+}
+
+/* Digits and a unit: the shape cfg_parse_duration_ms takes, whatever the magnitude. */
+static bool
+is_duration_shaped(const char *text)
+{
+    size_t n = strspn(text, "0123456789");
+    const char *unit = text + n;
+    return n > 0 && (strcmp(unit, "") == 0 || strcmp(unit, "ms") == 0 || strcmp(unit, "s") == 0 ||
+                     strcmp(unit, "m") == 0 || strcmp(unit, "h") == 0);
+}
+
+static void
+load_duration(struct loader *ld, const yaml_node_t *node, const char *path, bool zero_ok,
+              uint32_t *ms)
+{
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, path);
+    uint32_t v;
+
+    if (text == NULL)
+        return;
+    if (cfg_parse_duration_ms(text, &v) < 0) {
+        if (is_duration_shaped(text))
+            report(ld, node_line(node), "%s: %s is longer than the maximum, 24h", path,
+                   describe(node, buf));
+        else
+            report(ld, node_line(node),
+                   "%s: expected a duration like 500ms, 10s, 2m, got %s (units ms, s, m, h; "
+                   "a plain number is seconds)",
+                   path, describe(node, buf));
+        return;
+    }
+    if (v == 0 && !zero_ok) {
+        report(ld, node_line(node), "%s: must be longer than 0", path);
+        return;
+    }
+    *ms = v;
+}
+
+static bool
+load_size(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t *bytes)
+{
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, path);
+
+    if (text == NULL)
+        return false;
+    if (cfg_parse_size(text, bytes) < 0) {
+        size_t n = strspn(text, "0123456789");
+        if (n > 0 && (text[n] == '\0' || (strchr("kKmMgG", text[n]) && text[n + 1] == '\0')))
+            report(ld, node_line(node), "%s: %s is too large", path, describe(node, buf));
+        else
+            report(ld, node_line(node), "%s: expected a size like 512, 16k, 10m, 1g, got %s", path,
+                   describe(node, buf));
+        return false;
+    }
+    return true;
+}
+
+/* Degrees as a plain decimal number ("50.11", "-46.63", "8"): no hex, inf or nan. */
+static bool
+load_degrees(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
+             double limit, double *out)
+{
+    char buf[QUOTE_BUF], *end;
+    const char *text = scalar(ld, node, path);
+    double v;
+
+    if (text == NULL)
+        return false;
+    errno = 0;
+    v = strtod(text, &end);
+    if (text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text) || *end != '\0' ||
+        errno != 0 || !isfinite(v) || v < -limit || v > limit) {
+        report(ld, node_line(node), "%s: expected a %s in degrees, -%g..%g, got %s", path, what,
+               limit, limit, describe(node, buf));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool
+load_bool(struct loader *ld, const yaml_node_t *node, const char *path, bool *out)
+{
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, path);
+
+    if (text == NULL)
+        return false;
+    if (strcmp(text, "true") == 0)
+        *out = true;
+    else if (strcmp(text, "false") == 0)
+        *out = false;
+    else {
+        report(ld, node_line(node), "%s: expected true or false, got %s", path,
+               describe(node, buf));
+        return false;
+    }
+    return true;
+}
+
+/* Uniqueness checks: sort (key, index) pairs and report every repeat at its own line. */
+struct uniq {
+    const char *key; /* borrows */
+    size_t line;
+    size_t index;
+};
+
+static int
+uniq_cmp(const void *a, const void *b)
+{
+    const struct uniq *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c != 0)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* `seq` and `field` spell the path of an entry: "seq[index].field" or "seq[index]". */
+static void
+check_unique(struct loader *ld, struct uniq *u, size_t n, const char *seq, const char *field,
+             const char *noun)
+{
+    char path[PATH_BUF];
+
+    if (n < 2)
+        return;
+    qsort(u, n, sizeof(*u), uniq_cmp);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(u[i].key, u[first].key) != 0) {
+            first = i;
+            continue;
+        }
+        if (field != NULL)
+            snprintf(path, sizeof(path), "%s[%zu].%s", seq, u[i].index, field);
+        else
+            snprintf(path, sizeof(path), "%s[%zu]", seq, u[i].index);
+        report(ld, u[i].line, "%s: duplicate %s \"%s\" (first at %s[%zu], line %zu)", path, noun,
+               u[i].key, seq, u[first].index, u[first].line);
+    }
+}
+
+static void
+load_workers(struct loader *ld, const yaml_node_t *node)
+{
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, "workers");
+    uint64_t n;
+
+    if (text == NULL)
+        return;
+    if (strcmp(text, "auto") == 0)
+        ld->cfg->workers = 0;
+    else if (parse_uint(text, CFG_MAX_WORKERS, &n) && n >= 1)
+        ld->cfg->workers = (unsigned)n;
+    else
+        report(ld, node_line(node), "workers: expected \"auto\" or a number 1..%d, got %s",
+               CFG_MAX_WORKERS, describe(node, buf));
+}
+
+static void
+load_log_level(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const enum cfg_log_level levels[] = {CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO,
+                                                CFG_LOG_DEBUG};
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, "log_level");
+
+    if (text == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(text, names[i]) == 0) {
+            ld->cfg->log_level = levels[i];
+            return;
+        }
+    }
+    report(ld, node_line(node), "log_level: expected one of error, warn, info, debug, got %s",
+           describe(node, buf));
+}
+
+/* Fills `l`; *name_line and *addr_line say where its name and address were (for the
+ * uniqueness checks), left alone when absent. */
+static void
+load_listener(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_listener *l,
+              size_t *name_line, size_t *addr_line)
+{
+    static const char *const keys[] = {"name", "address"};
+    struct field f[2];
+    char sub[PATH_BUF];
+
+    if (!map_collect(ld, node, path, keys, 2, f))
+        return;
+    l->line = node_line(node) > INT_MAX ? INT_MAX : (int)node_line(node);
+    require(ld, node, path, "name", &f[0]);
+    require(ld, node, path, "address", &f[1]);
+    if (f[0].value != NULL) {
+        subpath(sub, path, "name");
+        load_name(ld, f[0].value, sub, &l->name);
+        *name_line = node_line(f[0].value);
+    }
+    if (f[1].value != NULL) {
+        *addr_line = node_line(f[1].value);
+        subpath(sub, path, "address");
+        if (!load_addr(ld, f[1].value, sub, &l->addr))
+            l->addr.salen = 0;
+    }
+}
+
+static void
+load_listeners(struct loader *ld, const yaml_node_t *node)
+{
+    struct cfg *cfg = ld->cfg;
+    struct uniq *names = NULL, *addrs = NULL;
+    size_t n, nnames = 0, naddrs = 0;
+    char path[PATH_BUF];
+
+    if (!expect(ld, node, YAML_SEQUENCE_NODE, "listeners"))
+        return;
+    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        report(ld, node_line(node), "listeners: expected at least one listener, got none");
+        return;
+    }
+    cfg->listeners = calloc(n, sizeof(*cfg->listeners));
+    names = calloc(n, sizeof(*names));
+    addrs = calloc(n, sizeof(*addrs));
+    if (cfg->listeners == NULL || names == NULL || addrs == NULL) {
+        ld->oom = true;
+        goto free_uniq;
+    }
+    cfg->nlisteners = n;
+
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        struct cfg_listener *l = &cfg->listeners[i];
+        size_t name_line = 0, addr_line = 0;
+        if (item == NULL)
+            goto free_uniq;
+        subpath_index(path, "listeners", i);
+        load_listener(ld, item, path, l, &name_line, &addr_line);
+        if (l->name != NULL)
+            names[nnames++] = (struct uniq){l->name, name_line, i};
+        if (l->addr.salen != 0)
+            addrs[naddrs++] = (struct uniq){l->addr.text, addr_line, i};
+    }
+    check_unique(ld, names, nnames, "listeners", "name", "listener name");
+    check_unique(ld, addrs, naddrs, "listeners", "address", "address");
+
+free_uniq:
+    free(names);
+    free(addrs);
+}
+
+static void
+load_admin(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const keys[] = {"address"};
+    struct field f[1];
+
+    if (!map_collect(ld, node, "admin", keys, 1, f))
+        return;
+    require(ld, node, "admin", "address", &f[0]);
+    if (f[0].value != NULL && load_addr(ld, f[0].value, "admin.address", &ld->cfg->admin))
+        ld->cfg->has_admin = true;
+}
+
+static void
+load_timeouts(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const keys[] = {"client_header", "client_idle", "upstream_connect",
+                                       "upstream_response", "shutdown"};
+    struct cfg_timeouts *t = &ld->cfg->timeouts;
+    uint32_t *slots[] = {&t->client_header_ms, &t->client_idle_ms, &t->upstream_connect_ms,
+                         &t->upstream_response_ms, &t->shutdown_ms};
+    struct field f[5];
+    char path[PATH_BUF];
+
+    if (!map_collect(ld, node, "timeouts", keys, 5, f))
+        return;
+    for (size_t k = 0; k < 5; k++) {
+        if (f[k].value == NULL)
+            continue;
+        subpath(path, "timeouts", keys[k]);
+        /* Only the shutdown grace may be zero: "stop at once". */
+        load_duration(ld, f[k].value, path, slots[k] == &t->shutdown_ms, slots[k]);
+    }
+}
+
+static void
+load_limits(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const keys[] = {"max_header_bytes", "max_headers", "max_body_bytes"};
+    struct cfg_limits *lim = &ld->cfg->limits;
+    struct field f[3];
+    char buf[QUOTE_BUF];
+    uint64_t v;
+
+    if (!map_collect(ld, node, "limits", keys, 3, f))
+        return;
+    if (f[0].value != NULL && load_size(ld, f[0].value, "limits.max_header_bytes", &v)) {
+        if (v < 1024 || v > CFG_MAX_HEADER_BYTES_LIMIT)
+            report(ld, node_line(f[0].value),
+                   "limits.max_header_bytes: %s is out of range 1k..%dk (%d..%d bytes)",
+                   describe(f[0].value, buf), CFG_MAX_HEADER_BYTES_LIMIT / 1024, 1024,
+                   CFG_MAX_HEADER_BYTES_LIMIT);
+        else
+            lim->max_header_bytes = (uint32_t)v;
+    }
+    if (f[1].value != NULL) {
+        const char *text = scalar(ld, f[1].value, "limits.max_headers");
+        if (text != NULL && parse_uint(text, CFG_MAX_HEADERS_LIMIT, &v) && v >= 1)
+            lim->max_headers = (uint32_t)v;
+        else if (text != NULL)
+            report(ld, node_line(f[1].value), "limits.max_headers: expected a number 1..%d, got %s",
+                   CFG_MAX_HEADERS_LIMIT, describe(f[1].value, buf));
+    }
+    if (f[2].value != NULL && load_size(ld, f[2].value, "limits.max_body_bytes", &v))
+        lim->max_body_bytes = v;
+}
+
+static void
+load_access_log(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const keys[] = {"path"};
+    struct field f[1];
+    const char *text;
+
+    if (!map_collect(ld, node, "access_log", keys, 1, f))
+        return;
+    require(ld, node, "access_log", "path", &f[0]);
+    if (f[0].value == NULL || (text = scalar(ld, f[0].value, "access_log.path")) == NULL)
+        return;
+    if (text[0] == '\0') {
+        report(ld, node_line(f[0].value),
+               "access_log.path: expected \"-\" for standard output or a file path, got an "
+               "empty value");
+        return;
+    }
+    ld->cfg->access_log_path = strdup(text);
+    if (ld->cfg->access_log_path == NULL)
+        ld->oom = true;
+}
+
+static void
+load_location(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_region *r)
+{
+    static const char *const keys[] = {"lat", "lon"};
+    struct field f[2];
+    char sub[PATH_BUF];
+
+    if (!map_collect(ld, node, path, keys, 2, f))
+        return;
+    require(ld, node, path, "lat", &f[0]);
+    require(ld, node, path, "lon", &f[1]);
+    if (f[0].value != NULL) {
+        subpath(sub, path, "lat");
+        load_degrees(ld, f[0].value, sub, "latitude", 90, &r->lat);
+    }
+    if (f[1].value != NULL) {
+        subpath(sub, path, "lon");
+        load_degrees(ld, f[1].value, sub, "longitude", 180, &r->lon);
+    }
+}
+
+static void
+load_backends(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_region *r)
+{
+    struct uniq *addrs;
+    size_t n, naddrs = 0;
+    char sub[PATH_BUF];
+
+    if (!expect(ld, node, YAML_SEQUENCE_NODE, path))
+        return;
+    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        report(ld, node_line(node), "%s: expected at least one backend address, got none", path);
+        return;
+    }
+    r->backends = calloc(n, sizeof(*r->backends));
+    addrs = calloc(n, sizeof(*addrs));
+    if (r->backends == NULL || addrs == NULL) {
+        ld->oom = true;
+        goto free_uniq;
+    }
+    r->nbackends = n;
+
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        if (item == NULL)
+            goto free_uniq;
+        subpath_index(sub, path, i);
+        if (load_addr(ld, item, sub, &r->backends[i].addr))
+            addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, node_line(item), i};
+    }
+    check_unique(ld, addrs, naddrs, path, NULL, "backend");
+
+free_uniq:
+    free(addrs);
+}
+
+/* The default region as found so far. */
+struct defaults {
+    size_t count;
+    size_t first;      /* index of the first default region */
+    size_t first_line; /* where it said so */
+};
+
+static void
+load_region(struct loader *ld, const yaml_node_t *node, size_t index, struct cfg_region *r,
+            struct defaults *d)
+{
+    static const char *const keys[] = {"name", "location", "backends", "default"};
+    struct field f[4];
+    char path[PATH_BUF], sub[PATH_BUF];
+    bool is_default;
+
+    subpath_index(path, "regions", index);
+    if (!map_collect(ld, node, path, keys, 4, f))
+        return;
+    for (size_t k = 0; k < 3; k++)
+        require(ld, node, path, keys[k], &f[k]);
+
+    if (f[0].value != NULL) {
+        subpath(sub, path, "name");
+        load_name(ld, f[0].value, sub, &r->name);
+    }
+    if (f[1].value != NULL) {
+        subpath(sub, path, "location");
+        load_location(ld, f[1].value, sub, r);
+    }
+    if (f[2].value != NULL && !ld->aborted) {
+        subpath(sub, path, "backends");
+        load_backends(ld, f[2].value, sub, r);
+    }
+    subpath(sub, path, "default");
+    if (f[3].value != NULL && load_bool(ld, f[3].value, sub, &is_default) && is_default) {
+        if (d->count == 0) {
+            d->first = index;
+            d->first_line = node_line(f[3].value);
+        } else {
+            report(ld, node_line(f[3].value),
+                   "%s: only one region may be the default, and regions[%zu] (line %zu) "
+                   "already is",
+                   sub, d->first, d->first_line);
+        }
+        d->count++;
+        r->is_default = true;
+    }
+}
+
+static void
+load_regions(struct loader *ld, const yaml_node_t *node)
+{
+    struct cfg *cfg = ld->cfg;
+    struct defaults d = {0, 0, 0};
+    struct uniq *names;
+    size_t n, nnames = 0;
+
+    if (!expect(ld, node, YAML_SEQUENCE_NODE, "regions"))
+        return;
+    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        report(ld, node_line(node), "regions: expected at least one region, got none");
+        return;
+    }
+    cfg->regions = calloc(n, sizeof(*cfg->regions));
+    names = calloc(n, sizeof(*names));
+    if (cfg->regions == NULL || names == NULL) {
+        ld->oom = true;
+        goto free_uniq;
+    }
+    cfg->nregions = n;
+
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        if (item == NULL)
+            goto free_uniq;
+        load_region(ld, item, i, &cfg->regions[i], &d);
+        if (cfg->regions[i].name != NULL)
+            names[nnames++] = (struct uniq){cfg->regions[i].name, node_line(item), i};
+    }
+    check_unique(ld, names, nnames, "regions", "name", "region name");
+
+    if (n == 1) {
+        /* A lone region is the default whether it says so or not. */
+        cfg->regions[0].is_default = true;
+        cfg->default_region = 0;
+    } else if (d.count == 0) {
+        report(ld, node_line(node),
+               "regions: none has \"default: true\"; with several regions exactly one must be "
+               "the default");
+    } else {
+        cfg->default_region = d.first;
+    }
+
+free_uniq:
+    free(names);
+}
+
+/* Checks between sections, once each is known. */
+static void
+check_across(struct loader *ld, const struct field *admin)
+{
+    const struct cfg *cfg = ld->cfg;
+
+    if (!cfg->has_admin)
+        return;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        if (l->addr.salen != 0 && strcmp(l->addr.text, cfg->admin.text) == 0)
+            report(ld, node_line(admin->value),
+                   "admin.address: %s is already listeners[%zu].address (line %d)", cfg->admin.text,
+                   i, l->line);
+    }
+}
+
+static void
+load_root(struct loader *ld, const yaml_node_t *root)
+{
+    static const char *const keys[] = {"workers",  "log_level", "listeners",  "admin",
+                                       "timeouts", "limits",    "access_log", "regions"};
+    enum { WORKERS = 0, LOG_LEVEL, LISTENERS, ADMIN, TIMEOUTS, LIMITS, ACCESS_LOG, REGIONS };
+    struct field f[8];
+
+    if (!map_collect(ld, root, "", keys, 8, f))
+        return;
+    require(ld, root, "", "listeners", &f[LISTENERS]);
+    require(ld, root, "", "regions", &f[REGIONS]);
+
+    if (f[WORKERS].value != NULL)
+        load_workers(ld, f[WORKERS].value);
+    if (f[LOG_LEVEL].value != NULL)
+        load_log_level(ld, f[LOG_LEVEL].value);
+    if (f[LISTENERS].value != NULL)
+        load_listeners(ld, f[LISTENERS].value);
+    if (f[ADMIN].value != NULL && !ld->aborted)
+        load_admin(ld, f[ADMIN].value);
+    if (f[TIMEOUTS].value != NULL && !ld->aborted)
+        load_timeouts(ld, f[TIMEOUTS].value);
+    if (f[LIMITS].value != NULL && !ld->aborted)
+        load_limits(ld, f[LIMITS].value);
+    if (f[ACCESS_LOG].value != NULL && !ld->aborted)
+        load_access_log(ld, f[ACCESS_LOG].value);
+    if (f[REGIONS].value != NULL && !ld->aborted)
+        load_regions(ld, f[REGIONS].value);
+    if (!ld->aborted)
+        check_across(ld, &f[ADMIN]);
+}
+
+/* Line of byte `offset` in `text`, 1-based. */
+static size_t
+line_of_offset(const char *text, size_t len, size_t offset)
+{
+    size_t line = 1;
+
+    for (size_t i = 0; i < offset && i < len; i++)
+        if (text[i] == '\n')
+            line++;
+    return line;
+}
+
+static void
+report_yaml_error(struct loader *ld, const yaml_parser_t *parser, const char *text, size_t len)
+{
+    const char *problem = parser->problem != NULL ? parser->problem : "unknown error";
+
+    switch (parser->error) {
+    case YAML_MEMORY_ERROR:
+        ld->oom = true;
+        break;
+    case YAML_READER_ERROR:
+        /* Encoding errors carry a byte offset rather than a mark. */
+        if (parser->problem_value != -1)
+            report(ld, line_of_offset(text, len, parser->problem_offset),
+                   "invalid YAML: %s (byte 0x%02x at offset %zu)", problem,
+                   (unsigned)parser->problem_value & 0xffu, parser->problem_offset);
+        else
+            report(ld, line_of_offset(text, len, parser->problem_offset),
+                   "invalid YAML: %s (at offset %zu)", problem, parser->problem_offset);
+        break;
+    default:
+        if (parser->context != NULL)
+            report(ld, parser->problem_mark.line + 1, "invalid YAML: %s (%s at line %zu)", problem,
+                   parser->context, parser->context_mark.line + 1);
+        else
+            report(ld, parser->problem_mark.line + 1, "invalid YAML: %s", problem);
+        break;
+    }
+}
+
+/* The file must hold one document: a second one is a mistake (a stray "---" line joining
+ * two files), not something to ignore. */
+static void
+check_single_document(struct loader *ld, yaml_parser_t *parser, const char *text, size_t len)
+{
+    yaml_document_t next;
+    yaml_node_t *root;
+
+    if (!yaml_parser_load(parser, &next)) {
+        report_yaml_error(ld, parser, text, len);
+        return;
+    }
+    root = yaml_document_get_root_node(&next);
+    if (root != NULL)
+        report(ld, node_line(root),
+               "a second YAML document starts here; the file must hold exactly one");
+    yaml_document_delete(&next);
+}
+
+/* Out of memory leaves *errors NULL only if even the message cannot be allocated. */
+struct cfg *
+cfg_load_text(const char *name, const char *text, size_t len, char **errors)
+{
+    struct loader ld;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_node_t *root;
+    struct cfg *result = NULL;
+
+    memset(&ld, 0, sizeof(ld));
+    ld.name = name;
+    *errors = NULL;
+
+    ld.cfg = cfg_new();
+    if (ld.cfg == NULL || (ld.cfg->path = strdup(name)) == NULL) {
+        ld.oom = true;
+        goto done;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        ld.oom = true;
+        goto done;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        report_yaml_error(&ld, &parser, text, len);
+        goto delete_parser;
+    }
+
+    root = yaml_document_get_root_node(&doc);
+    if (root == NULL) {
+        report(&ld, 1,
+               "the file is empty; expected a mapping with at least listeners and "
+               "regions");
+        goto delete_doc;
+    }
+    ld.doc = &doc;
+    ld.max_visits = (size_t)(doc.nodes.top - doc.nodes.start) + LOAD_MAX_ALIAS_VISITS;
+    load_root(&ld, root);
+    check_single_document(&ld, &parser, text, len);
+
+    if (ld.nerrors == 0 && ld.dropped == 0 && !ld.oom) {
+        result = ld.cfg;
+        ld.cfg = NULL;
+    }
+
+delete_doc:
+    yaml_document_delete(&doc);
+delete_parser:
+    yaml_parser_delete(&parser);
+done:
+    if (result == NULL)
+        *errors = errors_join(&ld);
+    loader_deinit(&ld);
+    return result;
+}
+
+/* Reads the whole file into a malloc'd buffer. Returns 0, or -1 with a message in `ld`. */
+static int
+read_file(struct loader *ld, const char *path, char **text, size_t *len)
+{
+    FILE *f;
+    char *buf = NULL;
+    size_t size = 0, cap = 0;
+    int rc = -1;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        report(ld, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        size_t got;
+        if (size > LOAD_MAX_FILE_BYTES) {
+            report(ld, 0, "larger than %u MiB; is this the configuration file?",
+                   LOAD_MAX_FILE_BYTES >> 20);
+            goto free_buf;
+        }
+        if (size == cap) {
+            char *grown;
+            cap = cap ? cap * 2 : 16384;
+            grown = realloc(buf, cap);
+            if (grown == NULL) {
+                ld->oom = true;
+                goto free_buf;
+            }
+            buf = grown;
+        }
+        got = fread(buf + size, 1, cap - size, f);
+        size += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                report(ld, 0, "cannot read: %s", strerror(errno));
+                goto free_buf;
+            }
+            break;
+        }
+    }
+    *text = buf;
+    *len = size;
+    buf = NULL;
+    rc = 0;
+
+free_buf:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+struct cfg *
+cfg_load_file(const char *path, char **errors)
+{
+    struct loader ld;
+    char *text = NULL;
+    size_t len = 0;
+    struct cfg *cfg;
+
+    memset(&ld, 0, sizeof(ld));
+    ld.name = path;
+    *errors = NULL;
+    if (read_file(&ld, path, &text, &len) < 0) {
+        *errors = errors_join(&ld);
+        loader_deinit(&ld);
+        return NULL;
+    }
+    loader_deinit(&ld);
+    cfg = cfg_load_text(path, text, len, errors);
+    free(text);
+    return cfg;
+}
