@@ -18,7 +18,7 @@
 #define CONN_FREE_MAX 4096
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE: give the process time to free descriptors */
 
-_Static_assert(sizeof(struct conn) <= 512, "struct conn is the per-idle-connection cost");
+_Static_assert(sizeof(struct conn) <= 384, "struct conn is the per-idle-connection cost");
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -91,9 +91,9 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
     struct listener_rt *ls = arg;
     struct worker *w = ls->w;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct conn tmp_peer;
-        socklen_t plen = sizeof(tmp_peer.peer);
-        int fd = accept4(lfd, &tmp_peer.peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -116,9 +116,8 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
         c->w = w;
         c->ls = ls;
         c->id = w->next_conn_id++;
-        memcpy(&c->peer, &tmp_peer.peer, sizeof(c->peer));
+        memcpy(&c->peer, &peer, plen < sizeof(c->peer) ? plen : sizeof(c->peer));
         event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
-        event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
         c->next = w->conns;
         if (w->conns)
             w->conns->prev = c;
@@ -143,7 +142,10 @@ conn_close(struct conn *c)
     }
     struct worker *w = c->w;
     event_del(&c->rev);
-    event_del(&c->wev);
+    if (c->wev) {
+        event_free(c->wev);
+        c->wev = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     buf_drop(&w->bufs, &c->in);
@@ -194,8 +196,12 @@ conn_flush(struct conn *c)
                 continue;
             if (errno == EAGAIN) {
                 if (!c->write_pending) {
+                    if (!c->wev)
+                        c->wev = event_new(c->w->base, c->fd, EV_WRITE | EV_PERSIST,
+                                           conn_write_cb, c);
+                    if (!c->wev || event_add(c->wev, c->w->snap->tv_client_idle) < 0)
+                        return -1;
                     c->write_pending = true;
-                    event_add(&c->wev, c->w->snap->tv_client_idle);
                 }
                 return 0;
             }
@@ -206,7 +212,7 @@ conn_flush(struct conn *c)
     buf_drop(&c->w->bufs, out);
     if (c->write_pending) {
         c->write_pending = false;
-        event_del(&c->wev);
+        event_del(c->wev);
     }
     return 1;
 }

@@ -23,7 +23,7 @@
 /* Extra room in a buffer beyond max_header_bytes, for the headers we add upstream. */
 #define BUF_HEADROOM 4096
 #define BUF_MIN_SIZE 16384
-#define BUF_POOL_KEEP 256
+#define BUF_POOL_KEEP 64 /* 1.25 MiB a worker at most; beyond, blocks go back to the kernel */
 
 static void
 ms_to_tv(uint32_t ms, struct timeval *tv)
