@@ -521,10 +521,13 @@ h1_op_response_head(void *client, struct stream *s, const struct h1_response *re
     x->chunked_to_client = resp->body == H1_BODY_CHUNKED && !decode;
     *raw_chunked = x->chunked_to_client;
     if (upgrade) {
+        /* No body follows that would carry the head out: send it now. */
         x->state = H1_TUNNEL;
         conn_read_on(c, c->w->snap->tv_client_idle);
         if (buf_len(&c->in))
             conn_schedule_read(c);
+        if (conn_flush(c) < 0)
+            return h1_client_gone(c);
     }
     return 0;
 }
