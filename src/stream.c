@@ -136,6 +136,8 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
 
     PUT_SPAN(&o, req->method);
     PUT_LIT(&o, " ");
+    if (req->path.len && req->path.ptr[0] == '?')
+        PUT_LIT(&o, "/"); /* absolute-form "http://host?q" has an empty path */
     PUT_SPAN(&o, req->path);
     PUT_LIT(&o, " HTTP/1.1\r\nHost: ");
     PUT_SPAN(&o, req->authority);
