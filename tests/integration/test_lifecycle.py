@@ -1,0 +1,404 @@
+# SPDX-License-Identifier: MIT
+"""Process lifecycle: the command line, config checking, the admin endpoint, graceful stop,
+reload (SIGHUP) under load, listener changes on reload, log reopening (SIGUSR1) and the
+error log's format."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+
+import pytest
+
+from conftest import (MERIDIAN_BIN, SLOW, Meridian, free_port, port_accepts, wait_for,
+                      yaml_config)
+from util_lifecycle import Background, http_get
+
+# yaml_config() puts the top-level keys on fixed lines; `extra` starts on line 11:
+#  1 workers  2 log_level  3 listeners:  4 - {listener}  5 admin  6 regions:
+#  7 - name  8 location  9 backends  10 default  11.. extra
+EXTRA_LINE = 11
+
+
+def run_meridian(*args, timeout=10):
+    return subprocess.run([MERIDIAN_BIN, *args], capture_output=True, text=True,
+                          timeout=timeout * SLOW)
+
+
+def good_config(extra=""):
+    return yaml_config(free_port(), free_port(), [("eu-central", ["127.0.0.1:9001"])],
+                       extra=extra)
+
+
+def total_requests(m):
+    return sum(w["requests"] for w in m.status()["workers"])
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+
+def test_check_accepts_a_good_file(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(good_config("timeouts: { shutdown: 5s }\nlimits: { max_header_bytes: 8k }\n"))
+    r = run_meridian("-t", "-c", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "valid" in r.stdout
+    assert r.stderr == ""
+
+
+def _dup_region():
+    return yaml_config(free_port(), free_port(), [("eu", ["127.0.0.1:9001"]),
+                                                  ("eu", ["127.0.0.1:9002"])])
+
+
+# (id, config text, expected line or None, words the message must contain)
+BAD_CONFIGS = [
+    ("unknown-key", lambda: good_config().replace("log_level: info\n",
+                                                  "log_level: info\nbogus_key: 1\n"),
+     3, ["bogus_key"]),
+    ("wrong-type", lambda: good_config().replace("workers: 2", "workers: [1, 2]"),
+     1, ["workers"]),
+    ("port-out-of-range", lambda: yaml_config(70000, free_port(),
+                                              [("eu", ["127.0.0.1:9001"])]),
+     4, ["70000"]),
+    ("duplicate-region", _dup_region, None, ["eu"]),
+    ("region-without-backends",
+     lambda: yaml_config(free_port(), free_port(), [("eu", [])]), 9, ["backends"]),
+    ("bad-duration", lambda: good_config("timeouts:\n  shutdown: ten\n"),
+     EXTRA_LINE + 1, ["ten"]),
+    ("bad-size", lambda: good_config("limits:\n  max_header_bytes: lots\n"),
+     EXTRA_LINE + 1, ["lots"]),
+    ("yaml-syntax", lambda: good_config("timeouts: { shutdown: 5s\nlimits: {}\n"),
+     None, []),
+]
+
+
+@pytest.mark.parametrize("make,line,words", [pytest.param(mk, ln, w, id=i)
+                                             for i, mk, ln, w in BAD_CONFIGS])
+def test_check_refuses_a_bad_file_naming_file_and_line(tmp_path, make, line, words):
+    path = str(tmp_path / "bad.yaml")
+    with open(path, "w") as f:
+        f.write(make())
+    r = run_meridian("-t", "-c", path)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "valid" not in r.stdout
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert lines, "no error message"
+    # Every line of the report is "FILE:LINE: what".
+    for l in lines:
+        assert re.match(re.escape(path) + r":\d+: \S", l), l
+    if line is not None:
+        assert any(l.startswith(f"{path}:{line}: ") for l in lines), (line, lines)
+    for w in words:
+        assert any(w in l for l in lines), (w, lines)
+
+
+def test_check_refuses_a_missing_file(tmp_path):
+    path = str(tmp_path / "does-not-exist.yaml")
+    r = run_meridian("-t", "-c", path)
+    assert r.returncode == 1
+    assert path in r.stderr
+
+
+def test_version_names_meridian_and_its_libraries():
+    r = run_meridian("-V")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(r"meridian \d+\.\d+\.\d+\S*", lines[0]), lines[0]
+    for lib in ("libevent", "OpenSSL", "nghttp2", "hiredis", "libmaxminddb", "libyaml"):
+        assert any(re.match(re.escape(lib) + r" \d+\.\d+", l) for l in lines[1:]), (lib, lines)
+
+
+def test_help_prints_usage():
+    r = run_meridian("-h")
+    assert r.returncode == 0
+    assert r.stdout.startswith("usage: meridian")
+    for opt in ("-c FILE", "-t", "-V", "-h"):
+        assert opt in r.stdout
+
+
+def test_unknown_option_fails():
+    r = run_meridian("-Z")
+    assert r.returncode != 0
+    assert "usage" in r.stderr
+
+
+def test_startup_with_a_bad_config_exits_1_with_file_and_line(tmp_path):
+    m = Meridian(tmp_path, config_text=good_config("timeouts:\n  client_idle: ten\n"))
+    m.start(wait=False)
+    try:
+        rc = m.proc.wait(timeout=10 * SLOW)
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+            m.proc.wait()
+    assert rc == 1
+    err = m.stderr()
+    assert f"{m.config_path}:{EXTRA_LINE + 1}: " in err, err
+    assert not port_accepts(m.port)
+
+
+# ---- admin ------------------------------------------------------------------------------------
+
+
+def test_admin_endpoints(origins, meridian):
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])])
+    assert m.admin("/healthz") == (200, b"ok\n")
+
+    assert http_get(m.port, "/")[0] == 200
+    st = m.status()
+    assert st["generation"] == 1
+    assert len(st["workers"]) == 2
+    assert all(w["generation"] == 1 for w in st["workers"])
+    assert total_requests(m) == 1
+    assert [r["name"] for r in st["regions"]] == ["eu-central"]
+    assert st["regions"][0]["backends"] == [o.address]
+
+    with pytest.raises(urllib.error.HTTPError) as e:
+        m.admin("/no-such-thing")
+    assert e.value.code == 404
+
+
+# ---- graceful stop ----------------------------------------------------------------------------
+
+
+def _wait_at_origin(o, target):
+    wait_for(lambda: any(r.get("target") == target for r in o.records()), timeout=5,
+             what=f"{target} to reach the origin")
+
+
+def test_sigterm_lets_the_request_in_flight_finish(origins, meridian):
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])])
+    bg = Background(lambda: http_get(m.port, "/delay/1500", timeout=10))
+    _wait_at_origin(o, "/delay/1500")  # the origin records a request when it has it all
+
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: not port_accepts(m.port), timeout=1.0, what="listener to close")
+    assert not bg.done(), "the in-flight request finished before the listener closed"
+
+    status, _, body = bg.result()
+    assert status == 200 and body == b"eu-a\n", (status, body)
+    rc = m.proc.wait(timeout=10 * SLOW)
+    elapsed = time.monotonic() - t0
+    assert rc == 0
+    # It stops once nothing is in flight, not at the end of the 30 s default grace.
+    assert elapsed < 5 * SLOW, elapsed
+
+
+def test_sigterm_grace_period_bounds_shutdown(origins, meridian):
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])], extra="timeouts: { shutdown: 1s }\n")
+    bg = Background(lambda: http_get(m.port, "/delay/10000", timeout=15))
+    _wait_at_origin(o, "/delay/10000")
+
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = m.proc.wait(timeout=5 * SLOW)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("meridian still running 5 s after SIGTERM with shutdown: 1s")
+    elapsed = time.monotonic() - t0
+    assert rc == 0
+    assert 0.8 <= elapsed <= 3.0 * SLOW, elapsed
+    bg.result()  # the client is let go, not left hanging
+
+
+# ---- reload -----------------------------------------------------------------------------------
+
+
+def _config_for(m, backends, extra=""):
+    return yaml_config(m.port, m.admin_port, [("eu-central", backends)], extra=extra)
+
+
+def test_reload_adding_a_backend_under_load_fails_nothing(origins, meridian):
+    a, b = origins("eu-a", "eu-b")
+    m = meridian(regions=[("eu-central", [a.address])])
+    t0 = time.monotonic()
+    wrk = subprocess.Popen(["wrk", "-t1", "-c16", "-d3s", "--timeout", "5s", m.url("/")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: total_requests(m) >= 200, timeout=5, what="load to build up")
+        # Pacing, not readiness: put the reload in the middle of the 3 s run.
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+        m.reload(_config_for(m, [a.address, b.address]))
+        reloaded_at = total_requests(m)
+        assert wrk.poll() is None, "wrk ended before the reload took effect"
+        out, _ = wrk.communicate(timeout=20 * SLOW)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    assert wrk.returncode == 0, out
+    assert re.search(r"^\s*\d+ requests in", out, re.M), out
+    assert "Non-2xx or 3xx responses" not in out, out
+    assert "Socket errors" not in out, out
+    assert total_requests(m) > reloaded_at, "no load after the reload"
+    assert len(b.records()) > 0, "the added backend got no requests"
+    assert m.status()["regions"][0]["backends"] == [a.address, b.address]
+
+
+def test_request_in_flight_during_reload_finishes_on_the_old_config(origins, meridian):
+    a, b = origins("eu-a", "eu-b")
+    m = meridian(regions=[("eu-central", [a.address])])
+    bg = Background(lambda: http_get(m.port, "/delay/1000", timeout=10))
+    _wait_at_origin(a, "/delay/1000")
+
+    m.reload(_config_for(m, [b.address]))  # removes the backend serving the request
+    assert not bg.done(), "the request finished before the reload: nothing was tested"
+
+    status, _, body = bg.result()
+    assert status == 200 and body == b"eu-a\n", (status, body)
+    status, _, body = http_get(m.port, "/after")
+    assert status == 200 and body == b"eu-b\n", (status, body)
+    assert not any(r.get("target") == "/after" for r in a.records())
+
+
+def test_reload_with_a_bad_config_keeps_the_old_one(origins, meridian):
+    a, b = origins("eu-a", "eu-b")
+    m = meridian(regions=[("eu-central", [a.address])])
+    gen = m.generation()
+
+    m.reload(_config_for(m, [b.address], extra="timeouts:\n  shutdown: ten\n"),
+             expect_success=False)
+    err = m.stderr()
+    assert "reload refused" in err
+    assert f"{m.config_path}:{EXTRA_LINE + 1}" in err, err[-2000:]
+
+    for i in range(5):
+        status, _, body = http_get(m.port, f"/still/{i}")
+        assert status == 200 and body == b"eu-a\n", (status, body)
+    assert m.generation() == gen
+    assert all(w["generation"] == gen for w in m.status()["workers"])
+    assert b.records() == []
+
+    # And it is not stuck: a good file afterwards is taken.
+    m.reload(_config_for(m, [b.address]))
+    assert http_get(m.port, "/")[2] == b"eu-b\n"
+
+
+class _Prober:
+    """Hits one port with fresh connections until stopped; remembers every outcome."""
+
+    def __init__(self, port):
+        self.port = port
+        self.results = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        for i in range(2000):  # bounded
+            if self._stop.is_set():
+                return
+            try:
+                self.results.append(http_get(self.port, f"/probe/{i}", timeout=5)[0])
+            except OSError as e:
+                self.results.append(repr(e))
+            time.sleep(0.01)
+
+    def wait_more(self, n=2):
+        """Wait until n more probes than now have finished."""
+        want = len(self.results) + n
+        wait_for(lambda: len(self.results) >= want, timeout=10, what="probes to run")
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(15 * SLOW)
+        assert not self._t.is_alive()
+        return self.results
+
+
+def test_reload_adds_and_removes_a_listener(origins, meridian):
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])])
+    base = _config_for(m, [o.address])
+    first = f'  - {{ name: http, address: "127.0.0.1:{m.port}" }}\n'
+    assert first in base
+    port2 = free_port()
+    with_second = base.replace(
+        first, first + f'  - {{ name: http-extra, address: "127.0.0.1:{port2}" }}\n')
+    assert not port_accepts(port2)
+
+    prober = _Prober(m.port)
+    try:
+        prober.wait_more()
+        m.reload(with_second)
+        wait_for(lambda: port_accepts(port2), timeout=5, what="the new listener")
+        status, _, body = http_get(port2, "/via-second")
+        assert status == 200 and body == b"eu-a\n"
+        assert any(l["address"] == f"127.0.0.1:{port2}" for l in m.status()["listeners"])
+
+        prober.wait_more()
+        m.reload(base)
+        wait_for(lambda: not port_accepts(port2), timeout=5, what="the listener to close")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port2), timeout=2).close()
+        # Still closed after the first listener served another request (no worker that
+        # lags behind the reload keeps or reopens it).
+        assert http_get(m.port, "/after-removal")[0] == 200
+        assert not port_accepts(port2)
+        prober.wait_more()
+    finally:
+        results = prober.stop()
+    assert len(results) >= 6, results
+    assert all(r == 200 for r in results), results
+    assert http_get(m.port, "/end")[0] == 200
+
+
+# ---- logs -------------------------------------------------------------------------------------
+
+
+def _log_lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def test_sigusr1_reopens_the_access_log(origins, meridian, tmp_path):
+    o = origins("eu-a")
+    log = str(tmp_path / "access.log")
+    m = meridian(regions=[("eu-central", [o.address])], access_log=log)
+
+    assert http_get(m.port, "/before-rotation")[0] == 200
+    wait_for(lambda: any(l.get("path") == "/before-rotation" for l in _log_lines(log)),
+             timeout=5, what="the first access log line")
+
+    rotated = log + ".1"
+    os.rename(log, rotated)
+    m.proc.send_signal(signal.SIGUSR1)
+    wait_for(lambda: os.path.exists(log), timeout=5, what="the access log to be reopened")
+
+    assert http_get(m.port, "/after-rotation")[0] == 200
+    wait_for(lambda: any(l.get("path") == "/after-rotation" for l in _log_lines(log)),
+             timeout=5, what="the new line in the reopened log")
+    old = _log_lines(rotated)
+    assert any(l.get("path") == "/before-rotation" for l in old)
+    assert not any(l.get("path") == "/after-rotation" for l in old), old
+    assert not any(l.get("path") == "/before-rotation" for l in _log_lines(log))
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (error|warn|info|debug) \S")
+
+
+def test_error_log_lines_have_timestamp_and_level(origins, meridian):
+    o = origins("eu-a")
+    dead = f"127.0.0.1:{free_port()}"
+    m = meridian(regions=[("eu-central", [o.address])])
+    # Something other than startup: a refused reload is logged as an error.
+    m.reload(_config_for(m, [dead], extra="bogus_key: 1\n"), expect_success=False)
+    m.stop()
+    lines = [l for l in m.stderr().splitlines() if l.strip()]
+    assert len(lines) >= 3, lines
+    for l in lines:
+        assert LOG_LINE.match(l), l
+    levels = {LOG_LINE.match(l).group(2) for l in lines}
+    assert "info" in levels and levels & {"error", "warn"}, lines
