@@ -405,6 +405,8 @@ struct writer {
 static void
 wput(struct writer *o, const char *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL for an empty span */
     if ((size_t)(o->end - o->p) < n) {
         o->overflow = true;
         return;

@@ -5,6 +5,7 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 
 #define STREAM_FREE_MAX 1024
 
+
+
 /* Status codes that are ours rather than a backend's, for the access log. */
 #define STATUS_CLIENT_CLOSED 499
 
@@ -32,6 +35,26 @@ enum flow {
 };
 
 static enum flow stream_process_response(struct stream *s);
+static struct upstream_pool *stream_pool(const struct stream *s);
+
+/* A log line about a request says which request, from whom, to which backend, then
+ * what happened. */
+static void stream_log_msg(enum cfg_log_level level, const struct stream *s, const char *fmt,
+                           ...) __attribute__((format(printf, 3, 4)));
+
+static void
+stream_log_msg(enum cfg_log_level level, const struct stream *s, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    log_msg(level, "request %s from %s to %s: %s", s->reqid, s->client_ip,
+            stream_pool(s)->addr.text, what);
+}
 static enum flow stream_flush_upstream(struct stream *s);
 static void stream_fail(struct stream *s, int status);
 
@@ -99,6 +122,8 @@ struct writer {
 static inline void
 put(struct writer *o, const char *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL for an empty span */
     if ((size_t)(o->end - o->p) < n) {
         o->overflow = true;
         return;
@@ -327,7 +352,7 @@ stream_flush_upstream(struct stream *s)
             int err = errno;
             if (stream_retry(s, false))
                 return FLOW_WAIT;
-            log_info("write to %s failed: %s", stream_pool(s)->addr.text, strerror(err));
+            stream_log_msg(CFG_LOG_INFO, s, "write failed: %s", strerror(err));
             stream_fail(s, 502);
             return FLOW_GONE;
         }
@@ -540,7 +565,7 @@ stream_response_head(struct stream *s)
                               w->headers, &resp);
     if (r == H1_PARTIAL) {
         if (buf_room(&s->up_in) == 0) {
-            log_warn("response head from %s exceeds %u bytes", stream_pool(s)->addr.text,
+            stream_log_msg(CFG_LOG_WARN, s, "response head exceeds %u bytes",
                      s->up_in.cap);
             stream_fail(s, 502);
             return FLOW_GONE;
@@ -548,7 +573,7 @@ stream_response_head(struct stream *s)
         return FLOW_WAIT;
     }
     if (r == H1_INVALID) {
-        log_warn("invalid response from %s", stream_pool(s)->addr.text);
+        stream_log_msg(CFG_LOG_WARN, s, "invalid response head");
         stream_fail(s, 502);
         return FLOW_GONE;
     }
@@ -567,7 +592,7 @@ stream_response_head(struct stream *s)
         return FLOW_MORE;
     }
     if (resp.status == 101 && !s->websocket) {
-        log_warn("unsolicited 101 from %s", stream_pool(s)->addr.text);
+        stream_log_msg(CFG_LOG_WARN, s, "101 Switching Protocols without an upgrade request");
         stream_fail(s, 502);
         return FLOW_GONE;
     }
@@ -627,7 +652,7 @@ stream_response_body(struct stream *s)
             struct span data;
             ssize_t c = h1_chunked_feed(&s->resp_chunked, p, n, &data);
             if (c < 0) {
-                log_warn("bad chunked framing from %s", stream_pool(s)->addr.text);
+                stream_log_msg(CFG_LOG_WARN, s, "bad chunked framing in the response");
                 stream_fail(s, 502);
                 return FLOW_GONE;
             }
@@ -683,7 +708,7 @@ void
 stream_upstream_connected(struct stream *s, int err)
 {
     if (err) {
-        log_warn("connect to %s failed: %s", stream_pool(s)->addr.text, strerror(err));
+        stream_log_msg(CFG_LOG_WARN, s, "connect failed: %s", strerror(err));
         if (stream_retry(s, true))
             return;
         stream_fail(s, 502);
@@ -704,7 +729,7 @@ void
 stream_upstream_timeout(struct stream *s)
 {
     if (s->uc && s->uc->connecting) {
-        log_warn("connect to %s timed out", stream_pool(s)->addr.text);
+        stream_log_msg(CFG_LOG_WARN, s, "connect timed out");
         if (stream_retry(s, true))
             return;
         stream_fail(s, 504);
@@ -714,7 +739,7 @@ stream_upstream_timeout(struct stream *s)
         stream_fail(s, 0);
         return;
     }
-    log_warn("%s did not answer in time", stream_pool(s)->addr.text);
+    stream_log_msg(CFG_LOG_WARN, s, "no response within upstream_response");
     stream_fail(s, 504);
 }
 
@@ -759,7 +784,7 @@ stream_upstream_readable(struct stream *s)
         if (s->resp_state == STREAM_RESP_HEAD) {
             if (stream_retry(s, false))
                 return;
-            log_warn("%s closed before a complete response: %s", stream_pool(s)->addr.text,
+            stream_log_msg(CFG_LOG_WARN, s, "closed before a complete response: %s",
                      err ? strerror(err) : "EOF");
             stream_fail(s, 502);
             return;
