@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Idle keep-alive memory of a proxy: what one open, idle client connection costs it.
+
+Opens N keep-alive connections to 127.0.0.1:PORT in batches, sends one `GET / HTTP/1.1` on each
+and reads the whole response (so the proxy has touched its buffers for it), waits, and divides
+the growth of the proxy's resident memory (VmRSS in /proc/PID/status, summed over PID and its
+descendants, e.g. an nginx master and its worker) by the number of connections that are open
+and idle. Then closes them all. Standard library only; this process holds N sockets, so N is
+bounded by its open-file limit (20,000 on the project's machines: keep N at 10,000 at most).
+
+The last line of output is machine-readable:
+  RESULT conns=N ok=.. failed=.. non200=.. closed_early=.. rss_before_kb=.. rss_idle_kb=..
+         rss_after_close_kb=.. bytes_per_conn=..
+"""
+import argparse
+import os
+import resource
+import selectors
+import socket
+import sys
+import time
+
+
+def tree_pids(root):
+    """root and every process descended from it."""
+    parent = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()
+        parent[int(name)] = int(fields[1])
+    pids = {root}
+    grown = True
+    while grown:
+        grown = False
+        for pid, ppid in parent.items():
+            if ppid in pids and pid not in pids:
+                pids.add(pid)
+                grown = True
+    return sorted(pids)
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Client:
+    __slots__ = ("sock", "state", "buf")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.state = "connecting"
+        self.buf = b""
+
+
+def response_complete(buf):
+    """None while incomplete, else the status code of the response in buf."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buf[:end].decode("latin-1").split("\r\n")
+    try:
+        status = int(head[0].split()[1])
+    except (IndexError, ValueError):
+        return -1
+    if 100 <= status < 200:  # interim response: skip it
+        return response_complete(buf[end + 4:])
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = buf[end + 4:]
+    if "content-length" in headers:
+        return status if len(body) >= int(headers["content-length"]) else None
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return status if body.endswith(b"0\r\n\r\n") else None
+    return status if status in (204, 304) else None
+
+
+def open_batch(sel, host, port, request, count, timeout):
+    """Opens count connections and completes one request on each. Returns (open clients,
+    failures, non-200 responses)."""
+    pending = {}
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((host, port))
+        c = Client(s)
+        pending[s.fileno()] = c
+        sel.register(s, selectors.EVENT_WRITE, c)
+    done, failed, non200 = [], 0, 0
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            c = key.data
+            try:
+                if c.state == "connecting":
+                    err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise OSError(err, os.strerror(err))
+                    c.sock.send(request)  # a few dozen bytes: always fits
+                    c.state = "reading"
+                    sel.modify(c.sock, selectors.EVENT_READ, c)
+                    continue
+                data = c.sock.recv(65536)
+                if not data:
+                    raise OSError("closed before the response was complete")
+                c.buf += data
+                status = response_complete(c.buf)
+                if status is None:
+                    continue
+                if status != 200:
+                    non200 += 1
+                c.state = "idle"
+                c.buf = b""
+                sel.unregister(c.sock)
+                del pending[c.sock.fileno()]
+                done.append(c)
+            except OSError:
+                failed += 1
+                sel.unregister(c.sock)
+                del pending[c.sock.fileno()]
+                c.sock.close()
+    for c in pending.values():  # timed out
+        failed += 1
+        sel.unregister(c.sock)
+        c.sock.close()
+    return done, failed, non200
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, required=True, help="proxy port on 127.0.0.1")
+    ap.add_argument("--pid", type=int, required=True, help="proxy PID (descendants included)")
+    ap.add_argument("-n", "--conns", type=int, default=10000)
+    ap.add_argument("--batch", type=int, default=500, help="connections opened at once")
+    ap.add_argument("--wait", type=float, default=3.0, help="seconds idle before measuring")
+    ap.add_argument("--path", default="/")
+    ap.add_argument("--host-header", default="bench")
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.conns + 50 > hard:
+        sys.exit(f"idle_conns: {args.conns} connections need more than the open-file limit {hard}")
+
+    pids = tree_pids(args.pid)
+    request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host_header}\r\n"
+               "User-Agent: meridian-bench-idle\r\n\r\n").encode()
+    time.sleep(0.5)
+    before = rss_kb(pids)
+
+    sel = selectors.DefaultSelector()
+    clients, failed, non200 = [], 0, 0
+    t0 = time.monotonic()
+    while len(clients) + failed < args.conns:
+        n = min(args.batch, args.conns - len(clients) - failed)
+        done, f, bad = open_batch(sel, "127.0.0.1", args.port, request, n, timeout=15)
+        clients += done
+        failed += f
+        non200 += bad
+    opened_in = time.monotonic() - t0
+
+    time.sleep(args.wait)
+    idle = rss_kb(pids)
+    # any socket readable now was closed (or written to) by the proxy while "idle"
+    for c in clients:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    closed_early = len(sel.select(timeout=0))
+    for c in clients:
+        sel.unregister(c.sock)
+        c.sock.close()
+    time.sleep(1.0)
+    after_close = rss_kb(tree_pids(args.pid))
+
+    ok = len(clients) - closed_early
+    per_conn = (idle - before) * 1024 / ok if ok > 0 else float("nan")
+    print(f"pids {pids}: {len(clients)} connections opened in {opened_in:.1f} s "
+          f"({failed} failed, {non200} non-200, {closed_early} closed by the proxy while idle)")
+    print(f"VmRSS {before} kB before, {idle} kB with {ok} idle connections, "
+          f"{after_close} kB after closing them: {per_conn:.0f} bytes per idle connection")
+    print(f"RESULT conns={args.conns} ok={ok} failed={failed} non200={non200} "
+          f"closed_early={closed_early} rss_before_kb={before} rss_idle_kb={idle} "
+          f"rss_after_close_kb={after_close} bytes_per_conn={per_conn:.0f}")
+    return 0 if failed == 0 and closed_early == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
