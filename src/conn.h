@@ -32,7 +32,8 @@ void conn_close_all(struct worker *w);
  * or -1 when the client is gone (the caller closes). */
 int conn_flush(struct conn *c);
 
-/* Read interest with `tv` as the inactivity limit (NULL: none). */
+/* Read interest with `tv` as the inactivity limit. Beware: libevent keeps an earlier
+ * timeout when tv is NULL, so pass a real one. */
 void conn_read_on(struct conn *c, const struct timeval *tv);
 /* Stop reading until conn_read_on(): no room for what might arrive. */
 void conn_read_pause(struct conn *c);

@@ -169,7 +169,8 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
     };
     x->state = req->body == H1_BODY_NONE ? H1_WAIT : H1_BODY;
     x->stream = s;
-    conn_read_on(c, x->state == H1_BODY ? w->snap->tv_client_idle : NULL);
+    if (x->state == H1_BODY)
+        conn_read_on(c, w->snap->tv_client_idle);
 
     int rc = stream_start(s, &sr);
     /* The head's spans were needed up to here. If the exchange already failed, the
@@ -280,7 +281,8 @@ h1_feed_body(struct conn *c)
         if (done) {
             stream_request_end(s);
             x->state = H1_WAIT;
-            conn_read_on(c, NULL);
+            if (c->read_paused)
+                conn_read_on(c, c->w->snap->tv_client_idle);
             return STEP_MORE;
         }
     }
@@ -341,7 +343,7 @@ h1_conn_on_readable(struct conn *c)
         return;
     }
     if (c->read_paused)
-        conn_read_on(c, c->h1.state == H1_WAIT ? NULL : w->snap->tv_client_idle);
+        conn_read_on(c, w->snap->tv_client_idle);
     uint32_t room = buf_room(&c->in);
     if (room > 0) {
         ssize_t n = read(c->fd, buf_tail(&c->in), room);
@@ -375,6 +377,10 @@ h1_conn_on_timeout(struct conn *c)
             h1_reject(c, 408);
         else
             conn_close(c);
+        break;
+    case H1_WAIT:
+        /* The backend's timeouts govern a request in progress; the client's timer (it
+         * cannot be removed without a costly event_del) fires harmlessly and re-arms. */
         break;
     default:
         /* Idle keep-alive, a tunnel gone quiet, a lingering close: just go. */

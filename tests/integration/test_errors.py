@@ -269,3 +269,20 @@ def test_chunked_body_over_limit_is_refused(origins, meridian):
     assert request(m.port, "GET", "/after").status == 200
     complete = [r for r in o.records() if not r.get("bad") and r.get("method") == "POST"]
     assert complete == [], complete
+
+
+def test_client_timers_do_not_cut_a_slow_response(origins, meridian):
+    """Regression: a head that arrived in two reads armed client_header; while the
+    backend took longer than that, the stale timer closed the client connection."""
+    o = origins("eu-a")
+    m = meridian(regions=[("eu", [o.address])], workers=1,
+                 extra=timeouts(client_header="1s", client_idle="1s",
+                                upstream_response="5s"))
+    with RawConn(m.port, timeout=6) as c:
+        c.send(b"GET /delay/1800 HTTP/1.1\r\n")
+        wait_for(lambda: m.status()["workers"][0]["connections"] == 1,
+                 what="the partial head to be accepted")
+        c.send(b"Host: h.test\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.body == b"eu-a\n"
