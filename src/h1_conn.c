@@ -430,9 +430,11 @@ h1_write_response_head(const struct h1_response *resp, bool keep_te, bool keep_u
                        const char *connection, char *dst, size_t room)
 {
     struct writer o = {dst, dst + room, false};
-    char status[16];
-    int n = snprintf(status, sizeof(status), "HTTP/1.1 %03d ", resp->status);
-    wput(&o, status, (size_t)n);
+    char status[] = "HTTP/1.1 000 ";
+    status[9] = (char)('0' + resp->status / 100 % 10);
+    status[10] = (char)('0' + resp->status / 10 % 10);
+    status[11] = (char)('0' + resp->status % 10);
+    wput(&o, status, sizeof(status) - 1);
     if (resp->reason.len)
         wput(&o, resp->reason.ptr, resp->reason.len);
     else

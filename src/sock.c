@@ -75,17 +75,43 @@ sock_connect_result(int fd)
     return soerr;
 }
 
+/* IPv4 dotted quad without printf: this runs for every request (X-Forwarded-For). */
+static size_t
+ipv4_text(const unsigned char *a, char *buf, size_t size)
+{
+    if (size < 16)
+        return 0;
+    char *p = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+    return (size_t)(p - buf) - 1;
+}
+
 size_t
 sock_ip_text(const struct sockaddr *sa, char *buf, size_t size)
 {
+    if (sa->sa_family == AF_INET) {
+        size_t n = ipv4_text((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr,
+                             buf, size);
+        if (n)
+            return n;
+    }
     const void *src;
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         /* An IPv4 client on a dual-stack socket is shown as plain IPv4. */
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-            if (!inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, (socklen_t)size))
+            size_t n = ipv4_text(&s6->sin6_addr.s6_addr[12], buf, size);
+            if (!n)
                 goto unknown;
-            return strlen(buf);
+            return n;
         }
         src = &s6->sin6_addr;
     } else if (sa->sa_family == AF_INET) {

@@ -145,8 +145,12 @@ static void
 put_u64(struct writer *o, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    put(o, tmp, (size_t)n);
+    char *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 /* Serialise the request for the backend: origin-form, HTTP/1.1, hop-by-hop headers
@@ -397,7 +401,9 @@ stream_start(struct stream *s, const struct stream_request *req)
                    req->method_id == H1_METHOD_GET;
     s->req_state = req->body == H1_BODY_NONE ? STREAM_REQ_DONE : STREAM_REQ_BODY;
     s->protocol = req->protocol;
-    snprintf(s->client_ip, sizeof(s->client_ip), "%s", req->client_ip);
+    size_t iplen = strnlen(req->client_ip, sizeof(s->client_ip) - 1);
+    memcpy(s->client_ip, req->client_ip, iplen);
+    s->client_ip[iplen] = '\0';
     s->region = route_pick_region(cfg, req->client_addr);
     pick_request_id(s, req);
 
