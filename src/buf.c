@@ -29,6 +29,7 @@ buf_pool_init(struct buf_pool *pool, uint32_t block_size, uint32_t max_free)
     pool->max_free = max_free;
     pool->block_size = block_size;
     pool->taken = 0;
+    pool->min_free = 0;
 }
 
 static void
@@ -43,6 +44,13 @@ pool_trim(struct buf_pool *pool, uint32_t keep)
 }
 
 void
+buf_pool_trim_unused(struct buf_pool *pool)
+{
+    pool_trim(pool, pool->nfree - pool->min_free);
+    pool->min_free = pool->nfree;
+}
+
+void
 buf_pool_deinit(struct buf_pool *pool)
 {
     pool_trim(pool, 0);
@@ -54,6 +62,7 @@ buf_pool_set_block_size(struct buf_pool *pool, uint32_t block_size)
     if (block_size == pool->block_size)
         return;
     pool_trim(pool, 0);
+    pool->min_free = 0;
     pool->block_size = block_size;
 }
 
@@ -66,7 +75,10 @@ buf_take(struct buf_pool *pool, struct buf *b)
     if (blk) {
         pool->free = *(void **)blk;
         pool->nfree--;
+        if (pool->nfree < pool->min_free)
+            pool->min_free = pool->nfree;
     } else {
+        pool->min_free = 0;
         blk = block_alloc(pool->block_size);
         if (!blk)
             return -1;

@@ -22,6 +22,7 @@ struct buf {
 struct buf_pool {
     void *free;      /* singly linked through each free block's first bytes */
     uint32_t nfree;
+    uint32_t min_free; /* the fewest free blocks since the last trim: never needed */
     uint32_t max_free; /* blocks kept for reuse; beyond that they go back to malloc */
     uint32_t block_size;
     uint64_t taken;    /* blocks handed out and not yet returned (for /status) */
@@ -29,6 +30,10 @@ struct buf_pool {
 
 void buf_pool_init(struct buf_pool *pool, uint32_t block_size, uint32_t max_free);
 void buf_pool_deinit(struct buf_pool *pool);
+
+/* Give back to the kernel the blocks that stayed free since the last call: the pool
+ * grows to what the load needs and shrinks when the load goes. Call it periodically. */
+void buf_pool_trim_unused(struct buf_pool *pool);
 
 /* Blocks of another size are freed on return: how a reload changes the size. */
 void buf_pool_set_block_size(struct buf_pool *pool, uint32_t block_size);

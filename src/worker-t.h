@@ -78,6 +78,7 @@ struct worker {
     struct event reap_ev;      /* runs after the callbacks of a loop turn */
     struct event shutdown_ev;  /* the shutdown grace period */
     struct event log_flush_ev;
+    struct event buf_trim_ev;  /* returns unused buffer blocks to the kernel */
     bool stopping;
     bool reap_scheduled;
     bool log_flush_scheduled;

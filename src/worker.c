@@ -23,7 +23,8 @@
 /* Extra room in a buffer beyond max_header_bytes, for the headers we add upstream. */
 #define BUF_HEADROOM 4096
 #define BUF_MIN_SIZE 16384
-#define BUF_POOL_KEEP 64 /* 1.25 MiB a worker at most; beyond, blocks go back to the kernel */
+#define BUF_POOL_KEEP 4096 /* a hard cap; the trim below keeps the pool near the load */
+#define BUF_TRIM_MS 1000   /* blocks unused for this long go back to the kernel */
 
 static void
 ms_to_tv(uint32_t ms, struct timeval *tv)
@@ -253,6 +254,13 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+buf_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    buf_pool_trim_unused(&w->bufs);
+}
+
+static void
 log_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -296,6 +304,9 @@ worker_init(struct worker *w, struct server *srv, unsigned id)
     event_assign(&w->wake_ev, w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
     event_add(&w->wake_ev, NULL);
     event_assign(&w->log_flush_ev, w->base, -1, 0, log_flush_cb, w);
+    event_assign(&w->buf_trim_ev, w->base, -1, EV_PERSIST, buf_trim_cb, w);
+    struct timeval trim_tv = {BUF_TRIM_MS / 1000, (BUF_TRIM_MS % 1000) * 1000};
+    event_add(&w->buf_trim_ev, &trim_tv);
     conn_worker_init(w);
     buf_pool_init(&w->bufs, BUF_MIN_SIZE + BUF_HEADROOM, BUF_POOL_KEEP);
     reqid_gen_init(&w->reqids, 0);
@@ -353,6 +364,7 @@ worker_deinit(struct worker *w)
     w->snap = NULL;
     event_del(&w->wake_ev);
     event_del(&w->log_flush_ev);
+    event_del(&w->buf_trim_ev);
     if (event_initialized(&w->shutdown_ev))
         event_del(&w->shutdown_ev);
     close(w->wake_fd);

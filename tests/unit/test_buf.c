@@ -87,6 +87,35 @@ test_block_size_change_and_cap(void **state)
     buf_pool_deinit(&pool);
 }
 
+static void
+test_trim_unused(void **state)
+{
+    (void)state;
+    struct buf_pool pool;
+    buf_pool_init(&pool, 64, 100);
+    struct buf b[10] = {{0}};
+    for (int i = 0; i < 10; i++)
+        buf_take(&pool, &b[i]);
+    for (int i = 0; i < 10; i++)
+        buf_drop(&pool, &b[i]);
+    assert_int_equal(pool.nfree, 10);
+    buf_pool_trim_unused(&pool); /* a fresh malloc happened since: nothing is "unused" */
+    assert_int_equal(pool.nfree, 10);
+    /* Next period only 3 are ever needed at once: 7 sat free the whole time. */
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 3; i++)
+            buf_take(&pool, &b[i]);
+        for (int i = 0; i < 3; i++)
+            buf_drop(&pool, &b[i]);
+    }
+    buf_pool_trim_unused(&pool);
+    assert_int_equal(pool.nfree, 3);
+    /* A quiet period: all go. */
+    buf_pool_trim_unused(&pool);
+    assert_int_equal(pool.nfree, 0);
+    buf_pool_deinit(&pool);
+}
+
 int
 main(void)
 {
@@ -94,6 +123,7 @@ main(void)
         cmocka_unit_test(test_take_release_reuse),
         cmocka_unit_test(test_room_compacts),
         cmocka_unit_test(test_block_size_change_and_cap),
+        cmocka_unit_test(test_trim_unused),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }
