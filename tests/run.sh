@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The whole test suite, as CI runs it: installs what is missing, builds, then runs
-#   1. the cmocka unit tests and the black-box tests on a normal (-Werror) build,
+#   1. the cmocka unit tests, make distcheck, and the black-box tests on a normal
+#      (-Werror) build,
 #   2. the same again on an AddressSanitizer + UndefinedBehaviorSanitizer build,
 #   3. each libFuzzer target for a short while on its corpus (clang-14).
 # It ends with the test runners' own summary lines. FUZZ_SECONDS (default 20) per target.
@@ -25,6 +26,9 @@ unit() {  # build dir
 echo "== normal build"
 CONFIGURE_FLAGS="--enable-werror" bash packaging/build.sh "$top/_build"
 unit "$top/_build"
+echo "== make distcheck (tarball builds, checks, installs and uninstalls)"
+make -C "$top/_build" -s distcheck >"$top/_build/distcheck.log" 2>&1 || { tail -40 "$top/_build/distcheck.log"; exit 1; }
+grep -A1 'archives ready' "$top/_build/distcheck.log" | tail -1
 echo "== black-box tests (normal build)"
 MERIDIAN_BUILD="$top/_build" $py -m pytest -q -p no:cacheprovider tests/integration
 
