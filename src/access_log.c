@@ -146,6 +146,7 @@ access_log_append(struct access_log_buf *lb, const struct access_log_entry *e)
     line_str(&l, "\"method\":", method);
     line_str(&l, "\"path\":", sp ? sp + 1 : "");
     line_str(&l, "\"protocol\":", e->protocol);
+    line_str(&l, "\"tls\":", e->tls);
     line_fmt(&l, "\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,", e->status,
              (unsigned long long)e->bytes, (double)e->duration_us / 1000.0);
     line_str(&l, "\"region\":", e->region);

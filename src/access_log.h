@@ -21,7 +21,8 @@ struct access_log_buf {
 struct access_log_entry {
     const char *client_ip;
     const char *request;   /* "METHOD TARGET" */
-    const char *protocol;  /* "HTTP/1.1" */
+    const char *protocol;  /* "HTTP/1.1", "HTTP/2" */
+    const char *tls;       /* "TLSv1.3", or NULL on a plain connection */
     int status;
     uint64_t bytes;        /* response body bytes sent */
     uint64_t duration_us;

@@ -21,10 +21,68 @@ struct cfg_addr {
     char text[64]; /* as normalised for logs: "127.0.0.1:80", "[::1]:8080" */
 };
 
+/* A certificate and its private key (PEM files). */
+struct cfg_tls_cert {
+    char *cert_path; /* owns */
+    char *key_path;  /* owns */
+    bool is_default; /* served when SNI matches nothing (else the first one is) */
+    int line;
+};
+
+enum cfg_tls_protocol {
+    CFG_TLS_V12 = 1 << 0,
+    CFG_TLS_V13 = 1 << 1,
+};
+
+/* Mozilla's "intermediate" server profile (v5.7): forward-secret AEAD suites only. */
+#define CFG_TLS_DEFAULT_CIPHERS                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                           \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                           \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define CFG_TLS_DEFAULT_CIPHERSUITES                                                       \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define CFG_TLS_DEFAULT_GROUPS "X25519:P-256"
+#define CFG_DEFAULT_TICKET_ROTATE_MS (3600u * 1000)
+
+struct tls_listener; /* tls.c's runtime: SSL_CTXs and the SNI table */
+
+struct cfg_tls {
+    struct cfg_tls_cert *certs; /* owns; at least one */
+    size_t ncerts;
+    unsigned protocols;  /* enum cfg_tls_protocol bits; default both */
+    char *ciphers;       /* owns; TLS 1.2 list, OpenSSL syntax; default CFG_TLS_DEFAULT_CIPHERS */
+    char *ciphersuites;  /* owns; TLS 1.3; default CFG_TLS_DEFAULT_CIPHERSUITES */
+    char *groups;        /* owns; key exchange groups; default CFG_TLS_DEFAULT_GROUPS */
+    char **alpn;         /* owns; protocols offered in order: "h2", "http/1.1" (default both) */
+    size_t nalpn;
+    bool tickets;               /* session tickets on (default) */
+    uint32_t ticket_rotate_ms;  /* a new ticket key this often (default 1h) */
+    char *ticket_key_file;      /* owns; optional: keys shared by a fleet (see tls.c) */
+    uint32_t session_cache;     /* server-side session cache entries; 0 = off (default) */
+    struct tls_listener *runtime; /* owns: built by tls_listener_new() when the generation
+                                     is loaded; freed with it */
+};
+
+/* HTTP/2 settings (for TLS listeners with "h2" in ALPN, and h2c listeners). */
+struct cfg_http2 {
+    uint32_t max_concurrent_streams; /* advertised and enforced; default 100 */
+    uint32_t initial_window_size;    /* per stream, bytes; default 65535 */
+    uint32_t max_header_list_size;   /* decoded header bytes per request; default 65536 */
+    uint32_t max_resets_per_10s;     /* RST_STREAMs we send (or the peer's) before GOAWAY
+                                        ENHANCE_YOUR_CALM; default 200 */
+};
+
+#define CFG_DEFAULT_H2_MAX_STREAMS 100
+#define CFG_DEFAULT_H2_WINDOW 65535
+#define CFG_DEFAULT_H2_MAX_HEADER_LIST 65536
+#define CFG_DEFAULT_H2_MAX_RESETS 200
+
 struct cfg_listener {
     char *name;           /* owns */
     struct cfg_addr addr;
     int line;             /* where it was defined, for messages */
+    struct cfg_tls *tls;  /* owns; NULL for plain HTTP */
+    bool h2c;             /* plain listener: also accept HTTP/2 with prior knowledge */
     int *fds;             /* owns the array (one per worker), set by server.c before the
                              generation is published; the sockets belong to the workers */
 };
@@ -78,6 +136,7 @@ struct cfg {
 
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
+    struct cfg_http2 http2;
 
     char *access_log_path; /* owns; NULL = off, "-" = stdout */
 

@@ -10,10 +10,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "buf.h"
 #include "h1_parse.h"
 
+struct h2_session;
 struct listener_rt;
+struct snapshot;
 struct stream;
 struct worker;
 
@@ -51,11 +55,20 @@ struct h1_exchange {
  *              +---------------- response sent, keep-alive ---------------+
  *   EOF, error, timeout: conn_close() marks it, the worker reaps it after the callback.
  */
+enum conn_proto {
+    CONN_PROTO_H1 = 0,
+    CONN_PROTO_H2 = 1,
+};
+
 struct conn {
     int fd;
     bool closing;        /* conn_close() was called; reaped at the end of the loop turn */
     bool write_pending;  /* *wev is armed: out could not be written in full */
     bool read_paused;    /* rev is removed: no room to read into */
+    bool tls_handshaking;
+    bool tls_read_blocked; /* SSL_read needs the socket writable first */
+    bool h2c_allowed;    /* plain listener with h2c: a client may start with the preface */
+    uint8_t proto;       /* enum conn_proto */
     uint32_t id;
     struct worker *w;        /* borrows */
     struct listener_rt *ls;  /* borrows; may be gone after a reload: use only at accept */
@@ -66,6 +79,10 @@ struct conn {
     struct h1_exchange h1;
     struct event *wev; /* owns; made the first time a write cannot complete, which most
                           connections never see: 128 bytes kept off every idle one */
+    SSL *ssl;               /* owns; NULL on plain connections */
+    struct snapshot *tls_snap; /* holds a use: the generation whose TLS context (and SNI
+                                  table) this connection's SSL was made from */
+    struct h2_session *h2;  /* owns, for HTTP/2 connections */
     struct event rev;
     union {
         struct sockaddr sa;

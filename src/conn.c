@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "h1_conn.h"
+#include "h2_conn.h"
+#include "tls.h"
 #include "log.h"
 #include "stream.h"
 #include "worker.h"
@@ -18,7 +20,7 @@
 #define CONN_FREE_MAX 4096
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE: give the process time to free descriptors */
 
-_Static_assert(sizeof(struct conn) <= 384, "struct conn is the per-idle-connection cost");
+_Static_assert(sizeof(struct conn) <= 400, "struct conn is the per-idle-connection cost");
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -125,7 +127,21 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
         w->nconns++;
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
         atomic_store_explicit(&w->stats.active_conns, w->nconns, memory_order_relaxed);
-        h1_conn_start(c);
+        if (ls->tls) {
+            c->ssl = tls_conn_new(ls->tls, fd);
+            if (!c->ssl) {
+                log_error("out of memory for a TLS connection");
+                conn_close(c);
+                continue;
+            }
+            c->tls_snap = worker_snapshot_use(w);
+            c->tls_handshaking = true;
+            /* The whole handshake must fit in the header timeout. */
+            conn_read_on(c, w->snap->tv_client_header);
+        } else {
+            c->h2c_allowed = ls->h2c;
+            h1_conn_start(c);
+        }
     }
 }
 
@@ -141,10 +157,20 @@ conn_close(struct conn *c)
         stream_abort(s, 499);
     }
     struct worker *w = c->w;
+    if (c->h2)
+        h2_conn_free(c);
     event_del(&c->rev);
     if (c->wev) {
         event_free(c->wev);
         c->wev = NULL;
+    }
+    if (c->ssl) {
+        if (!c->tls_handshaking)
+            (void)SSL_shutdown(c->ssl); /* a close_notify, if the socket takes it */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        snapshot_release(c->tls_snap);
+        c->tls_snap = NULL;
     }
     close(c->fd);
     c->fd = -1;
@@ -172,10 +198,22 @@ conn_close_idle(struct worker *w)
     struct conn *c = w->conns;
     while (c) {
         struct conn *next = c->next;
-        if (c->h1.state == H1_IDLE && buf_len(&c->out) == 0)
+        if (c->tls_handshaking)
+            conn_close(c);
+        else if (c->proto == CONN_PROTO_H2)
+            h2_conn_shutdown(c); /* GOAWAY; closes when its streams are done */
+        else if (c->h1.state == H1_IDLE && buf_len(&c->out) == 0)
             conn_close(c);
         c = next;
     }
+}
+
+void
+conn_goaway_h2(struct worker *w)
+{
+    for (struct conn *c = w->conns; c; c = c->next)
+        if (c->proto == CONN_PROTO_H2 && !c->closing)
+            h2_conn_shutdown(c);
 }
 
 void
@@ -185,36 +223,119 @@ conn_close_all(struct worker *w)
         conn_close(w->conns);
 }
 
+/* Wait for the socket to take more bytes. */
+static int
+conn_arm_write(struct conn *c, const struct timeval *tv)
+{
+    if (c->write_pending)
+        return 0;
+    if (!c->wev)
+        c->wev = event_new(c->w->base, c->fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+    if (!c->wev || event_add(c->wev, tv) < 0)
+        return -1;
+    c->write_pending = true;
+    return 0;
+}
+
+static void
+conn_disarm_write(struct conn *c)
+{
+    if (c->write_pending) {
+        c->write_pending = false;
+        event_del(c->wev);
+    }
+}
+
+ssize_t
+conn_recv(struct conn *c, void *p, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t r = read(c->fd, p, n);
+        if (r < 0)
+            return errno == EAGAIN || errno == EINTR ? CONN_AGAIN : -1;
+        return r;
+    }
+    bool want_write;
+    ssize_t r = tls_recv(c->ssl, p, n, &want_write);
+    if (r == TLS_AGAIN) {
+        if (want_write) {
+            c->tls_read_blocked = true;
+            if (conn_arm_write(c, c->w->snap->tv_client_idle) < 0)
+                return -1;
+        }
+        return CONN_AGAIN;
+    }
+    return r;
+}
+
+bool
+conn_has_buffered_input(struct conn *c)
+{
+    return c->ssl && SSL_pending(c->ssl) > 0;
+}
+
+static ssize_t
+conn_send(struct conn *c, const void *p, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t r = write(c->fd, p, n);
+        if (r < 0)
+            return errno == EAGAIN || errno == EINTR ? CONN_AGAIN : -1;
+        return r;
+    }
+    bool want_read;
+    ssize_t r = tls_send(c->ssl, p, n, &want_read);
+    return r == TLS_AGAIN ? CONN_AGAIN : r;
+}
+
 int
 conn_flush(struct conn *c)
 {
     struct buf *out = &c->out;
     while (buf_len(out) > 0) {
-        ssize_t n = write(c->fd, buf_data(out), buf_len(out));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                if (!c->write_pending) {
-                    if (!c->wev)
-                        c->wev = event_new(c->w->base, c->fd, EV_WRITE | EV_PERSIST,
-                                           conn_write_cb, c);
-                    if (!c->wev || event_add(c->wev, c->w->snap->tv_client_idle) < 0)
-                        return -1;
-                    c->write_pending = true;
-                }
-                return 0;
-            }
+        ssize_t n = conn_send(c, buf_data(out), buf_len(out));
+        if (n == CONN_AGAIN)
+            return conn_arm_write(c, c->w->snap->tv_client_idle) < 0 ? -1 : 0;
+        if (n <= 0)
             return -1;
-        }
         buf_consume(out, (uint32_t)n);
     }
     buf_drop(&c->w->bufs, out);
-    if (c->write_pending) {
-        c->write_pending = false;
-        event_del(c->wev);
-    }
+    if (!c->tls_read_blocked)
+        conn_disarm_write(c);
     return 1;
+}
+
+/* Drive the TLS handshake; when it is done, hand the connection to HTTP/1.1 or HTTP/2 as
+ * ALPN decided. */
+static void
+conn_tls_continue(struct conn *c)
+{
+    bool want_write;
+    int r = tls_handshake(c->ssl, &want_write);
+    if (r == TLS_AGAIN) {
+        if (want_write) {
+            if (conn_arm_write(c, c->w->snap->tv_client_header) < 0)
+                conn_close(c);
+        } else {
+            conn_disarm_write(c);
+        }
+        return;
+    }
+    if (r < 0) {
+        log_debug("client %u: TLS handshake failed", c->id);
+        conn_close(c);
+        return;
+    }
+    c->tls_handshaking = false;
+    conn_disarm_write(c);
+    if (tls_is_h2(c->ssl)) {
+        h2_conn_start(c);
+    } else {
+        h1_conn_start(c);
+        /* A request may have come with the last handshake flight. */
+        conn_schedule_read(c);
+    }
 }
 
 void
@@ -243,6 +364,20 @@ static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (c->tls_handshaking) {
+        if (what & EV_TIMEOUT)
+            conn_close(c);
+        else
+            conn_tls_continue(c);
+        return;
+    }
+    if (c->proto == CONN_PROTO_H2) {
+        if (what & EV_TIMEOUT)
+            h2_conn_on_timeout(c);
+        else
+            h2_conn_on_readable(c);
+        return;
+    }
     if (what & EV_TIMEOUT)
         h1_conn_on_timeout(c);
     else
@@ -258,11 +393,28 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    if (c->tls_handshaking) {
+        conn_tls_continue(c);
+        return;
+    }
+    if (c->tls_read_blocked) {
+        /* SSL_read waited for this: let the read side run again. */
+        c->tls_read_blocked = false;
+        conn_schedule_read(c);
+        if (buf_len(&c->out) == 0) {
+            conn_disarm_write(c);
+            return;
+        }
+    }
     int r = conn_flush(c);
     if (r < 0) {
         conn_close(c);
         return;
     }
-    if (r > 0)
-        h1_conn_on_drained(c);
+    if (r > 0) {
+        if (c->proto == CONN_PROTO_H2)
+            h2_conn_on_drained(c);
+        else
+            h1_conn_on_drained(c);
+    }
 }

@@ -7,6 +7,8 @@
 #define MERIDIAN_CONN_H
 
 #include <event2/util.h>
+#include <stdbool.h>
+#include <sys/types.h>
 #include <sys/time.h>
 
 #include "conn-t.h"
@@ -24,8 +26,19 @@ void conn_close(struct conn *c);
 
 /* Graceful stop: close connections with no request in progress. */
 void conn_close_idle(struct worker *w);
+/* A new configuration: HTTP/2 clients are told (GOAWAY) to take new connections for new
+ * requests, which then use it; their open streams finish. */
+void conn_goaway_h2(struct worker *w);
 /* Final stop: close every connection. */
 void conn_close_all(struct worker *w);
+
+#define CONN_AGAIN (-2)
+
+/* Read from the client (through TLS when there is TLS): bytes, 0 at end of stream,
+ * CONN_AGAIN when nothing is there yet, -1 on error. */
+ssize_t conn_recv(struct conn *c, void *p, size_t n);
+/* TLS may hold decrypted bytes that the socket will not announce again. */
+bool conn_has_buffered_input(struct conn *c);
 
 /* Write what `out` holds. Returns 1 when it is all written (the buffer is given back), 0
  * when the rest waits for the socket (the write event is armed, with the idle timeout),

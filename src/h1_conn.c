@@ -4,6 +4,8 @@
  * keeps responses in order without queueing streams. */
 #include "h1_conn.h"
 
+#include <openssl/ssl.h>
+
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "h2_conn.h"
 #include "hdr.h"
 #include "log.h"
 #include "sock.h"
@@ -105,12 +108,10 @@ h1_discard_input(struct conn *c)
 {
     char sink[4096];
     for (;;) {
-        ssize_t n = read(c->fd, sink, sizeof(sink));
+        ssize_t n = conn_recv(c, sink, sizeof(sink));
         if (n > 0)
             continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n == CONN_AGAIN)
             return;
         conn_close(c);
         return;
@@ -162,7 +163,8 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
         .flags = req->flags,
         .body = req->body,
         .content_length = req->content_length,
-        .proto = "http",
+        .proto = c->ssl ? "https" : "http",
+        .tls = c->ssl ? SSL_get_version(c->ssl) : NULL,
         .client_ip = ip,
         .client_addr = &c->peer.sa,
         .protocol = protocol_name(x),
@@ -202,12 +204,28 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
     return STEP_MORE;
 }
 
+/* The HTTP/2 connection preface (RFC 9113 section 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 static enum step
 h1_read_head(struct conn *c)
 {
     struct worker *w = c->w;
     const struct cfg *cfg = w->snap->cfg;
     struct h1_request req;
+    if (c->h2c_allowed) {
+        /* h2c with prior knowledge: the first bytes decide, once, for the connection. */
+        size_t n = buf_len(&c->in);
+        size_t cmp = n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1;
+        if (memcmp(buf_data(&c->in), h2_preface, cmp) == 0) {
+            if (cmp < sizeof(h2_preface) - 1)
+                return STEP_WAIT;
+            c->h2c_allowed = false;
+            h2_conn_start(c); /* takes over c->in, preface included */
+            return STEP_WAIT;
+        }
+        c->h2c_allowed = false;
+    }
     struct h1_limits limits = {cfg->limits.max_header_bytes, cfg->limits.max_headers};
     int r = h1_parse_request(buf_data(&c->in), buf_len(&c->in), &limits, w->headers, &req);
     if (r == H1_PARTIAL) {
@@ -346,10 +364,10 @@ h1_conn_on_readable(struct conn *c)
         conn_read_on(c, w->snap->tv_client_idle);
     uint32_t room = buf_room(&c->in);
     if (room > 0) {
-        ssize_t n = read(c->fd, buf_tail(&c->in), room);
+        ssize_t n = conn_recv(c, buf_tail(&c->in), room);
         if (n > 0) {
             c->in.end += (uint32_t)n;
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        } else if (n != CONN_AGAIN) {
             /* The client left (or broke the connection). A request in progress is
              * cancelled, and its upstream connection with it. */
             conn_close(c);
@@ -357,6 +375,10 @@ h1_conn_on_readable(struct conn *c)
         }
     }
     h1_process(c);
+    /* TLS may have decrypted more than fitted: the socket will not say so again. */
+    if (!c->closing && c->proto == CONN_PROTO_H1 && c->in.mem && buf_room(&c->in) > 0 &&
+        !c->read_paused && conn_has_buffered_input(c))
+        conn_schedule_read(c);
 }
 
 void
@@ -580,7 +602,7 @@ h1_op_response_end(void *client, bool client_must_close)
     }
     x->state = H1_IDLE;
     conn_read_on(c, c->w->snap->tv_client_idle);
-    if (buf_len(&c->in) > 0)
+    if (buf_len(&c->in) > 0 || conn_has_buffered_input(c))
         conn_schedule_read(c); /* a pipelined request is waiting */
     else
         buf_drop(&c->w->bufs, &c->in);

@@ -204,8 +204,8 @@ authority_is_plausible(struct span v)
     return p == e && p - port <= 5;
 }
 
-static enum h1_method
-method_id(struct span m)
+enum h1_method
+h1_method_id(struct span m)
 {
     const char *s = m.ptr;
 
@@ -580,7 +580,7 @@ parse_request_line(struct head_ctx *c, const char **pp, struct h1_request *req)
     }
     req->minor_version = c->minor_version = minor > 1 ? 1 : minor;
 
-    req->method_id = method_id(req->method);
+    req->method_id = h1_method_id(req->method);
     if (req->method_id == H1_METHOD_CONNECT) { /* we are not a forward proxy */
         c->error = 501;
         return H1_INVALID;

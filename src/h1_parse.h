@@ -140,6 +140,9 @@ void h1_chunked_init(struct h1_chunked *c, size_t max_trailer_bytes);
  * A passthrough proxy forwards in[0..ret) as is; a decoder forwards only *data. */
 ssize_t h1_chunked_feed(struct h1_chunked *c, const char *in, size_t len, struct span *data);
 
+/* A method token's id (H1_METHOD_OTHER when we do not know it); HTTP/2 needs it too. */
+enum h1_method h1_method_id(struct span method);
+
 /* A few things the glue needs from header values. */
 bool h1_is_token_char(unsigned char c);
 const char *h1_status_reason(int status); /* "Not Found" etc., "" for unknown */

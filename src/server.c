@@ -23,6 +23,8 @@
 #include "clock.h"
 #include "log.h"
 #include "sock.h"
+#include "tls.h"
+#include "tls_ticket.h"
 #include "version.h"
 #include "worker.h"
 
@@ -38,6 +40,7 @@ struct server {
     struct worker *workers;  /* owns */
     struct admin *admin;     /* owns */
     struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+    struct event *tick;      /* owns: once a second (ticket key rotation) */
     uint64_t started_ms;
 };
 
@@ -179,6 +182,10 @@ server_reload(struct server *srv)
     }
     if (admin_reconfigure(&srv->admin, srv->base, srv, prev, next) < 0)
         goto refuse_listeners;
+    if (tls_activate(next) < 0) {
+        log_error("reload refused: cannot install session ticket keys");
+        goto refuse_listeners;
+    }
     log_set_level(next->log_level);
     server_release_cfg(prev);
     publish(srv, next);
@@ -233,6 +240,12 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(srv->base);
         break;
     }
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    tls_ticket_tick(clock_mono_ms());
 }
 
 static unsigned
@@ -343,6 +356,10 @@ server_run(const char *cfg_path)
     }
     if (admin_reconfigure(&srv->admin, srv->base, srv, NULL, cfg) < 0)
         goto out_cfg;
+    if (tls_activate(cfg) < 0) {
+        log_error("cannot install session ticket keys");
+        goto out_cfg;
+    }
     publish(srv, cfg);
 
     /* Workers must not take the process signals: block them before the threads start
@@ -377,6 +394,9 @@ server_run(const char *cfg_path)
     evsignal_add(srv->sig_term, NULL);
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_usr1, NULL);
+    srv->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, srv);
+    struct timeval one_second = {1, 0};
+    event_add(srv->tick, &one_second);
 
     log_info("meridian %s started: %u workers, %zu listeners, %zu regions", version_string(),
              srv->nworkers, cfg->nlisteners, cfg->nregions);
@@ -399,7 +419,9 @@ out_workers:
         event_free(srv->sig_term);
         event_free(srv->sig_int);
         event_free(srv->sig_usr1);
+        event_free(srv->tick);
     }
+    tls_ticket_shutdown();
     admin_free(srv->admin);
     cfg_unref(srv->current);
     free(srv->workers);

@@ -52,12 +52,14 @@ struct stream_request {
     const struct h1_header *headers;
     size_t num_headers;
     unsigned flags;       /* enum h1_flag */
-    enum h1_body body;    /* NONE, LENGTH or CHUNKED (passed through as is) */
+    enum h1_body body;    /* NONE, LENGTH or CHUNKED (raw framing passed through as is) */
+    bool encode_chunked;  /* body of unknown length (HTTP/2 DATA): the stream frames it */
     uint64_t content_length;
     const char *proto;    /* "http" or "https": X-Forwarded-Proto */
     const char *client_ip; /* text */
     const struct sockaddr *client_addr;
     const char *protocol; /* for the access log: "HTTP/1.1" ... */
+    const char *tls;      /* static: "TLSv1.3", or NULL on plain connections */
 };
 
 enum stream_req_state {
@@ -105,6 +107,7 @@ struct stream {
     bool upstream_eof;          /* the backend closed; what is left is in up_in */
     bool up_keepalive;          /* the response lets us reuse the upstream connection */
     bool raw_chunked;
+    bool encode_chunked;        /* frame request body bytes as chunks for the backend */
     bool head_request;
     bool websocket;
     uint8_t req_state;          /* enum stream_req_state */
@@ -120,6 +123,7 @@ struct stream {
     uint64_t t_head_us;         /* when the response head arrived */
     char *log_target;           /* owns: method and target for the access log, or NULL */
     const char *protocol;
+    const char *tls;            /* static string, or NULL */
     char client_ip[48];
     char reqid[REQID_MAX_LEN + 1];
 };

@@ -22,6 +22,9 @@
 #include "worker.h"
 
 #define STREAM_FREE_MAX 1024
+/* Room kept in up_out when the stream frames the request body itself: a chunk's size line
+ * and CRLFs, and the last chunk "0\r\n\r\n". */
+#define CHUNK_OVERHEAD 24
 
 
 
@@ -215,7 +218,7 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
         PUT_LIT(&o, "Content-Length: ");
         put_u64(&o, req->content_length);
         PUT_LIT(&o, "\r\n");
-    } else if (req->body == H1_BODY_CHUNKED) {
+    } else if (req->body == H1_BODY_CHUNKED || req->encode_chunked) {
         PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
     }
     if (s->websocket)
@@ -399,8 +402,11 @@ stream_start(struct stream *s, const struct stream_request *req)
     s->websocket = (req->flags & (H1_F_UPGRADE_WEBSOCKET | H1_F_CONN_UPGRADE)) ==
                        (H1_F_UPGRADE_WEBSOCKET | H1_F_CONN_UPGRADE) &&
                    req->method_id == H1_METHOD_GET;
-    s->req_state = req->body == H1_BODY_NONE ? STREAM_REQ_DONE : STREAM_REQ_BODY;
+    s->encode_chunked = req->encode_chunked;
+    s->req_state = req->body == H1_BODY_NONE && !req->encode_chunked ? STREAM_REQ_DONE
+                                                                        : STREAM_REQ_BODY;
     s->protocol = req->protocol;
+    s->tls = req->tls;
     size_t iplen = strnlen(req->client_ip, sizeof(s->client_ip) - 1);
     memcpy(s->client_ip, req->client_ip, iplen);
     s->client_ip[iplen] = '\0';
@@ -447,6 +453,8 @@ stream_request_room(struct stream *s)
         stream_commit_sent(s);
         room = buf_room(&s->up_out);
     }
+    if (s->encode_chunked && s->resp_state != STREAM_RESP_TUNNEL)
+        room = room > CHUNK_OVERHEAD ? room - CHUNK_OVERHEAD : 0;
     if (room == 0)
         s->client_paused = true;
     return room;
@@ -455,7 +463,22 @@ stream_request_room(struct stream *s)
 void
 stream_request_body(struct stream *s, const char *p, uint32_t n)
 {
-    buf_append(&s->up_out, p, n);
+    if (s->encode_chunked && s->resp_state != STREAM_RESP_TUNNEL) {
+        /* "<hex size>\r\n<data>\r\n"; stream_request_room() kept room for the framing
+         * and for the last chunk. */
+        char size[16];
+        int len = 0;
+        for (uint32_t v = n; v; v >>= 4)
+            len++;
+        for (int i = len - 1, k = 0; i >= 0; i--, k++)
+            size[k] = "0123456789abcdef"[(n >> (4 * i)) & 0xf];
+        buf_append(&s->up_out, size, (uint32_t)len);
+        buf_append(&s->up_out, "\r\n", 2);
+        buf_append(&s->up_out, p, n);
+        buf_append(&s->up_out, "\r\n", 2);
+    } else {
+        buf_append(&s->up_out, p, n);
+    }
     stream_flush_upstream(s);
 }
 
@@ -463,6 +486,15 @@ void
 stream_request_end(struct stream *s)
 {
     s->req_state = STREAM_REQ_DONE;
+    if (s->encode_chunked) {
+        if (!s->up_out.mem && buf_take(&s->w->bufs, &s->up_out) < 0) {
+            stream_fail(s, 503);
+            return;
+        }
+        buf_room(&s->up_out); /* the room was kept back: this fits */
+        buf_append(&s->up_out, "0\r\n\r\n", 5);
+        stream_flush_upstream(s);
+    }
 }
 
 /* ---- the response ---- */
@@ -483,6 +515,7 @@ stream_log(struct stream *s, int status)
         .client_ip = s->client_ip,
         .request = s->log_target,
         .protocol = s->protocol,
+        .tls = s->tls,
         .status = status,
         .bytes = s->bytes_sent,
         .duration_us = now - s->t_start_us,

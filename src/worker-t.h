@@ -23,6 +23,7 @@ struct server;
 struct stream;
 struct upstream_pool;
 struct h1_header;
+struct tls_listener;
 
 struct snapshot_region {
     uint32_t rr_cursor;
@@ -51,6 +52,8 @@ struct snapshot {
 struct listener_rt {
     int fd;                    /* owns */
     struct worker *w;          /* borrows */
+    struct tls_listener *tls;  /* borrows from the current generation; NULL: plain */
+    bool h2c;                  /* plain listener that also takes HTTP/2 prior knowledge */
     struct listener_rt *next;
     struct event ev;
 };

@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "conn.h"
 #include "h1_parse.h"
+#include "h2_conn.h"
 #include "log.h"
 #include "server.h"
 #include "stream.h"
@@ -142,6 +143,9 @@ worker_sync_listeners(struct worker *w, const struct cfg *cfg)
                 event_add(&ls->ev, NULL);
             log_debug("accepting on %s (fd %d)", cfg->listeners[i].addr.text, fd);
         }
+        /* The generation's TLS contexts: new connections use them from now on. */
+        ls->tls = cfg->listeners[i].tls ? cfg->listeners[i].tls->runtime : NULL;
+        ls->h2c = cfg->listeners[i].h2c;
         ls->next = keep;
         keep = ls;
     }
@@ -190,6 +194,8 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     struct snapshot *old = w->snap;
     w->snap = snap;
     w->seen_cfg = cfg;
+    if (old)
+        conn_goaway_h2(w);
     atomic_store_explicit(&w->stats.generation, cfg->generation, memory_order_release);
     if (old)
         snapshot_release(old);
@@ -357,6 +363,7 @@ worker_deinit(struct worker *w)
 {
     conn_worker_deinit(w);
     stream_worker_deinit(w);
+    h2_worker_deinit(w);
     worker_close_listeners(w);
     upstream_close_all_idle(w);
     if (w->snap)

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP/2 on a client connection, over nghttp2: each stream becomes a `struct stream`
+ * through the same routing and upstream pools as HTTP/1.1, with flow control tied to the
+ * upstream's backpressure, and the protections nghttp2 leaves to us: a concurrent stream
+ * limit, a decoded header-list limit, a limit on resets (ours and the client's: rapid
+ * reset, "MadeYouReset") and on control frames (SETTINGS/PING floods). */
+#ifndef MERIDIAN_H2_CONN_H
+#define MERIDIAN_H2_CONN_H
+
+#include "conn-t.h"
+
+struct worker;
+
+/* Switch `c` to HTTP/2: after ALPN h2, or on an h2c listener when c->in starts with the
+ * connection preface (which nghttp2 then reads from c->in). */
+void h2_conn_start(struct conn *c);
+void h2_conn_on_readable(struct conn *c);
+void h2_conn_on_timeout(struct conn *c);
+void h2_conn_on_drained(struct conn *c);
+/* Graceful stop: GOAWAY, let open streams finish, then close. */
+void h2_conn_shutdown(struct conn *c);
+/* Free the session and abort its streams (from conn_close). */
+void h2_conn_free(struct conn *c);
+/* Free the worker's scratch memory (at worker exit). */
+void h2_worker_deinit(struct worker *w);
+
+#endif
