@@ -2,7 +2,8 @@
 /* Configuration generations: creation with defaults, reference counting, and the parsers
  * for the three kinds of value the file holds (durations, sizes, IP:port addresses).
  * Everything here is pure: no I/O and never a name lookup. Mapping YAML onto these types
- * and explaining what was wrong is cfg_load.c's job. */
+ * and explaining what was wrong is cfg_load.c's job; the TLS runtime a generation carries
+ * is built by tls.c and only handed back to it here when the generation goes. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "cfg.h"
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tls.h"
 
 #define MS_PER_DAY (24u * 60 * 60 * 1000)
 
@@ -33,6 +36,10 @@ cfg_new(void)
     cfg->limits.max_header_bytes = CFG_DEFAULT_MAX_HEADER_BYTES;
     cfg->limits.max_headers = CFG_DEFAULT_MAX_HEADERS;
     cfg->limits.max_body_bytes = CFG_DEFAULT_MAX_BODY_BYTES;
+    cfg->http2.max_concurrent_streams = CFG_DEFAULT_H2_MAX_STREAMS;
+    cfg->http2.initial_window_size = CFG_DEFAULT_H2_WINDOW;
+    cfg->http2.max_header_list_size = CFG_DEFAULT_H2_MAX_HEADER_LIST;
+    cfg->http2.max_resets_per_10s = CFG_DEFAULT_H2_MAX_RESETS;
     cfg->access_log_path = NULL;
     return cfg;
 }
@@ -46,10 +53,35 @@ cfg_ref(struct cfg *cfg)
     return cfg;
 }
 
+/* Also takes partly filled settings: the loader frees a generation it gave up on halfway. */
+static void
+cfg_tls_free(struct cfg_tls *tls)
+{
+    if (tls == NULL)
+        return;
+    /* The runtime first: its contexts were built from the strings below. */
+    if (tls->runtime != NULL)
+        tls_listener_free(tls->runtime);
+    for (size_t i = 0; i < tls->ncerts; i++) {
+        free(tls->certs[i].cert_path);
+        free(tls->certs[i].key_path);
+    }
+    free(tls->certs);
+    free(tls->ciphers);
+    free(tls->ciphersuites);
+    free(tls->groups);
+    for (size_t i = 0; i < tls->nalpn; i++)
+        free(tls->alpn[i]);
+    free(tls->alpn);
+    free(tls->ticket_key_file);
+    free(tls);
+}
+
 static void
 cfg_free(struct cfg *cfg)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++) {
+        cfg_tls_free(cfg->listeners[i].tls);
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].fds); /* the array only: the sockets are the workers' */
     }

@@ -2,7 +2,10 @@
 /* The YAML front end of cfg: libyaml's document API builds the node tree, and this file
  * walks it against the schema, fills a new generation and explains every problem it meets
  * as "file:line: what was expected". It keeps walking after an error, so one run of
- * `meridian -t` shows them all. It never parses YAML itself and never resolves names. */
+ * `meridian -t` shows them all. It never parses YAML itself and never resolves names.
+ * Relative file paths in the file (certificates, keys) are taken from the file's own
+ * directory. A file that passes is handed to tls_prepare(), which reads those files, so a
+ * load yields either a generation ready to serve or the reasons why not. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "cfg_load.h"
@@ -12,11 +15,14 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+#include "tls.h"
 
 /* A configuration file is a page or two; anything this big is the wrong file. */
 #define LOAD_MAX_FILE_BYTES (16u * 1024 * 1024)
@@ -40,6 +46,8 @@ struct load_error {
 
 struct loader {
     const char *name;          /* borrows: the file name used in messages */
+    const char *dir;           /* borrows: prefix for relative file paths, ending in "/";
+                                  "" leaves them as written */
     yaml_document_t *doc;      /* borrows */
     struct cfg *cfg;           /* owns until handed to the caller */
     struct load_error *errors; /* owns */
@@ -61,6 +69,41 @@ static void vreport(struct loader *ld, size_t line, bool always, const char *fmt
 static void report(struct loader *ld, size_t line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Makes room for one more error. False when out of memory (`oom` is then set). */
+static bool
+errors_grow(struct loader *ld)
+{
+    size_t cap;
+    struct load_error *errors;
+
+    if (ld->nerrors < ld->errors_cap)
+        return true;
+    cap = ld->errors_cap ? ld->errors_cap * 2 : 8;
+    errors = realloc(ld->errors, cap * sizeof(*errors));
+    if (errors == NULL) {
+        ld->oom = true;
+        return false;
+    }
+    ld->errors = errors;
+    ld->errors_cap = cap;
+    return true;
+}
+
+/* Appends a whole error line (`text`, malloc'd, owned from now on; NULL means the copy
+ * failed) after room was made for it. */
+static void
+errors_push(struct loader *ld, size_t line, char *text)
+{
+    if (text == NULL) {
+        ld->oom = true;
+        return;
+    }
+    ld->errors[ld->nerrors].line = line;
+    ld->errors[ld->nerrors].seq = ld->nerrors;
+    ld->errors[ld->nerrors].text = text;
+    ld->nerrors++;
+}
+
 /* Records one error; past LOAD_MAX_ERRORS only counts it, unless `always`. Allocation
  * failures only set `oom`: the loader is failing anyway and says so at the end. */
 static void
@@ -74,33 +117,19 @@ vreport(struct loader *ld, size_t line, bool always, const char *fmt, va_list ap
         ld->dropped++;
         return;
     }
-    if (ld->nerrors == ld->errors_cap) {
-        size_t cap = ld->errors_cap ? ld->errors_cap * 2 : 8;
-        struct load_error *errors = realloc(ld->errors, cap * sizeof(*errors));
-        if (errors == NULL) {
-            ld->oom = true;
-            return;
-        }
-        ld->errors = errors;
-        ld->errors_cap = cap;
-    }
+    if (!errors_grow(ld))
+        return;
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size = strlen(ld->name) + strlen(msg) + 32;
     text = malloc(size);
-    if (text == NULL) {
-        ld->oom = true;
-        return;
+    if (text != NULL) {
+        if (line > 0)
+            snprintf(text, size, "%s:%zu: %s", ld->name, line, msg);
+        else
+            snprintf(text, size, "%s: %s", ld->name, msg);
     }
-    if (line > 0)
-        snprintf(text, size, "%s:%zu: %s", ld->name, line, msg);
-    else
-        snprintf(text, size, "%s: %s", ld->name, msg);
-
-    ld->errors[ld->nerrors].line = line;
-    ld->errors[ld->nerrors].seq = ld->nerrors;
-    ld->errors[ld->nerrors].text = text;
-    ld->nerrors++;
+    errors_push(ld, line, text);
 }
 
 static void
@@ -124,6 +153,49 @@ report_always(struct loader *ld, size_t line, const char *fmt, ...)
     va_start(ap, fmt);
     vreport(ld, line, true, fmt, ap);
     va_end(ap);
+}
+
+/* The line number in an error line of ours ("NAME:LINE: ..."), or SIZE_MAX when it has
+ * none (such lines sort last). */
+static size_t
+error_line_of(const struct loader *ld, const char *text)
+{
+    size_t nlen = strlen(ld->name), line = 0;
+    const char *p = text + nlen;
+
+    if (strncmp(text, ld->name, nlen) != 0 || p[0] != ':' || p[1] < '0' || p[1] > '9')
+        return SIZE_MAX;
+    for (p++; *p >= '0' && *p <= '9'; p++) {
+        if (line > (SIZE_MAX - 9) / 10)
+            return SIZE_MAX;
+        line = line * 10 + (size_t)(*p - '0');
+    }
+    return *p == ':' ? line : SIZE_MAX;
+}
+
+/* Takes over lines another module wrote in our own format ("file:line: message\n" each,
+ * as tls_prepare does), so that they leave through errors_join like ours: sorted by the
+ * line they name, capped at LOAD_MAX_ERRORS. A last line without its newline is taken as
+ * it is. */
+static void
+errors_adopt(struct loader *ld, const char *text)
+{
+    const char *p = text;
+
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+        if (n > 0) {
+            if (ld->nerrors >= LOAD_MAX_ERRORS) {
+                ld->dropped++;
+            } else if (errors_grow(ld)) {
+                char *line = strndup(p, n);
+                errors_push(ld, line != NULL ? error_line_of(ld, line) : 0, line);
+            }
+        }
+        p += n + (nl != NULL);
+    }
 }
 
 static int
@@ -642,6 +714,13 @@ check_unique(struct loader *ld, struct uniq *u, size_t n, const char *seq, const
     }
 }
 
+/* The entry of a sequence marked "default: true" as found so far (regions, certificates). */
+struct defaults {
+    size_t count;
+    size_t first;      /* index of the first default entry */
+    size_t first_line; /* where it said so */
+};
+
 static void
 load_workers(struct loader *ld, const yaml_node_t *node)
 {
@@ -681,19 +760,391 @@ load_log_level(struct loader *ld, const yaml_node_t *node)
            describe(node, buf));
 }
 
+/* A plain decimal number min..max (no unit), as for limits.max_headers. */
+static bool
+load_count(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t min, uint64_t max,
+           uint64_t *out)
+{
+    char buf[QUOTE_BUF];
+    const char *text = scalar(ld, node, path);
+    uint64_t v;
+
+    if (text == NULL)
+        return false;
+    if (!parse_uint(text, max, &v) || v < min) {
+        report(ld, node_line(node), "%s: expected a number %" PRIu64 "..%" PRIu64 ", got %s", path,
+               min, max, describe(node, buf));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A size min..max; `range` says the same for people ("1k..16m (1024..16777216 bytes)"). */
+static bool
+load_size_in(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t min,
+             uint64_t max, const char *range, uint32_t *out)
+{
+    char buf[QUOTE_BUF];
+    uint64_t v;
+
+    if (!load_size(ld, node, path, &v))
+        return false;
+    if (v < min || v > max) {
+        report(ld, node_line(node), "%s: %s is out of range %s", path, describe(node, buf), range);
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* A file to be read later (by tls_prepare). A relative path is taken from the directory
+ * of the configuration file, so that a file and its certificates can move together; the
+ * joined path is what is stored. Nothing is checked on disk here. */
+static void
+load_path(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
+          char **out)
+{
+    const char *text = scalar(ld, node, path);
+    size_t dlen, tlen;
+    char *full;
+
+    if (text == NULL)
+        return;
+    if (text[0] == '\0') {
+        report(ld, node_line(node), "%s: expected the path of %s, got an empty value", path, what);
+        return;
+    }
+    dlen = text[0] == '/' ? 0 : strlen(ld->dir);
+    tlen = strlen(text);
+    if (dlen + tlen >= PATH_MAX) {
+        report(ld, node_line(node), "%s: the path is longer than %d bytes%s", path, PATH_MAX - 1,
+               dlen > 0 ? " once joined to the configuration's directory" : "");
+        return;
+    }
+    full = malloc(dlen + tlen + 1);
+    if (full == NULL) {
+        ld->oom = true;
+        return;
+    }
+    memcpy(full, ld->dir, dlen);
+    memcpy(full + dlen, text, tlen + 1);
+    *out = full;
+}
+
+/* A non-empty value kept as written for a later check (OpenSSL lists: tls_prepare). */
+static void
+load_string(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
+            char **out)
+{
+    const char *text = scalar(ld, node, path);
+
+    if (text == NULL)
+        return;
+    if (text[0] == '\0') {
+        report(ld, node_line(node), "%s: expected %s, got an empty value", path, what);
+        return;
+    }
+    *out = strdup(text);
+    if (*out == NULL)
+        ld->oom = true;
+}
+
+#define CHOICES_MAX 4
+
+/* A non-empty sequence of distinct values, each one of `choices` (at most CHOICES_MAX),
+ * spelled exactly. Fills picked[] with the index in `choices` of each item, in the file's
+ * order, and *npicked with their count. `expected` lists the choices for messages ("h2 or
+ * http/1.1"). Returns false when anything was wrong (reported). */
+static bool
+load_choices(struct loader *ld, const yaml_node_t *node, const char *path,
+             const char *const *choices, size_t nchoices, const char *expected,
+             size_t picked[CHOICES_MAX], size_t *npicked)
+{
+    size_t first_index[CHOICES_MAX], first_line[CHOICES_MAX];
+    bool seen[CHOICES_MAX] = {false};
+    char buf[QUOTE_BUF], sub[PATH_BUF];
+    size_t n;
+    bool ok = true;
+
+    *npicked = 0;
+    if (!expect(ld, node, YAML_SEQUENCE_NODE, path))
+        return false;
+    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        report(ld, node_line(node), "%s: expected at least one of %s, got none", path, expected);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        const char *text;
+        size_t c;
+
+        if (item == NULL)
+            return false;
+        subpath_index(sub, path, i);
+        if ((text = scalar(ld, item, sub)) == NULL) {
+            ok = false;
+            continue;
+        }
+        for (c = 0; c < nchoices; c++)
+            if (strcmp(text, choices[c]) == 0)
+                break;
+        if (c == nchoices) {
+            report(ld, node_line(item), "%s: expected %s, got %s", sub, expected,
+                   describe(item, buf));
+            ok = false;
+        } else if (seen[c]) {
+            report(ld, node_line(item), "%s: duplicate \"%s\" (first at %s[%zu], line %zu)", sub,
+                   choices[c], path, first_index[c], first_line[c]);
+            ok = false;
+        } else {
+            seen[c] = true;
+            first_index[c] = i;
+            first_line[c] = node_line(item);
+            picked[(*npicked)++] = c;
+        }
+    }
+    return ok;
+}
+
+static int
+line_int(size_t line)
+{
+    return line > INT_MAX ? INT_MAX : (int)line;
+}
+
+static void
+load_cert(struct loader *ld, const yaml_node_t *node, const char *path, size_t index,
+          struct cfg_tls_cert *c, struct defaults *d)
+{
+    static const char *const keys[] = {"cert", "key", "default"};
+    struct field f[3];
+    char sub[PATH_BUF];
+    bool is_default;
+
+    if (!map_collect(ld, node, path, keys, 3, f))
+        return;
+    c->line = line_int(node_line(node));
+    require(ld, node, path, "cert", &f[0]);
+    require(ld, node, path, "key", &f[1]);
+    if (f[0].value != NULL) {
+        subpath(sub, path, "cert");
+        load_path(ld, f[0].value, sub, "a PEM certificate (chain)", &c->cert_path);
+    }
+    if (f[1].value != NULL) {
+        subpath(sub, path, "key");
+        load_path(ld, f[1].value, sub, "a PEM private key", &c->key_path);
+    }
+    subpath(sub, path, "default");
+    if (f[2].value != NULL && load_bool(ld, f[2].value, sub, &is_default) && is_default) {
+        if (d->count == 0) {
+            d->first = index;
+            d->first_line = node_line(f[2].value);
+            c->is_default = true;
+        } else {
+            report(ld, node_line(f[2].value),
+                   "%s: only one certificate may be the default, and certificates[%zu] "
+                   "(line %zu) already is",
+                   sub, d->first, d->first_line);
+        }
+        d->count++;
+    }
+}
+
+static void
+load_certs(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_tls *tls)
+{
+    struct defaults d = {0, 0, 0};
+    char sub[PATH_BUF];
+    size_t n;
+
+    if (!expect(ld, node, YAML_SEQUENCE_NODE, path))
+        return;
+    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        report(ld, node_line(node),
+               "%s: expected at least one certificate ({cert: FILE, key: FILE}), got none", path);
+        return;
+    }
+    tls->certs = calloc(n, sizeof(*tls->certs));
+    if (tls->certs == NULL) {
+        ld->oom = true;
+        return;
+    }
+    tls->ncerts = n;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        if (item == NULL)
+            return;
+        subpath_index(sub, path, i);
+        load_cert(ld, item, sub, i, &tls->certs[i], &d);
+    }
+    /* Served to clients that send no name, or one no certificate has. */
+    if (d.count == 0)
+        tls->certs[0].is_default = true;
+}
+
+static void
+load_tickets(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_tls *tls)
+{
+    static const char *const keys[] = {"enabled", "rotate", "key_file"};
+    struct field f[3];
+    char sub[PATH_BUF], buf[QUOTE_BUF];
+
+    if (!map_collect(ld, node, path, keys, 3, f))
+        return;
+    if (f[0].value != NULL) {
+        subpath(sub, path, "enabled");
+        load_bool(ld, f[0].value, sub, &tls->tickets);
+    }
+    if (f[1].value != NULL) {
+        /* More often would cost resumptions for nothing; the key ring frees retired keys
+         * on the assumption that a period lasts at least that long (tls_ticket.c). */
+        uint32_t ms = UINT32_MAX;
+        subpath(sub, path, "rotate");
+        load_duration(ld, f[1].value, sub, true, &ms);
+        if (ms != UINT32_MAX && ms < 60 * 1000)
+            report(ld, node_line(f[1].value), "%s: %s is shorter than the minimum, 1m", sub,
+                   describe(f[1].value, buf));
+        else if (ms != UINT32_MAX)
+            tls->ticket_rotate_ms = ms;
+    }
+    if (f[2].value != NULL) {
+        subpath(sub, path, "key_file");
+        load_path(ld, f[2].value, sub, "a ticket key file", &tls->ticket_key_file);
+    }
+}
+
+/* Strings the file left out get their defaults (copies, so that freeing is uniform). */
+static void
+tls_defaults(struct loader *ld, struct cfg_tls *tls)
+{
+    if (tls->ciphers == NULL && (tls->ciphers = strdup(CFG_TLS_DEFAULT_CIPHERS)) == NULL)
+        ld->oom = true;
+    if (tls->ciphersuites == NULL &&
+        (tls->ciphersuites = strdup(CFG_TLS_DEFAULT_CIPHERSUITES)) == NULL)
+        ld->oom = true;
+    if (tls->groups == NULL && (tls->groups = strdup(CFG_TLS_DEFAULT_GROUPS)) == NULL)
+        ld->oom = true;
+}
+
+static const char *const alpn_names[] = {"h2", "http/1.1"};
+
+/* The ALPN list in the file's order (server preference), or both when `n` is 0. */
+static void
+tls_set_alpn(struct loader *ld, struct cfg_tls *tls, const size_t *picked, size_t n)
+{
+    static const size_t both[] = {0, 1};
+
+    if (n == 0) {
+        picked = both;
+        n = 2;
+    }
+    tls->alpn = calloc(n, sizeof(*tls->alpn));
+    if (tls->alpn == NULL) {
+        ld->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tls->alpn[i] = strdup(alpn_names[picked[i]]);
+        if (tls->alpn[i] == NULL) {
+            ld->oom = true;
+            return;
+        }
+        tls->nalpn++;
+    }
+}
+
+static void
+load_tls(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_listener *l)
+{
+    static const char *const keys[] = {"certificates",    "protocols",    "ciphers",
+                                       "ciphersuites",    "groups",       "alpn",
+                                       "session_tickets", "session_cache"};
+    enum { CERTS = 0, PROTOCOLS, CIPHERS, CIPHERSUITES, GROUPS, ALPN, TICKETS, CACHE };
+    static const char *const protocol_names[] = {"TLSv1.2", "TLSv1.3"};
+    static const unsigned protocol_bits[] = {CFG_TLS_V12, CFG_TLS_V13};
+    struct field f[8];
+    struct cfg_tls *tls;
+    char sub[PATH_BUF];
+    size_t picked[CHOICES_MAX], npicked = 0;
+    uint64_t v;
+
+    if (!map_collect(ld, node, path, keys, 8, f))
+        return;
+    tls = calloc(1, sizeof(*tls));
+    if (tls == NULL) {
+        ld->oom = true;
+        return;
+    }
+    l->tls = tls;
+    tls->protocols = CFG_TLS_V12 | CFG_TLS_V13;
+    tls->tickets = true;
+    tls->ticket_rotate_ms = CFG_DEFAULT_TICKET_ROTATE_MS;
+    tls->session_cache = 0;
+
+    require(ld, node, path, "certificates", &f[CERTS]);
+    if (f[CERTS].value != NULL) {
+        subpath(sub, path, "certificates");
+        load_certs(ld, f[CERTS].value, sub, tls);
+    }
+    if (f[PROTOCOLS].value != NULL && !ld->aborted) {
+        subpath(sub, path, "protocols");
+        if (load_choices(ld, f[PROTOCOLS].value, sub, protocol_names, 2, "TLSv1.2 or TLSv1.3",
+                         picked, &npicked)) {
+            tls->protocols = 0;
+            for (size_t i = 0; i < npicked; i++)
+                tls->protocols |= protocol_bits[picked[i]];
+        }
+    }
+    if (f[CIPHERS].value != NULL) {
+        subpath(sub, path, "ciphers");
+        load_string(ld, f[CIPHERS].value, sub, "a TLS 1.2 cipher list in OpenSSL syntax",
+                    &tls->ciphers);
+    }
+    if (f[CIPHERSUITES].value != NULL) {
+        subpath(sub, path, "ciphersuites");
+        load_string(ld, f[CIPHERSUITES].value, sub, "a TLS 1.3 cipher suite list in OpenSSL syntax",
+                    &tls->ciphersuites);
+    }
+    if (f[GROUPS].value != NULL) {
+        subpath(sub, path, "groups");
+        load_string(ld, f[GROUPS].value, sub, "a list of groups like X25519:P-256", &tls->groups);
+    }
+    npicked = 0;
+    if (f[ALPN].value != NULL && !ld->aborted) {
+        subpath(sub, path, "alpn");
+        if (!load_choices(ld, f[ALPN].value, sub, alpn_names, 2, "h2 or http/1.1", picked,
+                          &npicked))
+            npicked = 0;
+    }
+    tls_set_alpn(ld, tls, picked, npicked);
+    if (f[TICKETS].value != NULL && !ld->aborted) {
+        subpath(sub, path, "session_tickets");
+        load_tickets(ld, f[TICKETS].value, sub, tls);
+    }
+    if (f[CACHE].value != NULL) {
+        subpath(sub, path, "session_cache");
+        if (load_count(ld, f[CACHE].value, sub, 0, 1000000, &v))
+            tls->session_cache = (uint32_t)v;
+    }
+    tls_defaults(ld, tls);
+}
+
 /* Fills `l`; *name_line and *addr_line say where its name and address were (for the
  * uniqueness checks), left alone when absent. */
 static void
 load_listener(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_listener *l,
               size_t *name_line, size_t *addr_line)
 {
-    static const char *const keys[] = {"name", "address"};
-    struct field f[2];
+    static const char *const keys[] = {"name", "address", "tls", "h2c"};
+    struct field f[4];
     char sub[PATH_BUF];
 
-    if (!map_collect(ld, node, path, keys, 2, f))
+    if (!map_collect(ld, node, path, keys, 4, f))
         return;
-    l->line = node_line(node) > INT_MAX ? INT_MAX : (int)node_line(node);
+    l->line = line_int(node_line(node));
     require(ld, node, path, "name", &f[0]);
     require(ld, node, path, "address", &f[1]);
     if (f[0].value != NULL) {
@@ -707,6 +1158,16 @@ load_listener(struct loader *ld, const yaml_node_t *node, const char *path, stru
         if (!load_addr(ld, f[1].value, sub, &l->addr))
             l->addr.salen = 0;
     }
+    if (f[2].value != NULL && !ld->aborted) {
+        subpath(sub, path, "tls");
+        load_tls(ld, f[2].value, sub, l);
+    }
+    subpath(sub, path, "h2c");
+    if (f[3].value != NULL && load_bool(ld, f[3].value, sub, &l->h2c) && l->h2c && f[2].key != NULL)
+        report(ld, node_line(f[3].value),
+               "%s: h2c is for plain listeners, and this one has tls (line %zu); a TLS "
+               "listener offers HTTP/2 through tls.alpn",
+               sub, node_line(f[2].key));
 }
 
 static void
@@ -821,6 +1282,34 @@ load_limits(struct loader *ld, const yaml_node_t *node)
         lim->max_body_bytes = v;
 }
 
+/* HTTP/2 settings, shared by every listener that speaks it. The window stops at 2^31 - 1
+ * (RFC 9113, 6.5.2); a header list below 1k would refuse ordinary browsers, above 16m it
+ * is no longer a limit. */
+static void
+load_http2(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const keys[] = {"max_concurrent_streams", "initial_window_size",
+                                       "max_header_list_size", "max_resets_per_10s"};
+    struct cfg_http2 *h2 = &ld->cfg->http2;
+    struct field f[4];
+    uint64_t v;
+
+    if (!map_collect(ld, node, "http2", keys, 4, f))
+        return;
+    if (f[0].value != NULL &&
+        load_count(ld, f[0].value, "http2.max_concurrent_streams", 1, 10000, &v))
+        h2->max_concurrent_streams = (uint32_t)v;
+    if (f[1].value != NULL)
+        load_size_in(ld, f[1].value, "http2.initial_window_size", 1, INT32_MAX,
+                     "1..2147483647 bytes (2^31 - 1)", &h2->initial_window_size);
+    if (f[2].value != NULL)
+        load_size_in(ld, f[2].value, "http2.max_header_list_size", 1024, 16u << 20,
+                     "1k..16m (1024..16777216 bytes)", &h2->max_header_list_size);
+    if (f[3].value != NULL &&
+        load_count(ld, f[3].value, "http2.max_resets_per_10s", 1, 1000000, &v))
+        h2->max_resets_per_10s = (uint32_t)v;
+}
+
 static void
 load_access_log(struct loader *ld, const yaml_node_t *node)
 {
@@ -900,13 +1389,6 @@ load_backends(struct loader *ld, const yaml_node_t *node, const char *path, stru
 free_uniq:
     free(addrs);
 }
-
-/* The default region as found so far. */
-struct defaults {
-    size_t count;
-    size_t first;      /* index of the first default region */
-    size_t first_line; /* where it said so */
-};
 
 static void
 load_region(struct loader *ld, const yaml_node_t *node, size_t index, struct cfg_region *r,
@@ -1020,12 +1502,12 @@ check_across(struct loader *ld, const struct field *admin)
 static void
 load_root(struct loader *ld, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"workers",  "log_level", "listeners",  "admin",
-                                       "timeouts", "limits",    "access_log", "regions"};
-    enum { WORKERS = 0, LOG_LEVEL, LISTENERS, ADMIN, TIMEOUTS, LIMITS, ACCESS_LOG, REGIONS };
-    struct field f[8];
+    static const char *const keys[] = {"workers", "log_level", "listeners",  "admin",  "timeouts",
+                                       "limits",  "http2",     "access_log", "regions"};
+    enum { WORKERS = 0, LOG_LEVEL, LISTENERS, ADMIN, TIMEOUTS, LIMITS, HTTP2, ACCESS_LOG, REGIONS };
+    struct field f[9];
 
-    if (!map_collect(ld, root, "", keys, 8, f))
+    if (!map_collect(ld, root, "", keys, 9, f))
         return;
     require(ld, root, "", "listeners", &f[LISTENERS]);
     require(ld, root, "", "regions", &f[REGIONS]);
@@ -1042,6 +1524,8 @@ load_root(struct loader *ld, const yaml_node_t *root)
         load_timeouts(ld, f[TIMEOUTS].value);
     if (f[LIMITS].value != NULL && !ld->aborted)
         load_limits(ld, f[LIMITS].value);
+    if (f[HTTP2].value != NULL && !ld->aborted)
+        load_http2(ld, f[HTTP2].value);
     if (f[ACCESS_LOG].value != NULL && !ld->aborted)
         load_access_log(ld, f[ACCESS_LOG].value);
     if (f[REGIONS].value != NULL && !ld->aborted)
@@ -1110,9 +1594,30 @@ check_single_document(struct loader *ld, yaml_parser_t *parser, const char *text
     yaml_document_delete(&next);
 }
 
-/* Out of memory leaves *errors NULL only if even the message cannot be allocated. */
-struct cfg *
-cfg_load_text(const char *name, const char *text, size_t len, char **errors)
+/* Hands a generation that passed every check here to tls.c, which reads the certificate
+ * and key files and builds each TLS listener's runtime. Its messages are "file:line: ...\n"
+ * lines like ours and join them. Whatever runtimes it built before failing stay with the
+ * generation, which cfg_unref frees. Returns 0 or -1. */
+static int
+prepare_tls(struct loader *ld)
+{
+    char *tls_errors = NULL;
+
+    if (tls_prepare(ld->cfg, &tls_errors) == 0) {
+        free(tls_errors); /* nothing is expected on success; ignore a stray text */
+        return 0;
+    }
+    if (tls_errors != NULL)
+        errors_adopt(ld, tls_errors);
+    free(tls_errors);
+    if (ld->nerrors == 0 && ld->dropped == 0)
+        report(ld, 0, "setting up TLS failed without a reason (out of memory?)");
+    return -1;
+}
+
+/* The loader proper. `dir` ("" or ending in "/") is prepended to relative file paths. */
+static struct cfg *
+load_text(const char *name, const char *dir, const char *text, size_t len, char **errors)
 {
     struct loader ld;
     yaml_parser_t parser;
@@ -1122,6 +1627,7 @@ cfg_load_text(const char *name, const char *text, size_t len, char **errors)
 
     memset(&ld, 0, sizeof(ld));
     ld.name = name;
+    ld.dir = dir;
     *errors = NULL;
 
     ld.cfg = cfg_new();
@@ -1151,7 +1657,9 @@ cfg_load_text(const char *name, const char *text, size_t len, char **errors)
     load_root(&ld, root);
     check_single_document(&ld, &parser, text, len);
 
-    if (ld.nerrors == 0 && ld.dropped == 0 && !ld.oom) {
+    /* Certificates are read only for a file that is otherwise right: reading them for a
+     * file with a typo would only add noise to the real error. */
+    if (ld.nerrors == 0 && ld.dropped == 0 && !ld.oom && prepare_tls(&ld) == 0) {
         result = ld.cfg;
         ld.cfg = NULL;
     }
@@ -1165,6 +1673,14 @@ done:
         *errors = errors_join(&ld);
     loader_deinit(&ld);
     return result;
+}
+
+/* Out of memory leaves *errors NULL only if even the message cannot be allocated. Relative
+ * file paths stay as written, that is relative to the current directory. */
+struct cfg *
+cfg_load_text(const char *name, const char *text, size_t len, char **errors)
+{
+    return load_text(name, "", text, len, errors);
 }
 
 /* Reads the whole file into a malloc'd buffer. Returns 0, or -1 with a message in `ld`. */
@@ -1223,7 +1739,8 @@ struct cfg *
 cfg_load_file(const char *path, char **errors)
 {
     struct loader ld;
-    char *text = NULL;
+    char *text = NULL, *dir;
+    const char *slash;
     size_t len = 0;
     struct cfg *cfg;
 
@@ -1235,8 +1752,20 @@ cfg_load_file(const char *path, char **errors)
         loader_deinit(&ld);
         return NULL;
     }
+    /* The file's directory as written ("conf/", "/etc/"; "" for a bare name): joined to a
+     * relative certificate path it names the same file from the current directory. */
+    slash = strrchr(path, '/');
+    dir = strndup(path, slash != NULL ? (size_t)(slash - path) + 1 : 0);
+    if (dir == NULL) {
+        ld.oom = true;
+        *errors = errors_join(&ld);
+        loader_deinit(&ld);
+        free(text);
+        return NULL;
+    }
     loader_deinit(&ld);
-    cfg = cfg_load_text(path, text, len, errors);
+    cfg = load_text(path, dir, text, len, errors);
+    free(dir);
     free(text);
     return cfg;
 }

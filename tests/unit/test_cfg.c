@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for cfg and cfg_load: the value parsers, reference counting, and the loader
  * over the files in testdata/cfg/ (good_*.yaml must load; each bad_*.yaml must fail with
- * exactly the listed errors) and over texts built here (alias bombs, many regions). */
+ * exactly the listed errors) and over texts built here (alias bombs, many regions).
+ * Files named by good TLS configurations exist (testdata/cfg/certs/), so these tests pass
+ * whether tls_prepare really reads them or a stub stands in for tls.c. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "cfg_load.h"
@@ -251,6 +254,10 @@ test_new_defaults(void **state)
     assert_int_equal(cfg->limits.max_header_bytes, CFG_DEFAULT_MAX_HEADER_BYTES);
     assert_int_equal(cfg->limits.max_headers, CFG_DEFAULT_MAX_HEADERS);
     assert_int_equal(cfg->limits.max_body_bytes, CFG_DEFAULT_MAX_BODY_BYTES);
+    assert_int_equal(cfg->http2.max_concurrent_streams, 100);
+    assert_int_equal(cfg->http2.initial_window_size, 65535);
+    assert_int_equal(cfg->http2.max_header_list_size, 65536);
+    assert_int_equal(cfg->http2.max_resets_per_10s, 200);
     cfg_unref(cfg);
 }
 
@@ -338,6 +345,8 @@ check_minimal(const struct cfg *cfg)
     assert_string_equal(cfg->listeners[0].addr.text, "127.0.0.1:8080");
     assert_int_equal(cfg->listeners[0].line, 3);
     assert_null(cfg->listeners[0].fds);
+    assert_null(cfg->listeners[0].tls);
+    assert_false(cfg->listeners[0].h2c);
     assert_false(cfg->has_admin);
     assert_null(cfg->access_log_path);
     assert_int_equal(cfg->timeouts.client_idle_ms, CFG_DEFAULT_CLIENT_IDLE_MS);
@@ -349,6 +358,10 @@ check_minimal(const struct cfg *cfg)
     assert_int_equal(cfg->default_region, 0);
     assert_int_equal(cfg->regions[0].nbackends, 1);
     assert_string_equal(cfg->regions[0].backends[0].addr.text, "127.0.0.1:9001");
+    assert_int_equal(cfg->http2.max_concurrent_streams, CFG_DEFAULT_H2_MAX_STREAMS);
+    assert_int_equal(cfg->http2.initial_window_size, CFG_DEFAULT_H2_WINDOW);
+    assert_int_equal(cfg->http2.max_header_list_size, CFG_DEFAULT_H2_MAX_HEADER_LIST);
+    assert_int_equal(cfg->http2.max_resets_per_10s, CFG_DEFAULT_H2_MAX_RESETS);
 }
 
 static void
@@ -425,6 +438,85 @@ check_quoted(const struct cfg *cfg)
     assert_true(cfg->regions[0].is_default);
 }
 
+/* The settings good_tls.yaml gives its first listener. `dir` is what relative paths in it
+ * were joined to: the file's directory as named in the load, "" for cfg_load_text. */
+static void
+check_tls_first(const struct cfg_listener *l, const char *dir)
+{
+    const struct cfg_tls *t = l->tls;
+    char want[4096];
+
+    assert_string_equal(l->name, "https");
+    assert_false(l->h2c);
+    assert_non_null(t);
+    assert_int_equal(t->ncerts, 2);
+    snprintf(want, sizeof(want), "%scerts/rsa.pem", dir);
+    assert_string_equal(t->certs[0].cert_path, want);
+    snprintf(want, sizeof(want), "%scerts/rsa.key", dir);
+    assert_string_equal(t->certs[0].key_path, want);
+    assert_false(t->certs[0].is_default);
+    assert_int_equal(t->certs[0].line, 8);
+    snprintf(want, sizeof(want), "%scerts/ecdsa.pem", dir);
+    assert_string_equal(t->certs[1].cert_path, want);
+    snprintf(want, sizeof(want), "%scerts/ecdsa.key", dir);
+    assert_string_equal(t->certs[1].key_path, want);
+    assert_true(t->certs[1].is_default);
+    assert_int_equal(t->certs[1].line, 10);
+    assert_int_equal(t->protocols, CFG_TLS_V13);
+    assert_string_equal(t->ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256");
+    assert_string_equal(t->ciphersuites, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    assert_string_equal(t->groups, "P-256:X25519");
+    assert_int_equal(t->nalpn, 2);
+    assert_string_equal(t->alpn[0], "http/1.1"); /* the file's order is the server's preference */
+    assert_string_equal(t->alpn[1], "h2");
+    assert_true(t->tickets);
+    assert_int_equal(t->ticket_rotate_ms, 30 * 60 * 1000);
+    snprintf(want, sizeof(want), "%scerts/ticket.key", dir);
+    assert_string_equal(t->ticket_key_file, want);
+    assert_int_equal(t->session_cache, 1000);
+}
+
+static void
+check_tls(const struct cfg *cfg)
+{
+    const struct cfg_tls *t;
+
+    assert_int_equal(cfg->nlisteners, 4);
+    check_tls_first(&cfg->listeners[0], TESTDATA);
+
+    /* Only certificates given: every other setting at its default, the first certificate
+     * the default one. */
+    t = cfg->listeners[1].tls;
+    assert_non_null(t);
+    assert_false(cfg->listeners[1].h2c); /* "h2c: false" goes with tls */
+    assert_int_equal(t->ncerts, 2);
+    assert_string_equal(t->certs[0].cert_path, TESTDATA "certs/ecdsa.pem");
+    assert_string_equal(t->certs[1].key_path, TESTDATA "certs/rsa.key");
+    assert_true(t->certs[0].is_default);
+    assert_false(t->certs[1].is_default);
+    assert_int_equal(t->protocols, CFG_TLS_V12 | CFG_TLS_V13);
+    assert_string_equal(t->ciphers, CFG_TLS_DEFAULT_CIPHERS);
+    assert_string_equal(t->ciphersuites, CFG_TLS_DEFAULT_CIPHERSUITES);
+    assert_string_equal(t->groups, CFG_TLS_DEFAULT_GROUPS);
+    assert_int_equal(t->nalpn, 2);
+    assert_string_equal(t->alpn[0], "h2");
+    assert_string_equal(t->alpn[1], "http/1.1");
+    assert_true(t->tickets);
+    assert_int_equal(t->ticket_rotate_ms, CFG_DEFAULT_TICKET_ROTATE_MS);
+    assert_null(t->ticket_key_file);
+    assert_int_equal(t->session_cache, 0);
+
+    assert_null(cfg->listeners[2].tls);
+    assert_true(cfg->listeners[2].h2c);
+    assert_null(cfg->listeners[3].tls);
+    assert_false(cfg->listeners[3].h2c);
+
+    assert_int_equal(cfg->http2.max_concurrent_streams, 250);
+    assert_int_equal(cfg->http2.initial_window_size, 1048576);
+    assert_int_equal(cfg->http2.max_header_list_size, 32768);
+    assert_int_equal(cfg->http2.max_resets_per_10s, 50);
+}
+
 /* The shipped example must load and say what its comments promise. */
 static void
 check_example(const struct cfg *cfg)
@@ -434,6 +526,12 @@ check_example(const struct cfg *cfg)
 
     assert_int_equal(cfg->nlisteners, 1);
     assert_string_equal(cfg->listeners[0].addr.text, "0.0.0.0:8080");
+    assert_null(cfg->listeners[0].tls); /* the TLS listener is commented out */
+    assert_false(cfg->listeners[0].h2c);
+    assert_int_equal(cfg->http2.max_concurrent_streams, CFG_DEFAULT_H2_MAX_STREAMS);
+    assert_int_equal(cfg->http2.initial_window_size, CFG_DEFAULT_H2_WINDOW);
+    assert_int_equal(cfg->http2.max_header_list_size, CFG_DEFAULT_H2_MAX_HEADER_LIST);
+    assert_int_equal(cfg->http2.max_resets_per_10s, CFG_DEFAULT_H2_MAX_RESETS);
     assert_true(cfg->has_admin);
     assert_string_equal(cfg->admin.text, "127.0.0.1:9900");
     assert_int_equal(cfg->nregions, 5);
@@ -456,6 +554,7 @@ static const struct good_case good_cases[] = {
     {"/tests/unit/testdata/cfg/good_ipv6.yaml", check_ipv6},
     {"/tests/unit/testdata/cfg/good_anchors.yaml", check_anchors},
     {"/tests/unit/testdata/cfg/good_quoted.yaml", check_quoted},
+    {"/tests/unit/testdata/cfg/good_tls.yaml", check_tls},
     {"/conf/meridian.yaml", check_example},
 };
 
@@ -484,7 +583,7 @@ test_good_files(void **state)
 struct bad_case {
     const char *file;
     size_t nlines;
-    const char *fragments[10];
+    const char *fragments[16];
 };
 
 static const struct bad_case bad_cases[] = {
@@ -492,7 +591,7 @@ static const struct bad_case bad_cases[] = {
      2,
      {"bad_unknown_key.yaml:2: missing required key \"listeners\" in the top level\n",
       "bad_unknown_key.yaml:3: unknown key \"listner\" in the top level (expected one of: "
-      "workers, log_level, listeners, admin, timeouts, limits, access_log, regions)\n"}},
+      "workers, log_level, listeners, admin, timeouts, limits, http2, access_log, regions)\n"}},
     {"bad_duration.yaml",
      4,
      {"bad_duration.yaml:5: timeouts.client_header: must be longer than 0\n",
@@ -597,6 +696,58 @@ static const struct bad_case bad_cases[] = {
     {"bad_undefined_alias.yaml",
      1,
      {"bad_undefined_alias.yaml:4: invalid YAML: found undefined alias"}},
+    {"bad_tls_certs.yaml",
+     7,
+     {"bad_tls_certs.yaml:4: missing required key \"certificates\" in listeners[0].tls\n",
+      "bad_tls_certs.yaml:8: listeners[1].tls.certificates: expected at least one certificate "
+      "({cert: FILE, key: FILE}), got none\n",
+      "bad_tls_certs.yaml:13: missing required key \"key\" in "
+      "listeners[2].tls.certificates[0]\n",
+      "bad_tls_certs.yaml:19: listeners[3].tls.certificates[1].default: only one certificate "
+      "may be the default, and certificates[0] (line 18) already is\n",
+      "bad_tls_certs.yaml:20: listeners[3].tls.certificates[2].cert: expected the path of a PEM "
+      "certificate (chain), got an empty value\n",
+      "bad_tls_certs.yaml:20: listeners[3].tls.certificates[2].default: expected true or false, "
+      "got \"yes\"\n",
+      "bad_tls_certs.yaml:23: listeners[4].tls: expected a mapping, got \"true\"\n"}},
+    {"bad_tls_settings.yaml",
+     13,
+     {"bad_tls_settings.yaml:6: listeners[0].tls.protocols[0]: expected TLSv1.2 or TLSv1.3, got "
+      "\"TLSv1.1\"\n",
+      "bad_tls_settings.yaml:6: listeners[0].tls.protocols[2]: duplicate \"TLSv1.3\" (first at "
+      "listeners[0].tls.protocols[1], line 6)\n",
+      "bad_tls_settings.yaml:7: listeners[0].tls.alpn[0]: expected h2 or http/1.1, got "
+      "\"spdy\"\n",
+      "bad_tls_settings.yaml:8: listeners[0].tls.session_tickets.rotate: \"10s\" is shorter than "
+      "the minimum, 1m\n",
+      "bad_tls_settings.yaml:9: listeners[0].tls.session_cache: expected a number 0..1000000, got "
+      "\"2000000\"\n",
+      "bad_tls_settings.yaml:10: unknown key \"ocsp\" in listeners[0].tls (expected one of: "
+      "certificates, protocols, ciphers, ciphersuites, groups, alpn, session_tickets, "
+      "session_cache)\n",
+      "bad_tls_settings.yaml:11: listeners[0].h2c: h2c is for plain listeners, and this one has "
+      "tls (line 4); a TLS listener offers HTTP/2 through tls.alpn\n",
+      "bad_tls_settings.yaml:16: listeners[1].tls.protocols: expected at least one of TLSv1.2 or "
+      "TLSv1.3, got none\n",
+      "bad_tls_settings.yaml:17: listeners[1].tls.alpn: expected a sequence, got \"h2\"\n",
+      "bad_tls_settings.yaml:18: listeners[1].tls.ciphers: expected a TLS 1.2 cipher list in "
+      "OpenSSL syntax, got an empty value\n",
+      "bad_tls_settings.yaml:19: listeners[1].tls.session_tickets.enabled: expected true or "
+      "false, got \"yes\"\n",
+      "bad_tls_settings.yaml:19: listeners[1].tls.session_tickets.key_file: expected the path of "
+      "a ticket key file, got an empty value\n",
+      "bad_tls_settings.yaml:20: listeners[1].h2c: expected true or false, got \"maybe\"\n"}},
+    {"bad_http2.yaml",
+     5,
+     {"bad_http2.yaml:4: http2.max_concurrent_streams: expected a number 1..10000, got \"0\"\n",
+      "bad_http2.yaml:5: http2.initial_window_size: \"0\" is out of range 1..2147483647 bytes "
+      "(2^31 - 1)\n",
+      "bad_http2.yaml:6: http2.max_header_list_size: \"512\" is out of range 1k..16m "
+      "(1024..16777216 bytes)\n",
+      "bad_http2.yaml:7: http2.max_resets_per_10s: expected a number 1..1000000, got \"lots\"\n",
+      "bad_http2.yaml:8: unknown key \"max_frame_size\" in http2 (expected one of: "
+      "max_concurrent_streams, initial_window_size, max_header_list_size, "
+      "max_resets_per_10s)\n"}},
 };
 
 static size_t
@@ -820,6 +971,68 @@ static const struct text_case text_cases[] = {
     {"timeouts: {shutdown: 1441m}\n", 0,
      "inline:1: timeouts.shutdown: \"1441m\" is longer than the maximum, 24h\n"},
     {"workers: 1\0listeners: []", 24, "inline:1: invalid YAML: control characters are not allowed"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {}}]\n", 0,
+     "inline:1: missing required key \"certificates\" in listeners[0].tls\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: {cert: a, key: "
+     "b}}}]\n",
+     0, "inline:1: listeners[0].tls.certificates: expected a sequence, got a mapping\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [a.pem]}}]\n", 0,
+     "inline:1: listeners[0].tls.certificates[0]: expected a mapping, got \"a.pem\"\n"},
+    {"listeners:\n  - name: a\n    address: \"127.0.0.1:443\"\n    h2c: true\n    tls:\n"
+     "      certificates: [{cert: a, key: b}]\n",
+     0, "inline:4: listeners[0].h2c: h2c is for plain listeners, and this one has tls (line 5)"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "protocols: TLSv1.3}}]\n",
+     0, "inline:1: listeners[0].tls.protocols: expected a sequence, got \"TLSv1.3\"\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "protocols: [tlsv1.3]}}]\n",
+     0, "inline:1: listeners[0].tls.protocols[0]: expected TLSv1.2 or TLSv1.3, got \"tlsv1.3\"\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "alpn: [h2, http/1.1, h2]}}]\n",
+     0,
+     "inline:1: listeners[0].tls.alpn[2]: duplicate \"h2\" (first at listeners[0].tls.alpn[0], "
+     "line 1)\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "alpn: [[h2]]}}]\n",
+     0, "inline:1: listeners[0].tls.alpn[0]: expected a single value, got a sequence\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "session_tickets: {rotate: 0}}}]\n",
+     0,
+     "inline:1: listeners[0].tls.session_tickets.rotate: \"0\" is shorter than the minimum, 1m\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "session_tickets: {rotate: 25h}}}]\n",
+     0,
+     "inline:1: listeners[0].tls.session_tickets.rotate: \"25h\" is longer than the maximum, "
+     "24h\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "session_tickets: true}}]\n",
+     0, "inline:1: listeners[0].tls.session_tickets: expected a mapping, got \"true\"\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "session_cache: -1}}]\n",
+     0, "inline:1: listeners[0].tls.session_cache: expected a number 0..1000000, got \"-1\"\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: a, key: b}], "
+     "groups: \"\"}}]\n",
+     0,
+     "inline:1: listeners[0].tls.groups: expected a list of groups like X25519:P-256, got an "
+     "empty value\n"},
+    {"listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: [{cert: \"a\\0b\", "
+     "key: b}]}}]\n",
+     0, "inline:1: listeners[0].tls.certificates[0].cert: contains a NUL byte\n"},
+    {"http2: {initial_window_size: 2147483648}\n", 0,
+     "inline:1: http2.initial_window_size: \"2147483648\" is out of range 1..2147483647 bytes"},
+    {"http2: {initial_window_size: 2g}\n", 0,
+     "inline:1: http2.initial_window_size: \"2g\" is out of range 1..2147483647 bytes"},
+    {"http2: {initial_window_size: 64KB}\n", 0,
+     "inline:1: http2.initial_window_size: expected a size like 512, 16k, 10m, 1g, got \"64KB\"\n"},
+    {"http2: {max_header_list_size: 17m}\n", 0,
+     "inline:1: http2.max_header_list_size: \"17m\" is out of range 1k..16m"},
+    {"http2: {max_concurrent_streams: 10001}\n", 0,
+     "inline:1: http2.max_concurrent_streams: expected a number 1..10000, got \"10001\"\n"},
+    {"http2: {max_concurrent_streams: 1k}\n", 0,
+     "inline:1: http2.max_concurrent_streams: expected a number 1..10000, got \"1k\"\n"},
+    {"http2: {max_resets_per_10s: 0}\n", 0,
+     "inline:1: http2.max_resets_per_10s: expected a number 1..1000000, got \"0\"\n"},
+    {"http2: [100]\n", 0, "inline:1: http2: expected a mapping, got a sequence\n"},
 };
 
 static void
@@ -831,18 +1044,217 @@ test_text_cases(void **state)
     }
 }
 
+/* ---- TLS file paths and limits --------------------------------------------------- */
+
+/* Restores the working directory a test changed, whatever it asserted on the way. */
+static char saved_cwd[4096];
+
+static int
+save_cwd(void **state)
+{
+    return getcwd(saved_cwd, sizeof(saved_cwd)) != NULL ? 0 : -1;
+}
+
+static int
+restore_cwd(void **state)
+{
+    return chdir(saved_cwd);
+}
+
+static struct cfg *
+load_file_or_fail(const char *path)
+{
+    char *errors = NULL;
+    struct cfg *cfg = cfg_load_file(path, &errors);
+
+    if (cfg == NULL)
+        fail_msg("%s did not load:\n%s", path, errors ? errors : "(no errors text)");
+    assert_null(errors);
+    return cfg;
+}
+
+/* Relative paths in a file are taken from the file's directory as the file was named,
+ * so that they name the same files from the current directory; cfg_load_text has no
+ * directory and keeps them as written. */
+static void
+test_tls_relative_paths(void **state)
+{
+    struct cfg *cfg;
+    char *text = NULL, *errors = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    assert_int_equal(chdir(SRCDIR), 0);
+    cfg = load_file_or_fail("tests/unit/testdata/cfg/good_tls.yaml");
+    check_tls_first(&cfg->listeners[0], "tests/unit/testdata/cfg/");
+    cfg_unref(cfg);
+
+    assert_int_equal(chdir(TESTDATA), 0);
+    cfg = load_file_or_fail("good_tls.yaml");
+    check_tls_first(&cfg->listeners[0], "");
+    cfg_unref(cfg);
+
+    cfg = load_file_or_fail("./good_tls.yaml");
+    check_tls_first(&cfg->listeners[0], "./");
+    cfg_unref(cfg);
+
+    f = fopen("good_tls.yaml", "rb");
+    assert_non_null(f);
+    text = malloc(8192);
+    assert_non_null(text);
+    len = fread(text, 1, 8192, f);
+    fclose(f);
+    assert_true(len > 0 && len < 8192);
+    cfg = cfg_load_text("text", text, len, &errors);
+    if (cfg == NULL)
+        fail_msg("did not load:\n%s", errors);
+    check_tls_first(&cfg->listeners[0], "");
+    cfg_unref(cfg);
+    free(text);
+}
+
+/* Absolute paths are kept as written, from a file and from a text. */
+static void
+test_tls_absolute_paths(void **state)
+{
+    char path[] = "/tmp/meridian-test-cfg-XXXXXX";
+    struct text t = {NULL, 0, 0};
+    char *errors = NULL;
+    struct cfg *cfg;
+    int fd;
+
+    text_add(&t,
+             "listeners:\n"
+             "  - name: https\n"
+             "    address: 127.0.0.1:8443\n"
+             "    tls:\n"
+             "      certificates: [{cert: %scerts/ecdsa.pem, key: %scerts/ecdsa.key}]\n"
+             "      session_tickets: {key_file: %scerts/ticket.key}\n"
+             "regions: [{name: a, location: {lat: 0, lon: 0}, backends: [127.0.0.1:9001]}]\n",
+             TESTDATA, TESTDATA, TESTDATA);
+
+    cfg = cfg_load_text("inline", t.buf, t.len, &errors);
+    if (cfg == NULL)
+        fail_msg("did not load:\n%s", errors);
+    assert_string_equal(cfg->listeners[0].tls->certs[0].cert_path, TESTDATA "certs/ecdsa.pem");
+    assert_true(cfg->listeners[0].tls->certs[0].is_default);
+    cfg_unref(cfg);
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, t.buf, t.len), (ssize_t)t.len);
+    close(fd);
+    cfg = load_file_or_fail(path);
+    assert_string_equal(cfg->listeners[0].tls->certs[0].cert_path, TESTDATA "certs/ecdsa.pem");
+    assert_string_equal(cfg->listeners[0].tls->certs[0].key_path, TESTDATA "certs/ecdsa.key");
+    assert_string_equal(cfg->listeners[0].tls->ticket_key_file, TESTDATA "certs/ticket.key");
+    cfg_unref(cfg);
+    unlink(path);
+    free(t.buf);
+}
+
+/* Every limit of the TLS and HTTP/2 settings is itself allowed. */
+static void
+test_tls_http2_limits(void **state)
+{
+    static const struct {
+        const char *tls, *http2;
+    } cases[] = {
+        {"protocols: [TLSv1.2], alpn: [h2], session_cache: 1000000, "
+         "session_tickets: {enabled: false, rotate: 1m}",
+         "{max_concurrent_streams: 1, initial_window_size: 1, max_header_list_size: 1k, "
+         "max_resets_per_10s: 1}"},
+        {"protocols: [TLSv1.3, TLSv1.2], alpn: [http/1.1], session_cache: 0, "
+         "session_tickets: {rotate: 24h}",
+         "{max_concurrent_streams: 10000, initial_window_size: 2147483647, "
+         "max_header_list_size: 16m, max_resets_per_10s: 1000000}"},
+    };
+    static const uint32_t want[][4] = {{1, 1, 1024, 1}, {10000, 2147483647, 16777216, 1000000}};
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct text t = {NULL, 0, 0};
+        char *errors = NULL;
+        struct cfg *cfg;
+        const struct cfg_tls *tls;
+
+        text_add(&t,
+                 "listeners: [{name: a, address: \"127.0.0.1:443\", tls: {certificates: "
+                 "[{cert: %scerts/rsa.pem, key: %scerts/rsa.key}], %s}}]\n"
+                 "http2: %s\n"
+                 "regions: [{name: a, location: {lat: 0, lon: 0}, backends: [127.0.0.1:9001]}]\n",
+                 TESTDATA, TESTDATA, cases[i].tls, cases[i].http2);
+        cfg = cfg_load_text("inline", t.buf, t.len, &errors);
+        if (cfg == NULL)
+            fail_msg("case %zu did not load:\n%s", i, errors);
+        tls = cfg->listeners[0].tls;
+        assert_int_equal(tls->protocols, i == 0 ? CFG_TLS_V12 : CFG_TLS_V12 | CFG_TLS_V13);
+        assert_int_equal(tls->nalpn, 1);
+        assert_string_equal(tls->alpn[0], i == 0 ? "h2" : "http/1.1");
+        assert_int_equal(tls->session_cache, i == 0 ? 1000000 : 0);
+        assert_int_equal(tls->tickets, i != 0);
+        assert_int_equal(tls->ticket_rotate_ms, i == 0 ? 60000 : 86400000);
+        assert_int_equal(cfg->http2.max_concurrent_streams, want[i][0]);
+        assert_int_equal(cfg->http2.initial_window_size, want[i][1]);
+        assert_int_equal(cfg->http2.max_header_list_size, want[i][2]);
+        assert_int_equal(cfg->http2.max_resets_per_10s, want[i][3]);
+        cfg_unref(cfg);
+        free(t.buf);
+    }
+}
+
+/* tls_prepare runs only on a file that is otherwise right, and its verdict is the load's:
+ * certificate files that do not exist either load (when no TLS back end reads them, as in
+ * a schema-only build) or fail with lines in the loader's own format. Which of the two is
+ * up to tls.c; the shape of the answer is not. */
+static void
+test_tls_prepare_contract(void **state)
+{
+    static const char yaml[] =
+        "listeners:\n"
+        "  - name: https\n"
+        "    address: 127.0.0.1:8443\n"
+        "    tls:\n"
+        "      certificates: [{cert: /nonexistent/meridian.pem, key: /nonexistent/meridian.key}]\n"
+        "regions: [{name: a, location: {lat: 0, lon: 0}, backends: [127.0.0.1:9001]}]\n";
+    char *errors = (char *)"unset";
+    struct cfg *cfg = cfg_load_text("inline", yaml, strlen(yaml), &errors);
+
+    if (cfg != NULL) {
+        assert_null(errors);
+        cfg_unref(cfg);
+        return;
+    }
+    assert_non_null(errors);
+    assert_true(strlen(errors) > 0 && errors[strlen(errors) - 1] == '\n');
+    for (const char *line = errors; *line; line = strchr(line, '\n') + 1)
+        if (strncmp(line, "inline", 6) != 0)
+            fail_msg("line does not start with the name: %s", line);
+    free(errors);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_duration),   cmocka_unit_test(test_parse_size),
-        cmocka_unit_test(test_parse_addr),       cmocka_unit_test(test_new_defaults),
-        cmocka_unit_test(test_ref_unref),        cmocka_unit_test(test_ref_threads),
-        cmocka_unit_test(test_region_index),     cmocka_unit_test(test_good_files),
-        cmocka_unit_test(test_bad_files),        cmocka_unit_test(test_errors_in_line_order),
-        cmocka_unit_test(test_unreadable_files), cmocka_unit_test(test_many_regions),
-        cmocka_unit_test(test_alias_bomb),       cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_addr),
+        cmocka_unit_test(test_new_defaults),
+        cmocka_unit_test(test_ref_unref),
+        cmocka_unit_test(test_ref_threads),
+        cmocka_unit_test(test_region_index),
+        cmocka_unit_test(test_good_files),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_errors_in_line_order),
+        cmocka_unit_test(test_unreadable_files),
+        cmocka_unit_test(test_many_regions),
+        cmocka_unit_test(test_alias_bomb),
+        cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_text_cases),
+        cmocka_unit_test(test_tls_absolute_paths),
+        cmocka_unit_test(test_tls_http2_limits),
+        cmocka_unit_test(test_tls_prepare_contract),
+        cmocka_unit_test_setup_teardown(test_tls_relative_paths, save_cwd, restore_cwd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
