@@ -205,8 +205,10 @@ worker_adopt(struct worker *w, struct cfg *cfg)
 static void
 worker_maybe_done(struct worker *w)
 {
+    /* loopexit, not loopbreak: this can run before the loop starts (a stop signal right
+     * after start), and event_base_dispatch() forgets a break requested before it. */
     if (w->stopping && w->nconns == 0)
-        event_base_loopbreak(w->base);
+        event_base_loopexit(w->base, NULL);
 }
 
 void
@@ -220,7 +222,7 @@ shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     log_warn("shutdown grace period over with %u connections open: closing them", w->nconns);
-    event_base_loopbreak(w->base);
+    event_base_loopexit(w->base, NULL);
 }
 
 static void

@@ -402,3 +402,19 @@ def test_error_log_lines_have_timestamp_and_level(origins, meridian):
         assert LOG_LINE.match(l), l
     levels = {LOG_LINE.match(l).group(2) for l in lines}
     assert "info" in levels and levels & {"error", "warn"}, lines
+
+
+def test_stop_signal_right_after_start_is_not_lost(origins, meridian):
+    """Regression: a SIGTERM that arrived before a worker entered its event loop was
+    forgotten (event_base_loopbreak before dispatch), so the process waited out the whole
+    shutdown grace period."""
+    import signal as _signal
+    o = origins("eu-a")
+    for _ in range(5):
+        m = meridian(start=False, regions=[("eu", [o.address])], workers=2,
+                     extra="timeouts: { shutdown: 20s }\n")
+        m.start(wait=False)
+        m.proc.send_signal(_signal.SIGTERM)
+        t0 = time.monotonic()
+        assert m.proc.wait(timeout=15) == 0
+        assert time.monotonic() - t0 < 5, "stop took the grace period: the signal was lost"
