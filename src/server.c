@@ -344,6 +344,16 @@ server_run(const char *cfg_path)
     pthread_mutex_init(&srv->cfg_lock, NULL);
     int rc = 1;
 
+    /* Until libevent takes them below, the process signals wait, blocked: a SIGTERM or
+     * SIGHUP that comes early is handled, not fatal. Workers inherit the block. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+
     char *errors = NULL;
     struct cfg *cfg = cfg_load_file(cfg_path, &errors);
     if (!cfg) {
@@ -376,15 +386,6 @@ server_run(const char *cfg_path)
     }
     publish(srv, cfg);
 
-    /* Workers must not take the process signals: block them before the threads start
-     * (the mask is inherited), and let libevent take them on this thread. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
     unsigned started = 0;
     for (; started < srv->nworkers; started++) {
         if (worker_init(&srv->workers[started], srv, started) < 0 ||
@@ -394,7 +395,6 @@ server_run(const char *cfg_path)
         }
         srv->nrunning = started + 1;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (started < srv->nworkers) {
         atomic_store(&srv->stopping, true);
         goto out_workers;
@@ -408,6 +408,7 @@ server_run(const char *cfg_path)
     evsignal_add(srv->sig_term, NULL);
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_usr1, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL); /* pending ones are delivered now */
     srv->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, srv);
     struct timeval one_second = {1, 0};
     event_add(srv->tick, &one_second);

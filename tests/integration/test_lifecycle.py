@@ -414,6 +414,9 @@ def test_stop_signal_right_after_start_is_not_lost(origins, meridian):
         m = meridian(start=False, regions=[("eu", [o.address])], workers=2,
                      extra="timeouts: { shutdown: 20s }\n")
         m.start(wait=False)
+        # As soon as the main thread says it started (its signal handlers are in place);
+        # the workers may not be in their event loops yet: that is the window.
+        wait_for(lambda: " started: " in m.stderr(), interval=0.001, what="start line")
         m.proc.send_signal(_signal.SIGTERM)
         t0 = time.monotonic()
         assert m.proc.wait(timeout=15) == 0
