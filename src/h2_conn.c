@@ -72,7 +72,7 @@ struct h2_stream {
     char *hbuf;                /* owns */
     uint32_t hlen, hcap;
     struct h1_header *headers; /* owns */
-    uint32_t nheaders;
+    uint32_t nheaders, headers_cap;
     struct span method, path, authority, scheme;
     uint32_t cookie_off, cookie_len; /* cookies joined with "; " (RFC 9113 8.2.3) */
     /* Request body that the upstream side has no room for yet. */
@@ -303,10 +303,17 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
         hs->content_length = v;
         return 0; /* restated by the stream */
     }
-    if (!hs->headers) {
-        hs->headers = calloc(cfg->limits.max_headers, sizeof(*hs->headers));
-        if (!hs->headers)
+    if (hs->nheaders == hs->headers_cap) {
+        /* Grow on demand (most requests have a dozen headers), up to max_headers + 1
+         * (room for the joined cookie). */
+        uint32_t cap = hs->headers_cap ? hs->headers_cap * 2 : 16;
+        if (cap > cfg->limits.max_headers + 1)
+            cap = cfg->limits.max_headers + 1;
+        struct h1_header *grown = realloc(hs->headers, cap * sizeof(*grown));
+        if (!grown)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        hs->headers = grown;
+        hs->headers_cap = cap;
     }
     uint32_t noff;
     if (hbuf_add(hs, name, namelen, &noff) < 0 || hbuf_add(hs, value, valuelen, &voff) < 0)
@@ -401,14 +408,16 @@ h2_start_stream(struct h2_stream *hs)
         hdrs[i].value = rebase(hs, hdrs[i].value);
     }
     if (hs->cookie_len) {
-        if (!hdrs) {
-            hdrs = hs->headers = calloc(1, sizeof(*hdrs));
-            if (!hdrs) {
+        if (n == hs->headers_cap) {
+            struct h1_header *grown = realloc(hs->headers, (n + 1) * sizeof(*grown));
+            if (!grown) {
                 h2_respond_error(hs, 503);
                 return;
             }
+            hdrs = hs->headers = grown;
+            hs->headers_cap = n + 1;
         }
-        if (n < cfg->limits.max_headers) {
+        {
             hdrs[n].name = SPAN_LIT("cookie");
             hdrs[n].value = (struct span){hs->hbuf + hs->cookie_off, hs->cookie_len};
             n++;
@@ -938,9 +947,15 @@ h2_conn_on_timeout(struct conn *c)
     struct h2_session *sess = c->h2;
     const struct cfg *cfg = c->w->snap->cfg;
     uint64_t idle = clock_mono_ms() - sess->last_activity_ms;
-    /* Nothing read or written for client_idle: an idle connection, or one stalled on a
-     * zero window. Either way it goes. */
-    if (idle + 50 >= cfg->timeouts.client_idle_ms) {
+    /* Nothing read or written for client_idle, and either no stream open, or response
+     * bytes waiting that the client will not take (a zero-window stall). A stream that
+     * only waits for its backend is the backend timeouts' business. */
+    bool stalled = buf_len(&c->out) > 0;
+    for (struct h2_stream *hs = sess->streams; hs && !stalled; hs = hs->next)
+        stalled = buf_len(&hs->resp) > 0 || (hs->head_sent && !hs->deferred && !hs->resp_eof &&
+                                              nghttp2_session_get_stream_remote_window_size(
+                                                  sess->ng, hs->id) <= 0);
+    if (idle + 50 >= cfg->timeouts.client_idle_ms && (sess->nstreams == 0 || stalled)) {
         if (sess->nstreams)
             log_info("client %u: HTTP/2 connection stalled with %u streams: closing", c->id,
                      sess->nstreams);

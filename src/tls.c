@@ -303,8 +303,16 @@ load_cert(SSL_CTX *ctx, const struct cfg_tls_cert *c, const char *where, char **
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c->key_path, SSL_FILETYPE_PEM) != 1) {
-        add_error(errors, "%s: key %s: %s", where, c->key_path,
-                  ssl_error_text(err, sizeof(err)));
+        unsigned long e = ERR_peek_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                                               ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH)) {
+            ERR_clear_error();
+            add_error(errors, "%s: key %s does not match certificate %s", where, c->key_path,
+                      c->cert_path);
+        } else {
+            add_error(errors, "%s: key %s: %s", where, c->key_path,
+                      ssl_error_text(err, sizeof(err)));
+        }
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
