@@ -240,8 +240,7 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
         log_info("client %u stream %d: header list over the limit: reset", sess->c->id,
                  hs->id);
         hs->bad = true;
-        h2_count_reset(sess);
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM, counted when sent */
     }
     uint32_t voff;
     if (name[0] == ':') {
@@ -578,12 +577,7 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     return 0;
 }
 
-static int
-on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *frame, int lib_error, void *user)
-{
-    h2_count_reset(user);
-    return 0;
-}
+
 
 /* ---- sending ---- */
 
@@ -840,7 +834,6 @@ h2_conn_start(struct conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
     /* Window updates follow what the upstream accepted, not what we received. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, 1000); /* SETTINGS/PING ACKs a client leaves unread */

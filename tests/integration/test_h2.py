@@ -1,0 +1,417 @@
+# SPDX-License-Identifier: MIT
+"""HTTP/2 towards clients (over TLS with ALPN, and h2c with prior knowledge on a plain listener),
+HTTP/1.1 towards the origin: bodies both ways, framing, header hygiene, settings, load, many
+streams, flow control both ways, cookies, and GOAWAY on shutdown and on reload."""
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import time
+
+import h2.settings
+import pytest
+
+from conftest import SLOW, wait_for
+from util_http import ScriptedBackend, pattern, read_request_head
+from util_tls import (DATA, END_STREAM, HEADERS, NO_ERROR, SETTINGS, H2Client, RawH2, curl,
+                      make_cert, request_headers, settings_frame, start_tls_meridian, vm_rss_kb)
+
+MODES = ["tls", "h2c"]
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    return make_cert(tmp_path_factory.mktemp("certs"), "a", ["a.test", "localhost"])
+
+
+@pytest.fixture
+def env(origins, meridian, cert, tmp_path):
+    """One origin behind a one-worker Meridian with an HTTPS (ALPN h2) and an h2c listener
+    and an access log; returns (origin, m)."""
+    o = origins("eu-a")
+    m = start_tls_meridian(meridian, [o.address], [(cert, True)],
+                           access_log=str(tmp_path / "access.log"))
+    m.access_log = str(tmp_path / "access.log")
+    return o, m
+
+
+def url_of(m, mode, path):
+    if mode == "tls":
+        return f"https://a.test:{m.port}{path}"
+    return f"http://127.0.0.1:{m.plain_port}{path}"
+
+
+def curl_h2(m, mode, path, *args, cert=None, **kw):
+    """curl over HTTP/2: ALPN h2 over TLS (verified against `cert` if given) or h2c with
+    prior knowledge."""
+    if mode == "tls":
+        a = ["--http2", "-k"] if cert is None else ["--http2", "--cacert", cert.cert]
+        return curl(url_of(m, mode, path), *a, *args, resolve=("a.test", m.port), **kw)
+    return curl(url_of(m, mode, path), "--http2-prior-knowledge", *args, **kw)
+
+
+def client(m, mode, **kw):
+    if mode == "tls":
+        return H2Client(m.port, tls=True, **kw)
+    return H2Client(m.plain_port, **kw)
+
+
+def scheme(mode):
+    return "https" if mode == "tls" else "http"
+
+
+def record_by_id(o, rid):
+    recs = [r for r in o.records() if dict((k.lower(), v) for k, v in r["headers"])
+            .get("x-request-id") == rid]
+    assert len(recs) == 1, f"expected one origin record with X-Request-Id {rid}: {o.records()}"
+    return recs[0]
+
+
+# --- requests and bodies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_get(env, cert, mode):
+    o, m = env
+    r = curl_h2(m, mode, "/", "-w", "\n%{http_version} %{http_code}", cert=cert)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "eu-a\n\n2 200", r.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_post_3mb_is_echoed_byte_exact(env, mode, tmp_path):
+    o, m = env
+    body = bytes((i * 31 + (i >> 9)) & 0xFF for i in range(3 * 1024 * 1024))
+    src = tmp_path / "up.bin"
+    dst = tmp_path / "down.bin"
+    src.write_bytes(body)
+    r = curl_h2(m, mode, "/echo", "--data-binary", f"@{src}", "-H",
+                "Content-Type: application/octet-stream", "-o", str(dst), "-w",
+                "%{http_version} %{http_code}")
+    assert r.stdout == "2 200", (r.stdout, r.stderr)
+    got = dst.read_bytes()
+    assert len(got) == len(body) and got == body
+    rec = [r for r in o.records() if r["target"] == "/echo"][-1]
+    assert rec["body_len"] == len(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_post_without_content_length_reaches_origin_chunked(env, mode):
+    o, m = env
+    chunks = [b"first ", b"x" * 70000, b"y" * 12345, b" last"]
+    body = b"".join(chunks)
+    with client(m, mode) as c:
+        sid = c.request("/echo/nolen", "POST", headers=[("x-request-id", f"nolen-{mode}")],
+                        scheme=scheme(mode), end_stream=False)
+        for ch in chunks:
+            c.send_body(sid, ch, end_stream=False)
+        c.conn.end_stream(sid)
+        c.flush()
+        c.until(lambda: c.done(sid), what="echo response")
+        r = c.responses[sid]
+    assert r.status == 200 and bytes(r.body) == body
+    rec = record_by_id(o, f"nolen-{mode}")
+    h = {k.lower(): v for k, v in rec["headers"]}
+    assert h.get("transfer-encoding") == "chunked", rec
+    assert "content-length" not in h, rec
+    assert rec["body_len"] == len(body)
+    assert not rec.get("bad")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_20mb_download_is_byte_exact(env, mode, tmp_path):
+    o, m = env
+    n = 20 * 1024 * 1024 + 3
+    dst = tmp_path / "big.bin"
+    r = curl_h2(m, mode, f"/bytes/{n}", "-o", str(dst), "-w", "%{http_version} %{http_code}")
+    assert r.stdout == "2 200", (r.stdout, r.stderr)
+    got = dst.read_bytes()
+    assert len(got) == n and got == pattern(n)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_head_and_404(env, mode):
+    o, m = env
+    with client(m, mode) as c:
+        r = c.get("/", method="HEAD", scheme=scheme(mode))
+        assert r.status == 200 and r.ended
+        assert r.header("content-length") == "5"
+        assert bytes(r.body) == b""
+        r = c.get("/status/404", scheme=scheme(mode))
+        assert r.status == 404
+        assert bytes(r.body) == b"404 Not Found\n"
+        # The connection is still good after a 404.
+        assert c.get("/", scheme=scheme(mode)).status == 200
+
+
+HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade",
+              "te")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_response_headers_are_lower_case_without_connection_headers(origins, meridian, cert,
+                                                                    mode):
+    """An origin that answers chunked with Connection/Keep-Alive and mixed-case names: the h2
+    client sees lower-case names and none of the connection-specific fields (RFC 9113
+    8.2.2), and the de-chunked body."""
+    def handler(s):
+        read_request_head(s)
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Mixed-Case: Yes\r\n"
+                  b"Connection: keep-alive, X-Drop\r\nKeep-Alive: timeout=5\r\n"
+                  b"X-Drop: listed in Connection\r\nProxy-Connection: keep-alive\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+
+    b = ScriptedBackend(handler)
+    try:
+        m = start_tls_meridian(meridian, [b.address], [(cert, True)])
+        with client(m, mode) as c:
+            r = c.get("/", scheme=scheme(mode))
+    finally:
+        b.stop()
+    assert r.status == 200 and bytes(r.body) == b"hello world"
+    names = [k.decode() for k, _ in r.headers]
+    assert all(n == n.lower() for n in names), names
+    assert r.header("x-mixed-case") == "Yes"
+    bad = [n for n in names if n in HOP_BY_HOP]
+    assert not bad, f"connection-specific headers in an h2 response: {r.headers}"
+    assert r.header("x-drop") is None, "a field named in Connection must be dropped too"
+
+
+def test_access_log_says_http2(env, cert):
+    o, m = env
+    r = curl_h2(m, "tls", "/", "-H", "X-Request-Id: h2-log-tls", cert=cert)
+    assert r.returncode == 0, r.stderr
+    r = curl_h2(m, "h2c", "/status/404", "-H", "X-Request-Id: h2-log-h2c")
+    assert r.returncode == 0, r.stderr
+
+    def lines():
+        with open(m.access_log) as f:
+            out = {j["request_id"]: j for j in (json.loads(l) for l in f if l.strip())}
+        return out if len(out) >= 2 else None
+
+    recs = wait_for(lines, timeout=3, what="access log lines")
+    assert recs["h2-log-tls"]["protocol"] == "HTTP/2", recs
+    assert recs["h2-log-tls"]["tls"] == "TLSv1.3", recs
+    assert recs["h2-log-h2c"]["protocol"] == "HTTP/2", recs
+    assert recs["h2-log-h2c"]["status"] == 404
+
+
+# --- settings and load -----------------------------------------------------------------------
+
+
+def test_nghttp_sees_the_configured_settings(origins, meridian, cert):
+    o = origins("eu-a")
+    m = start_tls_meridian(meridian, [o.address], [(cert, True)],
+                           http2="{ max_concurrent_streams: 77, initial_window_size: 131072, "
+                                 "max_header_list_size: 32k }")
+    r = subprocess.run(["nghttp", "-nv", f"https://127.0.0.1:{m.port}/"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    first = r.stdout.split("recv SETTINGS frame", 1)[1].split("frame <", 1)[0]
+    assert "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):77]" in first, first
+    assert "[SETTINGS_ENABLE_PUSH(0x02):0]" in first, first
+    assert "[SETTINGS_INITIAL_WINDOW_SIZE(0x04):131072]" in first, first
+    assert "[SETTINGS_MAX_HEADER_LIST_SIZE(0x06):32768]" in first, first
+    assert "The negotiated protocol: h2" in r.stdout
+
+
+def test_h2load_all_2xx(env):
+    o, m = env
+    r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10",
+                        f"https://127.0.0.1:{m.port}/"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed",
+                     r.stdout), r.stdout
+    assert "status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx" in r.stdout, r.stdout
+    assert "Application protocol: h2" in r.stdout, r.stdout
+
+
+def test_fifty_concurrent_streams_on_one_connection(env):
+    o, m = env
+    t0 = time.monotonic()
+    with client(m, "tls") as c:
+        sids = [c.request(f"/delay/200?i={i}", scheme="https") for i in range(50)]
+        c.until(lambda: c.done(*sids), timeout=15, what="50 responses")
+        rs = [c.responses[s] for s in sids]
+    took = time.monotonic() - t0
+    assert [r.status for r in rs] == [200] * 50
+    assert all(bytes(r.body) == b"eu-a\n" for r in rs)
+    # 50 x 200 ms one after the other would take 10 s: they ran side by side.
+    assert took < 5 * SLOW, f"50 concurrent /delay/200 streams took {took:.1f}s"
+    assert len([r for r in o.records() if r["target"].startswith("/delay/200")]) == 50
+
+
+# --- flow control ----------------------------------------------------------------------------
+
+
+def test_slow_reader_with_a_small_window_gets_the_whole_response(env):
+    """The client allows 16 KiB per stream and opens its windows only after reading, a bit
+    at a time: Meridian must follow the windows, not drop or stall, and not hold the whole
+    response in memory while the client dawdles."""
+    o, m = env
+    n = 5_000_000
+    rss0 = vm_rss_kb(m.proc.pid)
+    peak = rss0
+    small = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384}
+    with client(m, "tls", settings=small, auto_window=False) as c:
+        sid = c.request(f"/bytes/{n}", scheme="https")
+        deadline = time.monotonic() + 30 * SLOW
+        updates = 0
+        while not c.done(sid):
+            assert time.monotonic() < deadline, f"stalled at {len(c.responses[sid].body)}"
+            before = len(c.responses[sid].body)
+            c.pump(timeout=5)
+            got = len(c.responses[sid].body) - before
+            if got:
+                # Open the windows by what was read, in one update per read: slow.
+                c.conn.acknowledge_received_data(got, sid)
+                c.flush()
+                updates += 1
+                if updates % 20 == 0:
+                    peak = max(peak, vm_rss_kb(m.proc.pid))
+        r = c.responses[sid]
+    assert r.status == 200
+    assert len(r.body) == n and bytes(r.body) == pattern(n)
+    assert updates > 50, f"the window did not throttle anything ({updates} reads)"
+    assert peak - rss0 < 4096, f"meridian RSS grew {peak - rss0} KiB for a 5 MB response"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_upload_larger_than_the_window_completes(env, mode):
+    o, m = env
+    body = os.urandom(1024 * 1024 + 17)
+    with client(m, mode) as c:
+        sid = c.request("/echo/up", "POST", body=body, scheme=scheme(mode))
+        c.until(lambda: c.done(sid), timeout=30, what="echo of 1 MiB")
+        r = c.responses[sid]
+    assert len(body) > 16 * 65535  # the configured (default) initial window, many times
+    assert r.status == 200 and bytes(r.body) == body
+
+
+def test_upload_window_follows_the_backend(origins, meridian, cert):
+    """A backend that reads the request head and then nothing: Meridian must stop granting
+    window to the client (it only opens the window as the backend takes the bytes), so a
+    client cannot park an unbounded upload in Meridian's memory."""
+    release = []
+
+    def handler(s):
+        read_request_head(s)
+        wait_for(lambda: release, timeout=30, interval=0.05, what="release")
+
+    b = ScriptedBackend(handler)
+    try:
+        m = start_tls_meridian(meridian, [b.address], [(cert, True)])
+        rss0 = vm_rss_kb(m.proc.pid)
+        with client(m, "h2c") as c:
+            sid = c.request("/upload", "POST", end_stream=False)
+            sent = 0
+            chunk = b"u" * 16384
+            limit = 64 * 1024 * 1024
+            stalled = False
+            deadline = time.monotonic() + 20 * SLOW
+            while sent < limit and time.monotonic() < deadline:
+                w = min(c.conn.local_flow_control_window(sid), len(chunk))
+                if w > 0:
+                    c.conn.send_data(sid, chunk[:w])
+                    c.flush()
+                    sent += w
+                    continue
+                # Window closed: does it open again within half a second?
+                t = time.monotonic()
+                while time.monotonic() - t < 0.5 * SLOW:
+                    try:
+                        c.pump(timeout=0.1)
+                    except OSError:
+                        pass
+                    if c.conn.local_flow_control_window(sid) > 0:
+                        break
+                else:
+                    stalled = True
+                    break
+            grown = vm_rss_kb(m.proc.pid) - rss0
+    finally:
+        release.append(1)
+        b.stop()
+    assert stalled, f"Meridian accepted {sent} bytes for a backend that reads nothing"
+    assert sent < 24 * 1024 * 1024, sent
+    assert grown < 8192, f"meridian RSS grew {grown} KiB holding an upload"
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cookie_crumbs_are_joined_for_the_origin(env, mode):
+    o, m = env
+    with client(m, mode) as c:
+        r = c.get("/", scheme=scheme(mode), headers=[("cookie", "a=1"), ("x-request-id",
+                                                                          f"cookie-{mode}"),
+                                                     ("cookie", "b=2")])
+    assert r.status == 200
+    rec = record_by_id(o, f"cookie-{mode}")
+    cookies = [v for k, v in rec["headers"] if k.lower() == "cookie"]
+    assert cookies == ["a=1; b=2"], rec["headers"]
+
+
+# --- GOAWAY ----------------------------------------------------------------------------------
+
+
+def in_flight_at_origin(o, target):
+    return lambda: any(r["target"] == target for r in o.records())
+
+
+def raw_client(m, mode):
+    """A RawH2 (python3-h2 treats every frame after a GOAWAY as an error, so the GOAWAY tests
+    read frames themselves). Server settings are acknowledged before it is returned."""
+    c = RawH2(m.port, tls=True) if mode == "tls" else RawH2(m.plain_port)
+    assert c.until(lambda c: c.of_type(SETTINGS), 5), "no SETTINGS from meridian"
+    c.send(settings_frame(ack=True))
+    return c
+
+
+def check_drained(c, sid):
+    """After a GOAWAY(NO_ERROR) that covers sid, sid completes with the origin's answer, after
+    the GOAWAY."""
+    assert c.until(lambda c: c.stream_ended(sid) or c.closed, 10)
+    g = c.goaway()
+    assert g is not None, f"closed without GOAWAY: {c.frames}"
+    last, code = struct.unpack(">II", g.payload[:8])
+    assert code == NO_ERROR and (last & 0x7FFFFFFF) >= sid, g
+    assert c.stream_ended(sid), f"stream {sid} did not finish after GOAWAY: {c.frames}"
+    assert c.status_of(sid) == 200 and c.body(sid) == b"eu-a\n"
+    gi = c.frames.index(g)
+    ends = [i for i, f in enumerate(c.frames) if f.sid == sid and f.flags & END_STREAM
+            and f.type in (DATA, HEADERS)]
+    assert gi < ends[0], "GOAWAY came only after the stream had finished"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_goaway_on_graceful_shutdown_lets_the_stream_finish(env, mode):
+    o, m = env
+    with raw_client(m, mode) as c:
+        c.send(c.headers_frame(1, request_headers("/delay/1500")))
+        wait_for(in_flight_at_origin(o, "/delay/1500"), timeout=5, what="request at origin")
+        m.proc.send_signal(signal.SIGTERM)
+        assert c.until(lambda c: c.goaway() or c.closed, 1.2), "no GOAWAY within 1.2 s of SIGTERM"
+        check_drained(c, 1)
+        assert c.wait_closed(5), "connection left open after GOAWAY and its last stream"
+    assert m.proc.wait(timeout=10 * SLOW) == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_goaway_on_reload_lets_the_stream_finish(env, mode):
+    o, m = env
+    with raw_client(m, mode) as c:
+        c.send(c.headers_frame(1, request_headers("/delay/1500")))
+        wait_for(in_flight_at_origin(o, "/delay/1500"), timeout=5, what="request at origin")
+        m.reload(m.config_for(http2="{ max_concurrent_streams: 50 }"))
+        assert c.until(lambda c: c.goaway() or c.closed, 1.2), "no GOAWAY within 1.2 s of reload"
+        check_drained(c, 1)
+        assert c.wait_closed(5), "connection left open after GOAWAY and its last stream"
+    # New connections get the new settings.
+    with client(m, mode) as c2:
+        assert c2.get("/", scheme=scheme(mode)).status == 200
+        assert c2.remote_settings.get(3) == 50, c2.remote_settings
