@@ -332,6 +332,7 @@ worker_main(void *arg)
     /* Stopped: whatever is still open goes now. */
     conn_close_all(w);
     access_log_flush(&w->alog);
+    h2_worker_deinit(w); /* thread-local scratch: must be freed on this thread */
     return NULL;
 }
 
@@ -365,7 +366,6 @@ worker_deinit(struct worker *w)
 {
     conn_worker_deinit(w);
     stream_worker_deinit(w);
-    h2_worker_deinit(w);
     worker_close_listeners(w);
     upstream_close_all_idle(w);
     if (w->snap)

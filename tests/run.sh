@@ -59,5 +59,5 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 unit "$top/_build-asan"
 echo "== black-box tests (sanitizer build)"
-MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_TEST_SLOWDOWN=3 \
+MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_TEST_SLOWDOWN=3 MERIDIAN_SANITIZED=1 \
     $py -m pytest -q -p no:cacheprovider tests/integration

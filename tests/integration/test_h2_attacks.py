@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import SLOW, wait_for
+
+from conftest import CHECK_MEMORY, SLOW, wait_for
 from util_http import established_to
 from util_tls import (CANCEL, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
                       HEADERS, NO_ERROR, PING, PROTOCOL_ERROR, REFUSED_STREAM, S_INITIAL_WINDOW_SIZE, SETTINGS,
@@ -164,7 +165,8 @@ def test_continuation_flood(target):
         took = time.monotonic() - t0
         peak = vm_rss_kb(m.proc.pid)
     assert took < 2 * SLOW, f"took {took:.1f}s to drop a CONTINUATION flood"
-    assert peak - rss0 < 4096, f"meridian RSS grew {peak - rss0} KiB during the flood"
+    if CHECK_MEMORY:
+        assert peak - rss0 < 4096, f"meridian RSS grew {peak - rss0} KiB during the flood"
     assert not hits(o, "/cont")
     assert normal_client_served(m)
 
@@ -203,7 +205,8 @@ def test_hpack_bomb(target):
             f"no GOAWAY after {i + 1} HPACK bombs ({len(c.resets())} resets)"
         peak = vm_rss_kb(m.proc.pid)
     assert not hits(o, "/bomb"), "a request over max_header_list_size reached the origin"
-    assert peak - rss0 < 8192, f"meridian RSS grew {peak - rss0} KiB"
+    if CHECK_MEMORY:
+        assert peak - rss0 < 8192, f"meridian RSS grew {peak - rss0} KiB"
     assert normal_client_served(m)
 
 
