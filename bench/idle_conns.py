@@ -9,6 +9,10 @@ descendants, e.g. an nginx master and its worker) by the number of connections t
 and idle. Then closes them all. Standard library only; this process holds N sockets, so N is
 bounded by its open-file limit (20,000 on the project's machines: keep N at 10,000 at most).
 
+With --tls each connection first completes a full TLS 1.3 handshake (ssl module, no certificate
+verification, SNI --sni, ALPN http/1.1, no session resumption: every connection gets a fresh
+session), then sends its request over TLS and stays open, idle, like the plain ones.
+
 The last line of output is machine-readable:
   RESULT conns=N ok=.. failed=.. non200=.. closed_early=.. rss_before_kb=.. rss_idle_kb=..
          rss_after_close_kb=.. bytes_per_conn=..
@@ -18,6 +22,7 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -92,9 +97,39 @@ def response_complete(buf):
     return status if status in (204, 304) else None
 
 
-def open_batch(sel, host, port, request, count, timeout):
-    """Opens count connections and completes one request on each. Returns (open clients,
-    failures, non-200 responses)."""
+def tls_context():
+    """A client context for TLS 1.3 only, without verification or session reuse: each
+    connection made from it negotiates a fresh session (full handshake)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def tls_step(sel, c, request):
+    """Drives the handshake of c, then sends the request; returns False while it waits."""
+    try:
+        if c.state == "handshake":
+            c.sock.do_handshake()
+            c.state = "sending"
+        c.sock.send(request)  # one small record: always fits once the handshake is done
+    except ssl.SSLWantReadError:
+        sel.modify(c.sock, selectors.EVENT_READ, c)
+        return False
+    except ssl.SSLWantWriteError:
+        sel.modify(c.sock, selectors.EVENT_WRITE, c)
+        return False
+    c.state = "reading"
+    sel.modify(c.sock, selectors.EVENT_READ, c)
+    return True
+
+
+def open_batch(sel, host, port, request, count, timeout, ctx=None, sni=None):
+    """Opens count connections (over TLS when ctx is given) and completes one request on each.
+    Returns (open clients, failures, non-200 responses)."""
     pending = {}
     for _ in range(count):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -113,11 +148,26 @@ def open_batch(sel, host, port, request, count, timeout):
                     err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if err:
                         raise OSError(err, os.strerror(err))
-                    c.sock.send(request)  # a few dozen bytes: always fits
-                    c.state = "reading"
-                    sel.modify(c.sock, selectors.EVENT_READ, c)
+                    if ctx is None:
+                        c.sock.send(request)  # a few dozen bytes: always fits
+                        c.state = "reading"
+                        sel.modify(c.sock, selectors.EVENT_READ, c)
+                        continue
+                    # same descriptor, new object: re-register it
+                    sel.unregister(c.sock)
+                    c.sock = ctx.wrap_socket(c.sock, server_hostname=sni,
+                                             do_handshake_on_connect=False)
+                    sel.register(c.sock, selectors.EVENT_WRITE, c)
+                    c.state = "handshake"
+                if c.state in ("handshake", "sending"):
+                    tls_step(sel, c, request)
                     continue
-                data = c.sock.recv(65536)
+                try:
+                    data = c.sock.recv(65536)
+                    while ctx is not None and c.sock.pending():
+                        data += c.sock.recv(65536)
+                except ssl.SSLWantReadError:  # e.g. only a session ticket arrived
+                    continue
                 if not data:
                     raise OSError("closed before the response was complete")
                 c.buf += data
@@ -129,12 +179,15 @@ def open_batch(sel, host, port, request, count, timeout):
                 c.state = "idle"
                 c.buf = b""
                 sel.unregister(c.sock)
-                del pending[c.sock.fileno()]
+                del pending[key.fd]
                 done.append(c)
             except OSError:
                 failed += 1
-                sel.unregister(c.sock)
-                del pending[c.sock.fileno()]
+                try:
+                    sel.unregister(key.fd)
+                except KeyError:  # between unregister and register around wrap_socket
+                    pass
+                del pending[key.fd]
                 c.sock.close()
     for c in pending.values():  # timed out
         failed += 1
@@ -152,6 +205,9 @@ def main():
     ap.add_argument("--wait", type=float, default=3.0, help="seconds idle before measuring")
     ap.add_argument("--path", default="/")
     ap.add_argument("--host-header", default="bench")
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS 1.3 connections (no verification, no resumption)")
+    ap.add_argument("--sni", default="bench.test", help="server name sent with --tls")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -166,12 +222,14 @@ def main():
     time.sleep(0.5)
     before = rss_kb(pids)
 
+    ctx = tls_context() if args.tls else None
     sel = selectors.DefaultSelector()
     clients, failed, non200 = [], 0, 0
     t0 = time.monotonic()
     while len(clients) + failed < args.conns:
         n = min(args.batch, args.conns - len(clients) - failed)
-        done, f, bad = open_batch(sel, "127.0.0.1", args.port, request, n, timeout=15)
+        done, f, bad = open_batch(sel, "127.0.0.1", args.port, request, n, timeout=15,
+                                  ctx=ctx, sni=args.sni)
         clients += done
         failed += f
         non200 += bad
@@ -179,10 +237,20 @@ def main():
 
     time.sleep(args.wait)
     idle = rss_kb(pids)
-    # any socket readable now was closed (or written to) by the proxy while "idle"
+    # any socket readable now was closed (or written to) by the proxy while "idle"; over TLS,
+    # a late TLS record that carries no data (a session ticket) does not count
     for c in clients:
         sel.register(c.sock, selectors.EVENT_READ, c)
-    closed_early = len(sel.select(timeout=0))
+    closed_early = 0
+    for key, _ in sel.select(timeout=0):
+        if ctx is not None:
+            try:
+                key.data.sock.recv(1)
+            except ssl.SSLWantReadError:
+                continue
+            except OSError:
+                pass
+        closed_early += 1
     for c in clients:
         sel.unregister(c.sock)
         c.sock.close()
@@ -191,7 +259,8 @@ def main():
 
     ok = len(clients) - closed_early
     per_conn = (idle - before) * 1024 / ok if ok > 0 else float("nan")
-    print(f"pids {pids}: {len(clients)} connections opened in {opened_in:.1f} s "
+    kind = "TLS 1.3 " if args.tls else ""
+    print(f"pids {pids}: {len(clients)} {kind}connections opened in {opened_in:.1f} s "
           f"({failed} failed, {non200} non-200, {closed_early} closed by the proxy while idle)")
     print(f"VmRSS {before} kB before, {idle} kB with {ok} idle connections, "
           f"{after_close} kB after closing them: {per_conn:.0f} bytes per idle connection")

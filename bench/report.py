@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Renders one bench/run.sh result directory as a markdown table: bench/report.py DIR
+"""Renders one bench/run.sh result directory as markdown tables: bench/report.py DIR
 
 Reads DIR/cells.tsv (one row per measured wrk cell), DIR/idle.tsv (one row per idle-memory
-test) and DIR/skipped.tsv (targets that did not run, and why). Medians over the repetitions,
-with min-max for req/s; ratios are taken against HAProxy measured in the same run, since figures
-from different runs on this machine do not compare (see shared/BENCHMARKING.md).
+test) and DIR/skipped.tsv (targets that did not run, and why) for the plain HTTP/1.1 table, and
+DIR/tls_cells.tsv, DIR/idle_tls.tsv and DIR/tls_skipped.tsv, when present, for the TLS and
+HTTP/2 table. Medians over the repetitions, with min-max for rates; ratios are taken against
+HAProxy measured in the same run, since figures from different runs on this machine do not
+compare (see shared/BENCHMARKING.md).
 """
 import csv
 import statistics
@@ -28,6 +30,11 @@ def k(v):
     return f"{v / 1000:.1f}k"
 
 
+def k2(v):
+    """k() with one more digit below 10k (handshake rates)."""
+    return f"{v / 1000:.2f}k" if v < 10000 else k(v)
+
+
 def lat(us):
     return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.2f} ms"
 
@@ -35,6 +42,143 @@ def lat(us):
 def num(row, key):
     v = row.get(key, "")
     return float(v) if v not in ("", "-") else None
+
+
+def idle_cell(i):
+    if i is None:
+        return "—"
+    if int(i["ok"]) == 0:
+        return "failed"
+    rss = f"{float(i['bytes_per_conn']) / 1024:.2f} KiB"
+    if int(i["failed"]) or int(i["closed_early"]):
+        rss += f" ({i['failed']} failed, {i['closed_early']} closed)"
+    return rss
+
+
+TLS_TESTS = [
+    ("tls", "HTTP/1.1 over TLS", "req/s"),
+    ("h2", "HTTP/2 over TLS", "req/s"),
+    ("handshake", "full TLS handshakes", "hs/s"),
+]
+
+
+def tls_report(run, meta):
+    """The TLS and HTTP/2 table, and its notes; ([], []) when the run had no TLS suite."""
+    all_cells = read_tsv(f"{run}/tls_cells.tsv")
+    cells = [r for r in all_cells if r.get("kept", "1") == "1"]
+    redone = len(all_cells) - len(cells)
+    idle = read_tsv(f"{run}/idle_tls.tsv")
+    skipped = read_tsv(f"{run}/tls_skipped.tsv")
+    if not all_cells and not idle and not skipped:
+        return [], []
+    plain_idle = {r["target"]: r for r in read_tsv(f"{run}/idle.tsv")}
+    targets = []
+    for r in cells + idle + skipped:
+        if r["target"] not in targets:
+            targets.append(r["target"])
+
+    out = ["| test | target | rate median (min–max) | p50 | p99 | proxy CPU | per proxy-CPU-s "
+           "| vs HAProxy rate | vs HAProxy per CPU | cpu0 (client + origins) | other CPU | errors |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes, client_bound, disturbed, hs_check = [], [], [], []
+    for suite, title, unit in TLS_TESTS:
+        stats = {}
+        for t in targets:
+            rows = [r for r in cells if r["suite"] == suite and r["target"] == t]
+            if not rows:
+                continue
+            rate = [num(r, "rate") for r in rows]
+            cpu = [num(r, "proxy_cpu_pct") for r in rows]
+            cpu0 = [num(r, "origin_cpu_pct") + num(r, "client_cpu_pct") for r in rows]
+            med = lambda key: (statistics.median(num(r, key) for r in rows)
+                               if all(num(r, key) is not None for r in rows) else None)
+            stats[t] = {
+                "rate": statistics.median(rate), "min": min(rate), "max": max(rate),
+                "p50": med("p50_us"), "p99": med("p99_us"), "mean": med("mean_us"),
+                "cpu": statistics.median(cpu),
+                "per_cpu": statistics.median(q / (c / 100) for q, c in zip(rate, cpu) if c)
+                if all(cpu) else None,
+                "cpu0": statistics.median(cpu0),
+                "other": statistics.median(num(r, "other_cpu_pct") for r in rows),
+                "other_max": max(num(r, "other_cpu_pct") for r in rows),
+                "errors": sum(int(r["errors"]) for r in rows),
+                "full": [r["server_full"] for r in rows],
+                "resumed": [r["server_resumed"] for r in rows],
+                "count": sum(int(float(r["count"])) for r in rows),
+            }
+        ref = stats.get("haproxy")
+        unit_cpu = "hs" if suite == "handshake" else "req"
+        for t in targets:
+            s = stats.get(t)
+            why = next((r["reason"] for r in skipped
+                        if r["suite"] == suite and r["target"] == t), None)
+            if s is None:
+                if why:
+                    out.append(f"| {title} | {t} | skipped: {why} | | | | | | | | | |")
+                continue
+            if s["p50"] is not None:
+                p50, p99 = lat(s["p50"]), lat(s["p99"])
+            elif s["mean"] is not None:
+                p50, p99 = f"mean {lat(s['mean'])}", "—"
+            else:
+                p50 = p99 = "—"
+            per_cpu = f"{k2(s['per_cpu'])} {unit_cpu}" if s["per_cpu"] is not None else "—"
+            vs_rate = f"{s['rate'] / ref['rate']:.2f}" if ref else "—"
+            vs_cpu = (f"{s['per_cpu'] / ref['per_cpu']:.2f}"
+                      if ref and ref["per_cpu"] and s["per_cpu"] is not None else "—")
+            rate = f"{k2(s['rate'])} ({k2(s['min'])}–{k2(s['max'])}) {unit}"
+            out.append(f"| {title} | {t} | {rate} | {p50} | {p99} | {s['cpu']:.0f}% | {per_cpu} "
+                       f"| {vs_rate} | {vs_cpu} | {s['cpu0']:.0f}% | {s['other']:.0f}% "
+                       f"| {s['errors']} |")
+            if s["cpu0"] >= CPU0_BUSY and s["cpu"] < CPU0_BUSY:
+                client_bound.append(f"{title} {t}")
+            if s["other_max"] >= OTHER_BUSY:
+                disturbed.append(f"{title} {t}")
+            if suite == "handshake":
+                if all(v not in ("", "-") for v in s["resumed"]):
+                    resumed = sum(int(v) for v in s["resumed"])
+                    full = (f" of {sum(int(v) for v in s['full'])} sessions"
+                            if all(v not in ("", "-") for v in s["full"]) else "")
+                    hs_check.append(f"{t} {resumed} resumed{full}")
+                else:
+                    hs_check.append(f"{t} not checked")
+    for i in idle:
+        t = i["target"]
+        plain = plain_idle.get(t)
+        extra = f" (plain: {idle_cell(plain)})" if plain else ""
+        out.append(f"| RSS per idle TLS conn | {t} | {idle_cell(i)}{extra} | | | | | | | | | |")
+    for r in skipped:
+        if r["suite"] == "idle-tls":
+            out.append(f"| RSS per idle TLS conn | {r['target']} | skipped: {r['reason']} "
+                       "| | | | | | | | | |")
+
+    if client_bound:
+        notes.append(f"{', '.join(client_bound)}: cpu0 (client + origins) was at least "
+                     f"{CPU0_BUSY:.0f}% busy while the proxy was not: the client side limited the "
+                     "rate, so compare by the per proxy-CPU-second rate.")
+    if any(r["suite"] == "handshake" for r in cells):
+        notes.append(
+            "full TLS handshakes: " + meta.get("hs_clients", "2") + " `openssl s_time -new "
+            "-tls1_3 -www /` at once: every connection a new TLS 1.3 session (ECDHE X25519, "
+            "ECDSA P-256 certificate) carrying one HTTP/1.0 request, never a resumption; rate = "
+            "connections / wall time. The client's side of a handshake costs more CPU than the "
+            "server's, so cpu0 limits the rate: compare by hs per proxy-CPU-second. Resumptions "
+            "counted by the proxy during the cells: " + "; ".join(hs_check) + " (HAProxy: "
+            "ssl_sess / ssl_reused_sess of the TLS frontend; nginx: a log of "
+            "$ssl_session_reused = r; Meridian has no counter for it yet).")
+    if any(r["suite"] == "h2" for r in cells):
+        notes.append("HTTP/2: h2load reports no percentiles, only the mean time per request.")
+    if disturbed:
+        notes.append(f"other CPU reached {OTHER_BUSY:.0f}% or more in cells of "
+                     f"{', '.join(disturbed)} (kept after the retries ran out): rerun.")
+    if redone:
+        notes.append(f"{redone} TLS cell(s) disturbed by other processes were measured again.")
+    if idle:
+        notes.append(f"RSS per idle TLS conn: growth of the proxy's VmRSS with {idle[0]['conns']} "
+                     "open TLS 1.3 connections (a full handshake and one request each, 3 s idle; "
+                     "bench/idle_conns.py --tls), measured after the TLS cells in the same "
+                     "processes; plain = the same without TLS, from the table above.")
+    return out, notes
 
 
 def main():
@@ -83,18 +227,13 @@ def main():
         vs_rps = f"{s['rps'] / ref['rps']:.2f}" if ref else "—"
         vs_cpu = (f"{s['per_cpu'] / ref['per_cpu']:.2f}"
                   if ref and ref["per_cpu"] and s["per_cpu"] is not None else "—")
-        i = idle.get(t)
-        if i is None:
-            rss = "—"
-        elif int(i["ok"]) == 0:
-            rss = "failed"
-        else:
-            rss = f"{float(i['bytes_per_conn']) / 1024:.2f} KiB"
-            if int(i["failed"]) or int(i["closed_early"]):
-                rss += f" ({i['failed']} failed, {i['closed_early']} closed)"
+        rss = idle_cell(idle.get(t))
         out.append(f"| {t} | {k(s['rps'])} ({k(s['min'])}–{k(s['max'])}) | {lat(s['p50'])} "
                    f"| {lat(s['p99'])} | {cpu} | {per_cpu} | {vs_rps} | {vs_cpu} "
                    f"| {s['cpu0']:.0f}% | {s['other']:.0f}% | {rss} | {s['errors']} |")
+    for t, i in idle.items():
+        if t not in stats:  # the h1 suite did not run
+            out.append(f"| {t} | — | | | | | | | | | {idle_cell(i)} | |")
     for t, why in skipped.items():
         if t not in stats:
             out.append(f"| {t} | skipped: {why} | | | | | | | | | | |")
@@ -137,10 +276,29 @@ def main():
     reps = max((s["n"] for s in stats.values()), default=0)
     notes.append(f"{reps} repetition(s) per target, interleaved; proxy on cpu1, wrk and origins "
                  "on cpu0; medians over repetitions; CPU shares from /proc/PID/stat.")
-    print("\n".join(out))
-    print()
-    for n in notes:
-        print(f"- {n}")
+    meta = {}
+    try:
+        with open(f"{run}/meta.txt") as f:
+            text = f.read()
+        if " x openssl s_time" in text:
+            meta["hs_clients"] = text.split(" x openssl s_time")[0].rsplit(" ", 1)[-1]
+    except FileNotFoundError:
+        pass
+    tls_out, tls_notes = tls_report(run, meta)
+    if out[2:]:  # the plain HTTP/1.1 table, unless that suite did not run
+        print("\n".join(out))
+        print()
+        for n in notes:
+            print(f"- {n}")
+    if tls_out:
+        if out[2:]:
+            print()
+        print("### TLS termination and HTTP/2 (TLS 1.3, ECDSA P-256; upstream plain HTTP/1.1)")
+        print()
+        print("\n".join(tls_out))
+        print()
+        for n in tls_notes:
+            print(f"- {n}")
     return 0
 
 

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Meridian's benchmark: HTTP/1.1 keep-alive throughput and idle-connection memory of Meridian,
-# HAProxy and nginx as one-worker reverse proxies in front of the same five origins, plus wrk
-# straight at one origin as the ceiling. Follows shared/BENCHMARKING.md: proxy alone on cpu1,
-# wrk and origins on cpu0, targets interleaved, repeated, medians with min-max, CPU shares
-# measured, ratios to HAProxy from the same run. Builds nothing; see bench/README.md.
+# Meridian's benchmark: throughput and idle-connection memory of Meridian, HAProxy and nginx as
+# one-worker reverse proxies in front of the same five origins (plain HTTP/1.1 keep-alive
+# upstream), plus wrk straight at one origin as the ceiling of plain HTTP/1.1. Suites (SUITES,
+# default all, in this order): h1 (wrk, plain HTTP/1.1 keep-alive), idle (RSS per idle plain
+# connection), tls (wrk, HTTP/1.1 over TLS 1.3), h2 (h2load, HTTP/2 over TLS), handshake (full
+# TLS 1.3 handshakes/s, openssl s_time -new, no resumption), idle-tls (RSS per idle TLS
+# connection); TLS uses a throwaway ECDSA P-256 certificate made in the results directory.
+# Follows shared/BENCHMARKING.md: proxy alone on cpu1, clients and origins on cpu0, targets
+# interleaved, repeated, medians with min-max, CPU shares measured, ratios to HAProxy from the
+# same run. Builds nothing; see bench/README.md.
 #
 #   bench/run.sh [--quick]
 #
-# Environment: MERIDIAN (_build/src/meridian), ORIGIN (_build/tests/tools/origin), REPS (3), DURATION (10 s),
-# WARMUP (2 s), CONNS (64), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
+# Environment: MERIDIAN (_build/src/meridian), ORIGIN (_build/tests/tools/origin), SUITES ("h1
+# idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s for
+# tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
+# processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
 # ("direct haproxy nginx meridian"). --quick: REPS=1 DURATION=3. A missing Meridian binary
-# skips its rows. This machine is shared: a cell during which other processes used more than
+# skips its rows; a Meridian that does not accept the TLS listener (`meridian -t`) has only its
+# TLS cells skipped. This machine is shared: a cell during which other processes used more than
 # OTHER_MAX (10) % CPU is recorded as not kept and run again, up to RETRIES (2) times, after
 # waiting up to QUIET_WAIT (60) s for the machine to calm down (also done before starting).
 set -euo pipefail
@@ -37,9 +45,14 @@ ORIGIN=${ORIGIN:-_build/tests/tools/origin}
 REPS=${REPS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+TLS_WARMUP=${TLS_WARMUP:-1}
 CONNS=${CONNS:-64}
+H2_CONNS=${H2_CONNS:-32}
+H2_STREAMS=${H2_STREAMS:-10}
+HS_CLIENTS=${HS_CLIENTS:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 TARGETS=${TARGETS:-direct haproxy nginx meridian}
+SUITES=${SUITES:-h1 idle tls h2 handshake idle-tls}
 QUIET_WAIT=${QUIET_WAIT:-60}
 OTHER_MAX=${OTHER_MAX:-10}
 RETRIES=${RETRIES:-2}
@@ -59,7 +72,29 @@ log() {
     printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
 }
 
-for tool in wrk taskset ss curl "$PY"; do
+ALL_SUITES="h1 idle tls h2 handshake idle-tls"
+for s in $SUITES; do
+    case " $ALL_SUITES " in *" $s "*) ;; *) die "unknown suite '$s' (one of: $ALL_SUITES)" ;; esac
+done
+if [ "$IDLE_CONNS" -le 0 ]; then # IDLE_CONNS=0 skips both idle suites
+    kept_suites=""
+    for s in $SUITES; do
+        case "$s" in idle*) ;; *) kept_suites+="$s " ;; esac
+    done
+    SUITES=$kept_suites
+fi
+has_suite() { case " $SUITES " in *" $1 "*) return 0 ;; esac; return 1; }
+TLS=0 # a TLS listener is needed
+for s in tls h2 handshake idle-tls; do
+    if has_suite "$s"; then TLS=1; fi
+done
+
+tools="taskset ss curl $PY"
+has_suite h1 && tools+=" wrk"
+has_suite tls && tools+=" wrk"
+has_suite h2 && tools+=" h2load"
+[ "$TLS" = 0 ] || tools+=" openssl"
+for tool in $tools; do
     command -v "$tool" >/dev/null || die "$tool is needed"
 done
 [ -x "$ORIGIN" ] || die "no origin binary at $ORIGIN: build it first (make tests/tools/origin)"
@@ -81,6 +116,19 @@ RUN=bench/results/$STAMP
 mkdir -p "$RUN/conf" "$RUN/logs" "$RUN/wrk" "$RUN/nginx/tmp"
 RUN_ABS=$PWD/$RUN
 exec 2> >(tee -a "$RUN/run.log" >&2) # progress lines, kept with the results
+
+# A throwaway ECDSA P-256 certificate for bench.test (HAProxy wants cert and key in one PEM)
+CERT=$RUN_ABS/tls/cert.pem
+KEY=$RUN_ABS/tls/key.pem
+COMBINED=$RUN_ABS/tls/combined.pem
+if [ "$TLS" = 1 ]; then
+    mkdir -p "$RUN/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench.test \
+        -addext subjectAltName=DNS:bench.test -days 2 -keyout "$KEY" -out "$CERT" \
+        >"$RUN/logs/openssl-req.log" 2>&1 || die "could not make a certificate: $(cat "$RUN/logs/openssl-req.log")"
+    cat "$CERT" "$KEY" >"$COMBINED"
+    chmod 600 "$KEY" "$COMBINED"
+fi
 
 # ---- processes: everything started is stopped by PID on exit ----------------------------------
 
@@ -139,7 +187,8 @@ pick_port() { # sets PORT
     die "no free port found"
 }
 
-# Replaces @KEY@ by VALUE for each KEY=VALUE argument.
+# Replaces @KEY@ by VALUE for each KEY=VALUE argument. Without a TLS suite (TLS=0), drops the
+# template's lines from "# tls-begin" to "# tls-end".
 render() {
     local tpl=$1 out=$2 text kv
     shift 2
@@ -147,7 +196,11 @@ render() {
     for kv in "$@"; do
         text=${text//@${kv%%=*}@/${kv#*=}}
     done
-    printf '%s\n' "$text" >"$out"
+    if [ "$TLS" = 1 ]; then
+        printf '%s\n' "$text" >"$out"
+    else
+        printf '%s\n' "$text" | sed '/# tls-begin/,/# tls-end/d' >"$out"
+    fi
 }
 
 pid_ticks() { # utime + stime of one process (all its threads), in clock ticks
@@ -228,14 +281,58 @@ log "origins on ports ${ORIGIN_PORTS[*]}"
 
 # ---- proxies -----------------------------------------------------------------------------
 
-declare -A TPORT TPIDS
+declare -A TPORT TPIDS TLS_PORT
+declare -A TLS_OK # target -> 1 when its TLS listener answers, and H2_OK when it speaks h2
+declare -A H2_OK
+declare -A NO_TLS    # target -> 1 when all its TLS cells are skipped
+declare -A SKIP_CELL # "suite/target" -> 1 when that suite's cells of the target are skipped
 SKIPPED=()
 printf 'target\treason\n' >"$RUN/skipped.tsv"
+printf 'suite\ttarget\treason\n' >"$RUN/tls_skipped.tsv"
 
 skip() {
     log "skipping $1: $2"
     SKIPPED+=("$1")
     printf '%s\t%s\n' "$1" "$2" >>"$RUN/skipped.tsv"
+}
+tls_skip() { # target reason [suites]: skips the target's TLS cells (all of them by default)
+    local s
+    [ -n "${3:-}" ] || NO_TLS[$1]=1
+    log "skipping ${3:-the TLS} cells of $1: $2"
+    for s in ${3:-tls h2 handshake idle-tls}; do
+        SKIP_CELL[$s/$1]=1
+        has_suite "$s" && printf '%s\t%s\t%s\n' "$s" "$1" "$2" >>"$RUN/tls_skipped.tsv"
+    done
+    return 0
+}
+
+# Checks the TLS listener: HTTP/1.1 and (ALPN) h2 over TLS, and the one-request-per-connection
+# HTTP/1.0 exchange of the handshake test. Sets TLS_OK and H2_OK.
+tls_ready() {
+    local t=$1 port=${TLS_PORT[$1]} try got
+    for try in $(seq 20); do
+        got=$(curl -sk -o /dev/null -m 2 -w '%{http_code} %{http_version}' --http1.1 "https://127.0.0.1:$port/" || true)
+        [ "$got" = "200 1.1" ] && break
+        sleep 0.1
+    done
+    if [ "$got" != "200 1.1" ]; then
+        tls_skip "$t" "no HTTP/1.1 200 over TLS on port $port (got '$got'); see $RUN/logs/$t.log"
+        return
+    fi
+    # exactly what the handshake test's s_time sends: no ALPN, GET / HTTP/1.0, no Host
+    got=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 openssl s_client -connect "127.0.0.1:$port" \
+        -quiet -tls1_3 -no-CAfile -no-CApath -no-CAstore 2>/dev/null | head -n 1 | tr -d '\r' || true)
+    case "$got" in
+    "HTTP/1."[01]" 200 "*) ;;
+    *) tls_skip "$t" "no 200 to an HTTP/1.0 request over TLS without ALPN on port $port (got '$got')" handshake ;;
+    esac
+    TLS_OK[$t]=1
+    got=$(curl -sk -o /dev/null -m 2 -w '%{http_code} %{http_version}' --http2 "https://127.0.0.1:$port/" || true)
+    if [ "$got" = "200 2" ]; then
+        H2_OK[$t]=1
+    else
+        tls_skip "$t" "no HTTP/2 200 over TLS with ALPN h2 on port $port (got '$got')" h2
+    fi
 }
 
 # Waits until the proxy answers 200, then checks that it spreads requests over all five.
@@ -262,12 +359,15 @@ start_haproxy() {
         servers+="    server o$((i + 1)) 127.0.0.1:${ORIGIN_PORTS[i]}"$'\n'
     done
     pick_port
-    render bench/haproxy.cfg.in "$RUN/conf/haproxy.cfg" PORT="$PORT" SERVERS="${servers%$'\n'}" \
-        MAXCONN="$HAPROXY_MAXCONN" NOFILE="$NOFILE"
+    TPORT[haproxy]=$PORT
+    pick_port
+    TLS_PORT[haproxy]=$PORT
+    render bench/haproxy.cfg.in "$RUN/conf/haproxy.cfg" PORT="${TPORT[haproxy]}" \
+        TLS_PORT="${TLS_PORT[haproxy]}" COMBINED="$COMBINED" SOCK="$RUN_ABS/haproxy.sock" \
+        SERVERS="${servers%$'\n'}" MAXCONN="$HAPROXY_MAXCONN" NOFILE="$NOFILE"
     taskset -c 1 haproxy -f "$RUN/conf/haproxy.cfg" >"$RUN/logs/haproxy.log" 2>&1 &
     PIDS+=($!)
     CHILDREN+=($!)
-    TPORT[haproxy]=$PORT
     TPIDS[haproxy]=$!
 }
 
@@ -277,13 +377,16 @@ start_nginx() {
         servers+="        server 127.0.0.1:${ORIGIN_PORTS[i]};"$'\n'
     done
     pick_port
-    render bench/nginx.conf.in "$RUN/conf/nginx.conf" PORT="$PORT" SERVERS="${servers%$'\n'}" \
+    TPORT[nginx]=$PORT
+    pick_port
+    TLS_PORT[nginx]=$PORT
+    render bench/nginx.conf.in "$RUN/conf/nginx.conf" PORT="${TPORT[nginx]}" \
+        TLS_PORT="${TLS_PORT[nginx]}" CERT="$CERT" KEY="$KEY" SERVERS="${servers%$'\n'}" \
         DIR="$RUN_ABS/nginx" NOFILE="$NOFILE" WORKER_CONNECTIONS=$((2 * IDLE_CONNS + 200 < NOFILE ? 2 * IDLE_CONNS + 200 : NOFILE))
     taskset -c 1 nginx -c "$RUN_ABS/conf/nginx.conf" -p "$RUN_ABS/nginx" \
         >"$RUN/logs/nginx.log" 2>&1 &
     PIDS+=($!)
     CHILDREN+=($!)
-    TPORT[nginx]=$PORT
     TPIDS[nginx]=$!
 }
 
@@ -293,12 +396,23 @@ start_meridian() {
         backends+="\"127.0.0.1:${ORIGIN_PORTS[i]}\", "
     done
     pick_port
-    render bench/meridian.yaml.in "$RUN/conf/meridian.yaml" PORT="$PORT" \
-        BACKENDS="${backends%, }"
+    TPORT[meridian]=$PORT
+    pick_port
+    TLS_PORT[meridian]=$PORT
+    render bench/meridian.yaml.in "$RUN/conf/meridian-with-tls.yaml" PORT="${TPORT[meridian]}" \
+        TLS_PORT="${TLS_PORT[meridian]}" CERT="$CERT" KEY="$KEY" BACKENDS="${backends%, }"
+    # Meridian's TLS listener is recent: when this binary does not accept it, run Meridian
+    # without it (its plain cells still count) and skip its TLS cells
+    if [ "$TLS" = 0 ] ||
+        "$MERIDIAN" -t -c "$RUN/conf/meridian-with-tls.yaml" >"$RUN/logs/meridian-check.log" 2>&1; then
+        mv "$RUN/conf/meridian-with-tls.yaml" "$RUN/conf/meridian.yaml"
+    else
+        tls_skip meridian "its TLS listener is not accepted by \`meridian -t\` yet ($(grep -v '^ *$' "$RUN/logs/meridian-check.log" | tail -n 1))"
+        sed '/# tls-begin/,/# tls-end/d' "$RUN/conf/meridian-with-tls.yaml" >"$RUN/conf/meridian.yaml"
+    fi
     taskset -c 1 "$MERIDIAN" -c "$RUN/conf/meridian.yaml" >"$RUN/logs/meridian.log" 2>&1 &
     PIDS+=($!)
     CHILDREN+=($!)
-    TPORT[meridian]=$PORT
     TPIDS[meridian]=$!
 }
 
@@ -328,6 +442,10 @@ for t in $TARGETS; do
         done
         ACTIVE+=("$t")
         log "$t ready on port ${TPORT[$t]} (pids ${TPIDS[$t]})"
+        if [ "$TLS" = 1 ] && [ -z "${NO_TLS[$t]:-}" ]; then
+            tls_ready "$t"
+            [ -z "${TLS_OK[$t]:-}" ] || log "$t: TLS on port ${TLS_PORT[$t]}$([ -n "${H2_OK[$t]:-}" ] && echo ', with h2')"
+        fi
     else
         skip "$t" "did not answer 200 on port ${TPORT[$t]}; see $RUN/logs/$t.log"
         tail -n 5 "$RUN/logs/$t.log" >&2 || true
@@ -340,6 +458,12 @@ done
         "$(hostname)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$BUSY_BEFORE"
     printf '# %s; %s; wrk -t1 -c%s -d%ss --latency; reps %s, warm-up %ss\n' \
         "$(haproxy -v 2>/dev/null | head -1)" "$(nginx -v 2>&1)" "$CONNS" "$DURATION" "$REPS" "$WARMUP"
+    printf '# suites: %s\n' "$SUITES"
+    if [ "$TLS" = 1 ]; then
+        printf '# %s; %s; TLS cells: wrk -t1 -c%s, h2load -t1 -c%s -m%s -D %s, %s x openssl s_time -new -tls1_3 -www / -time %s; warm-up %ss; certificate ECDSA P-256 (%s)\n' \
+            "$(openssl version)" "$(h2load --version 2>/dev/null | head -1)" "$CONNS" "$H2_CONNS" \
+            "$H2_STREAMS" "$DURATION" "$HS_CLIENTS" "$DURATION" "$TLS_WARMUP" "$CERT"
+    fi
 } >"$RUN/meta.txt"
 
 # ---- throughput cells ----------------------------------------------------------------------
@@ -400,41 +524,224 @@ run_cell() {
     [ "$kept" = 1 ]
 }
 
-log "throughput: ${ACTIVE[*]}, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved"
-for rep in $(seq "$REPS"); do
-    for t in "${ACTIVE[@]}"; do
-        for try in $(seq 0 "$RETRIES"); do
-            run_cell "$t" "$rep" $((try == RETRIES)) && break
-            wait_quiet
+if has_suite h1; then
+    log "throughput: ${ACTIVE[*]}, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved"
+    for rep in $(seq "$REPS"); do
+        for t in "${ACTIVE[@]}"; do
+            for try in $(seq 0 "$RETRIES"); do
+                run_cell "$t" "$rep" $((try == RETRIES)) && break
+                wait_quiet
+            done
         done
     done
-done
+fi
 
 # ---- idle connections ----------------------------------------------------------------------
 
-printf 'target\tconns\tok\tfailed\tnon200\tclosed_early\trss_before_kb\trss_idle_kb\trss_after_close_kb\tbytes_per_conn\n' \
-    >"$RUN/idle.tsv"
-if [ "$IDLE_CONNS" -gt 0 ]; then
+# idle_test TSV TLS(0|1): one row per proxy; plain keep-alive connections, or TLS ones
+idle_test() {
+    local tsv=$1 tls=$2 t root result key v port kind=keep-alive suffix="" opt=""
+    [ "$tls" = 0 ] || { kind=TLS; suffix=-tls; opt=--tls; }
+    printf 'target\tconns\tok\tfailed\tnon200\tclosed_early\trss_before_kb\trss_idle_kb\trss_after_close_kb\tbytes_per_conn\n' \
+        >"$tsv"
     for t in "${ACTIVE[@]}"; do
         [ "$t" != direct ] || continue
-        log "idle memory: $IDLE_CONNS keep-alive connections to $t"
+        port=${TPORT[$t]}
+        if [ "$tls" = 1 ]; then
+            [ -n "${TLS_OK[$t]:-}" ] && [ -z "${SKIP_CELL[idle-tls/$t]:-}" ] || continue
+            port=${TLS_PORT[$t]}
+        fi
+        log "idle memory: $IDLE_CONNS $kind connections to $t"
         root=${TPIDS[$t]%% *}
-        taskset -c 0 "$PY" bench/idle_conns.py --port "${TPORT[$t]}" --pid "$root" \
-            -n "$IDLE_CONNS" >"$RUN/logs/idle-$t.txt" 2>&1 || true
-        result=$(grep '^RESULT ' "$RUN/logs/idle-$t.txt" || true)
+        taskset -c 0 "$PY" bench/idle_conns.py --port "$port" --pid "$root" $opt \
+            -n "$IDLE_CONNS" >"$RUN/logs/idle$suffix-$t.txt" 2>&1 || true
+        result=$(grep '^RESULT ' "$RUN/logs/idle$suffix-$t.txt" || true)
         if [ -z "$result" ]; then
-            log "idle test of $t failed: $(tail -n 3 "$RUN/logs/idle-$t.txt")"
+            log "idle test of $t failed: $(tail -n 3 "$RUN/logs/idle$suffix-$t.txt")"
             continue
         fi
-        sed -n '1,2p' "$RUN/logs/idle-$t.txt" | sed 's/^/    /' >&2
+        sed -n '1,2p' "$RUN/logs/idle$suffix-$t.txt" | sed 's/^/    /' >&2
         # RESULT k=v ... -> values in the header's order
-        printf '%s' "$t" >>"$RUN/idle.tsv"
+        printf '%s' "$t" >>"$tsv"
         for key in conns ok failed non200 closed_early rss_before_kb rss_idle_kb rss_after_close_kb bytes_per_conn; do
             v=$(tr ' ' '\n' <<<"$result" | sed -n "s/^$key=//p")
-            printf '\t%s' "$v" >>"$RUN/idle.tsv"
+            printf '\t%s' "$v" >>"$tsv"
         done
-        printf '\n' >>"$RUN/idle.tsv"
+        printf '\n' >>"$tsv"
     done
+}
+
+# plain idle memory before the TLS cells: memory freed by TLS connections would otherwise absorb
+# part of the growth
+if has_suite idle; then
+    idle_test "$RUN/idle.tsv" 0
+else
+    printf 'target\tconns\tok\tfailed\tnon200\tclosed_early\trss_before_kb\trss_idle_kb\trss_after_close_kb\tbytes_per_conn\n' \
+        >"$RUN/idle.tsv"
+fi
+
+# ---- TLS cells: HTTP/1.1 over TLS, HTTP/2 over TLS, full handshakes ---------------------------
+
+# TLS sessions the proxy counted on its TLS listener, "full resumed failed" ("-" where unknown):
+# HAProxy's TLS frontend counters (stats socket), nginx's log of resumed sessions; none for
+# Meridian yet.
+server_tls_counters() {
+    case $1 in
+    haproxy)
+        "$PY" - "$RUN_ABS/haproxy.sock" <<'EOF' 2>/dev/null || echo "- - -"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+lines = out.decode().splitlines()
+head = lines[0].lstrip("# ").split(",")
+for line in lines[1:]:
+    row = dict(zip(head, line.split(",")))
+    if row.get("pxname") == "bench_tls" and row.get("svname") == "FRONTEND":
+        print(row["ssl_sess"], row["ssl_reused_sess"], row["ssl_failed_handshake"])
+        break
+else:
+    print("- - -")
+EOF
+        ;;
+    nginx) echo "- $(cat "$RUN/nginx/tls-resumed.log" 2>/dev/null | wc -l) -" ;;
+    *) echo "- - -" ;;
+    esac
+}
+
+# The client of one TLS cell, on cpu0: $1 suite, $2 port, $3 seconds, $4 output file
+tls_client() {
+    local url="https://127.0.0.1:$2/" i pids=()
+    case $1 in
+    tls) taskset -c 0 wrk -t1 -c"$CONNS" -d"$3s" --latency "$url" >"$4" 2>&1 ;;
+    h2) taskset -c 0 h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D "$3" "$url" >"$4" 2>&1 ;;
+    handshake)
+        # HS_CLIENTS s_time processes at once (one alone leaves both CPUs partly idle while it
+        # waits for each handshake in turn). -new: a new connection and a new session for every
+        # request (GET / HTTP/1.0), never a resumption; -no-CA*: no certificate store to scan
+        # on every handshake (s_time does not verify anyway)
+        for i in $(seq "$HS_CLIENTS"); do
+            taskset -c 0 openssl s_time -connect "127.0.0.1:$2" -new -tls1_3 -www / -time "$3" \
+                -no-CAfile -no-CApath -no-CAstore >"$4.$i" 2>&1 &
+            pids+=($!)
+        done
+        for i in "${pids[@]}"; do # not a bare wait: the origins and proxies are children too
+            wait "$i" || true
+        done
+        ;;
+    esac
+}
+
+printf 'suite\ttarget\trep\tduration_s\trate\tcount\tp50_us\tp99_us\tmean_us\terrors\tproxy_cpu_pct\torigin_cpu_pct\tclient_cpu_pct\tother_cpu_pct\tkept\tserver_full\tserver_resumed\tserver_failed\n' \
+    >"$RUN/tls_cells.tsv"
+
+# Measures one TLS cell; returns 1 when other processes disturbed it (its row is then not kept).
+run_tls_cell() {
+    local s=$1 t=$2 rep=$3 last=$4 port=${TLS_PORT[$2]} out="$RUN/clients/$1-$2-$3.txt"
+    local p0 p1 o0 o1 m0 m1 t0 t1 cpu wall rate count p50=- p99=- mean=- errors pcpu ocpu ccpu xcpu kept
+    local before after full=- resumed=- failed=- f bad=0 unit
+    tls_client "$s" "$port" "$TLS_WARMUP" "$RUN/clients/warm-up.txt"
+    rm -f "$RUN/clients/warm-up.txt"*
+    before=$(server_tls_counters "$t")
+    p0=$(ticks ${TPIDS[$t]})
+    o0=$(ticks "${ORIGIN_PIDS[@]}")
+    m0=$(machine_busy_ticks)
+    t0=$EPOCHREALTIME
+    cpu=$({ TIMEFORMAT='%3U %3S'; time tls_client "$s" "$port" "$DURATION" "$out"; } 2>&1 | tail -n 1)
+    t1=$EPOCHREALTIME
+    m1=$(machine_busy_ticks)
+    p1=$(ticks ${TPIDS[$t]})
+    o1=$(ticks "${ORIGIN_PIDS[@]}")
+    after=$(server_tls_counters "$t")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    case $s in
+    tls)
+        rate=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+        count=$(awk '/ requests in / { print $1 }' "$out")
+        p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+        p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+        errors=$(awk '/Non-2xx or 3xx responses:/ { n += $NF }
+            /Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+        unit=req
+        ;;
+    h2)
+        rate=$(awk '/^finished in / { print $4 }' "$out")
+        count=$(awk '/^requests: / { print $6 }' "$out") # done
+        mean=$(awk '/^time for request:/ { print $6 }' "$out")
+        [ -z "$mean" ] || mean=$(to_us "$mean")
+        errors=$(awk '/^requests: / { print $10 }' "$out") # failed: non-2xx/3xx and errors
+        unit=req
+        ;;
+    handshake)
+        count=0
+        for f in "$out".*; do
+            [ -f "$f" ] || continue
+            n=$(awk '/connections in .* real seconds/ { print $1 }' "$f")
+            b=$(awk '/real seconds, .* bytes read per connection/ { print $(NF - 4) }' "$f")
+            # an s_time that stopped early, or that got no response
+            if [ -z "$n" ] || [ "${b:-0}" -lt 20 ]; then bad=$((bad + 1)); fi
+            count=$((count + ${n:-0}))
+        done
+        cat "$out".* >"$out" && rm -f "$out".*
+        rate=$(awk -v n="$count" -v w="$wall" 'BEGIN { printf "%.1f", n / w }')
+        errors=$bad
+        unit=hs
+        ;;
+    esac
+    [ -n "$rate" ] || die "$s client printed no result for $t; see $out"
+    set -- $before $after
+    [ "$1" = - ] || full=$(($4 - $1))
+    [ "$2" = - ] || resumed=$(($5 - $2))
+    [ "$3" = - ] || failed=$(($6 - $3))
+    [ "$s" != handshake ] || [ "$failed" = - ] || errors=$((errors + failed))
+    pcpu=$(awk -v d=$((p1 - p0)) -v hz="$CLK_TCK" -v w="$wall" 'BEGIN { printf "%.1f", d / hz / w * 100 }')
+    ocpu=$(awk -v d=$((o1 - o0)) -v hz="$CLK_TCK" -v w="$wall" 'BEGIN { printf "%.1f", d / hz / w * 100 }')
+    ccpu=$(awk -v c="$cpu" -v w="$wall" 'BEGIN { split(c, a, " "); printf "%.1f", (a[1] + a[2]) / w * 100 }')
+    xcpu=$(awk -v m=$((m1 - m0)) -v hz="$CLK_TCK" -v w="$wall" -v p="$pcpu" -v o="$ocpu" -v c="$ccpu" \
+        'BEGIN { x = m / hz / w * 100 - p - o - c; printf "%.1f", x < 0 ? 0 : x }')
+    kept=1
+    if [ "$last" = 0 ] && awk -v x="$xcpu" -v m="$OTHER_MAX" 'BEGIN { exit !(x > m) }'; then
+        kept=0
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$t" \
+        "$rep" "$wall" "$rate" "$count" "$p50" "$p99" "$mean" "${errors:-0}" "$pcpu" "$ocpu" \
+        "$ccpu" "$xcpu" "$kept" "$full" "$resumed" "$failed" >>"$RUN/tls_cells.tsv"
+    log "$(printf '%-9s %-9s rep %s: %7.0f %s/s  proxy %5s%%  origins %5s%%  client %5s%%  other %5s%%  errors %s%s%s' \
+        "$s" "$t" "$rep" "$rate" "$unit" "$pcpu" "$ocpu" "$ccpu" "$xcpu" "${errors:-0}" \
+        "$([ "$s" = handshake ] && echo "  server: full $full resumed $resumed failed $failed")" \
+        "$([ $kept = 1 ] || echo '  disturbed: not kept')")"
+    [ "$kept" = 1 ]
+}
+
+TLS_SUITES=()
+for s in tls h2 handshake; do
+    has_suite "$s" && TLS_SUITES+=("$s")
+done
+if [ ${#TLS_SUITES[@]} -gt 0 ]; then
+    mkdir -p "$RUN/clients"
+    log "TLS: ${TLS_SUITES[*]}, $REPS x ${DURATION}s each after ${TLS_WARMUP}s warm-up, interleaved"
+    for rep in $(seq "$REPS"); do
+        for s in "${TLS_SUITES[@]}"; do
+            for t in "${ACTIVE[@]}"; do
+                [ "$t" != direct ] && [ -n "${TLS_OK[$t]:-}" ] && [ -z "${SKIP_CELL[$s/$t]:-}" ] || continue
+                for try in $(seq 0 "$RETRIES"); do
+                    run_tls_cell "$s" "$t" "$rep" $((try == RETRIES)) && break
+                    wait_quiet
+                done
+            done
+        done
+    done
+fi
+
+if has_suite idle-tls; then
+    idle_test "$RUN/idle_tls.tsv" 1
 fi
 
 # ---- report --------------------------------------------------------------------------------
