@@ -838,6 +838,10 @@ h2_conn_start(struct conn *c)
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, 1000); /* SETTINGS/PING ACKs a client leaves unread */
     nghttp2_option_set_max_settings(opt, 32);
+    /* Response headers are encoded from the static table and as literals, without
+     * HPACK's dynamic table (like HAProxy): headers that change with every response
+     * (dates, ids, lengths) only churn it, and keeping it costs both sides CPU. */
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
     if (nghttp2_session_server_new2(&sess->ng, cbs, sess, opt) != 0)
         goto fail;
     nghttp2_session_callbacks_del(cbs);
