@@ -226,7 +226,10 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsign
     /* Server preference: the first of our protocols that the client offers. */
     if (SSL_select_next_proto(&sel, outlen, tl->alpn, tl->alpn_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_ALERT_FATAL; /* RFC 7301: no overlap is fatal */
+        /* No overlap: RFC 7301 wants a fatal alert, but HAProxy and nginx carry on
+         * without ALPN (HTTP/1.x), and so do we: "curl --http1.0" offers only
+         * "http/1.0" and should still work. */
+        return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
 }

@@ -153,11 +153,17 @@ def test_alpn_negotiation(origins, meridian, certs, server, offer, expected):
     assert version == want
 
 
-def test_alpn_without_overlap_fails_the_handshake(tls):
+def test_alpn_without_overlap_falls_back_to_http11(tls):
+    """Like HAProxy and nginx (not RFC 7301's fatal alert): a client whose ALPN list has
+    none of ours (curl --http1.0 offers only "http/1.0") gets no ALPN answer and is served
+    HTTP/1.x."""
     o, m = tls
     hs = s_client(m.port, "-alpn", "spdy/3", servername="a.test")
-    assert not hs.ok, hs
-    assert "no application protocol" in hs.out, hs  # alert 120
+    assert hs.ok, hs
+    assert "No ALPN negotiated" in hs.out, hs
+    status, version = curl_status(f"https://a.test:{m.port}/", "-k", "--http1.0",
+                                  resolve=("a.test", m.port))
+    assert (status, version) == (200, "1.1")  # we answer an HTTP/1.0 request as HTTP/1.1
     # A client that sends no ALPN at all is taken to speak HTTP/1.1.
     status, version = curl_status(f"https://a.test:{m.port}/", "-k", "--no-alpn",
                                   resolve=("a.test", m.port))
