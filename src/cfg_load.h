@@ -8,6 +8,11 @@
 
 #include "cfg.h"
 
+/* Relative certificate, key and ticket key file paths are taken from the directory of
+ * the config file (cfg_load_text leaves them as written). Both functions also build the
+ * TLS contexts (tls_prepare), so certificates are read and checked here: what `meridian
+ * -t` accepts will start. */
+
 /* Load and validate `path`. Returns a generation with refs = 1, or NULL with `*errors`
  * set to a malloc'd text of one or more "file:line: message\n" lines (the caller frees
  * it). On success *errors is NULL. */

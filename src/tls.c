@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cfg.h"
 #include "log.h"
@@ -296,10 +297,29 @@ fail:
     return NULL;
 }
 
+/* Certificates and keys must be regular files: a FIFO or a device would block the load
+ * (and `meridian -t`) forever. */
+static bool
+regular_file(const char *path, const char *what, const char *where, char **errors)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        add_error(errors, "%s: %s %s: %s", where, what, path, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        add_error(errors, "%s: %s %s: not a regular file", where, what, path);
+        return false;
+    }
+    return true;
+}
+
 static int
 load_cert(SSL_CTX *ctx, const struct cfg_tls_cert *c, const char *where, char **errors)
 {
     char err[256];
+    if (!regular_file(c->key_path, "key", where, errors))
+        return -1;
     if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1) {
         add_error(errors, "%s: certificate %s: %s", where, c->cert_path,
                   ssl_error_text(err, sizeof(err)));
@@ -330,6 +350,8 @@ load_cert(SSL_CTX *ctx, const struct cfg_tls_cert *c, const char *where, char **
 static X509 *
 read_leaf(const char *path, const char *where, char **errors)
 {
+    if (!regular_file(path, "certificate", where, errors))
+        return NULL;
     FILE *f = fopen(path, "r");
     if (!f) {
         add_error(errors, "%s: certificate %s: %s", where, path, strerror(errno));
