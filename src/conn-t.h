@@ -70,6 +70,8 @@ struct conn {
     bool h2c_allowed;    /* plain listener with h2c: a client may start with the preface */
     uint8_t proto;       /* enum conn_proto */
     uint32_t id;
+    uint64_t deadline_ms;    /* end of the current phase that must finish in time (TLS
+                                handshake, request head, lingering close), monotonic ms */
     struct worker *w;        /* borrows */
     struct listener_rt *ls;  /* borrows; may be gone after a reload: use only at accept */
     struct conn *prev, *next; /* the worker's list of live connections */

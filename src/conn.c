@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "h1_conn.h"
 #include "h2_conn.h"
 #include "tls.h"
@@ -137,7 +138,8 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
             c->tls_snap = worker_snapshot_use(w);
             c->tls_handshaking = true;
             /* The whole handshake must fit in the header timeout. */
-            conn_read_on(c, w->snap->tv_client_header);
+            conn_deadline_start(c, w->snap->tv_client_header,
+                                w->snap->cfg->timeouts.client_header_ms);
         } else {
             c->h2c_allowed = ls->h2c;
             h1_conn_start(c);
@@ -314,7 +316,10 @@ conn_tls_continue(struct conn *c)
     bool want_write;
     int r = tls_handshake(c->ssl, &want_write);
     if (r == TLS_AGAIN) {
-        if (want_write) {
+        if (!conn_deadline_rearm(c)) {
+            log_debug("client %u: TLS handshake not done within client_header", c->id);
+            conn_close(c);
+        } else if (want_write) {
             if (conn_arm_write(c, c->w->snap->tv_client_header) < 0)
                 conn_close(c);
         } else {
@@ -343,6 +348,25 @@ conn_read_on(struct conn *c, const struct timeval *tv)
 {
     c->read_paused = false;
     event_add(&c->rev, tv);
+}
+
+void
+conn_deadline_start(struct conn *c, const struct timeval *tv, uint32_t ms)
+{
+    c->deadline_ms = clock_mono_ms() + ms;
+    conn_read_on(c, tv);
+}
+
+bool
+conn_deadline_rearm(struct conn *c)
+{
+    uint64_t now = clock_mono_ms();
+    if (now >= c->deadline_ms)
+        return false;
+    uint64_t left = c->deadline_ms - now;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    conn_read_on(c, &tv);
+    return true;
 }
 
 void

@@ -48,6 +48,12 @@ int conn_flush(struct conn *c);
 /* Read interest with `tv` as the inactivity limit. Beware: libevent keeps an earlier
  * timeout when tv is NULL, so pass a real one. */
 void conn_read_on(struct conn *c, const struct timeval *tv);
+/* Start a phase that must end by now + ms (the read timer fires then, whatever arrives
+ * meanwhile: a persistent event's timeout would restart with every byte). */
+void conn_deadline_start(struct conn *c, const struct timeval *tv, uint32_t ms);
+/* After a read in such a phase: re-arm the timer for the time left. False if it is over. */
+bool conn_deadline_rearm(struct conn *c);
+
 /* Stop reading until conn_read_on(): no room for what might arrive. */
 void conn_read_pause(struct conn *c);
 

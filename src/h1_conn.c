@@ -100,7 +100,8 @@ h1_linger_close(struct conn *c)
         conn_close(c);
         return;
     }
-    conn_read_on(c, c->w->snap->tv_client_header);
+    conn_deadline_start(c, c->w->snap->tv_client_header,
+                        c->w->snap->cfg->timeouts.client_header_ms);
 }
 
 static void
@@ -111,9 +112,9 @@ h1_discard_input(struct conn *c)
         ssize_t n = conn_recv(c, sink, sizeof(sink));
         if (n > 0)
             continue;
-        if (n == CONN_AGAIN)
+        if (n == CONN_AGAIN && conn_deadline_rearm(c))
             return;
-        conn_close(c);
+        conn_close(c); /* the client closed, or kept sending past the deadline */
         return;
     }
 }
@@ -125,6 +126,8 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
     const struct cfg *cfg = w->snap->cfg;
     struct h1_exchange *x = &c->h1;
 
+    /* A head that came in pieces left a deadline timer: back to the idle limit. */
+    bool from_partial_head = x->state == H1_HEAD;
     x->minor_version = (uint8_t)req->minor_version;
     x->method = req->method_id;
     x->keepalive = req->minor_version >= 1 ? !(req->flags & H1_F_CONN_CLOSE)
@@ -171,7 +174,7 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
     };
     x->state = req->body == H1_BODY_NONE ? H1_WAIT : H1_BODY;
     x->stream = s;
-    if (x->state == H1_BODY)
+    if (x->state == H1_BODY || from_partial_head)
         conn_read_on(c, w->snap->tv_client_idle);
 
     int rc = stream_start(s, &sr);
@@ -230,9 +233,12 @@ h1_read_head(struct conn *c)
     int r = h1_parse_request(buf_data(&c->in), buf_len(&c->in), &limits, w->headers, &req);
     if (r == H1_PARTIAL) {
         if (c->h1.state == H1_IDLE) {
-            /* The header timeout counts from the first byte of the request. */
+            /* The header timeout counts from the first byte of the request, however
+             * slowly the rest trickles in. */
             c->h1.state = H1_HEAD;
-            conn_read_on(c, w->snap->tv_client_header);
+            conn_deadline_start(c, w->snap->tv_client_header, cfg->timeouts.client_header_ms);
+        } else if (!conn_deadline_rearm(c)) {
+            h1_reject(c, 408);
         }
         return STEP_WAIT;
     }

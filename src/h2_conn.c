@@ -65,6 +65,9 @@ struct h2_stream {
     bool has_content_length;
     bool bad;                  /* refused or malformed: no exchange */
     bool resume;               /* the upstream side has room for more request body */
+    bool remote_ended;         /* the client sent END_STREAM */
+    bool rst_after_eof;        /* once our END_STREAM is out, reset: the rest of the
+                                  request body is not wanted */
     uint64_t body_bytes;       /* request body received, for limits.max_body_bytes */
     uint64_t content_length;
     uint32_t header_bytes;     /* decoded header list size so far */
@@ -346,6 +349,7 @@ h2_respond_error(struct h2_stream *hs, int status)
         {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP2_NV_FLAG_NONE},
     };
     hs->head_sent = true;
+    hs->rst_after_eof = !hs->remote_ended;
     nghttp2_submit_response(hs->sess->ng, hs->id, nv, 2, NULL);
 }
 
@@ -379,6 +383,8 @@ h2_start_stream(struct h2_stream *hs)
     struct conn *c = sess->c;
     struct worker *w = c->w;
     hs->started = true;
+    if (hs->bad)
+        return; /* refused while its headers or first DATA were read: already answered */
     struct span method = rebase(hs, hs->method), path = rebase(hs, hs->path);
     struct span authority = rebase(hs, hs->authority);
     if (!method.len || !path.len || path.ptr[0] != '/') {
@@ -494,8 +500,10 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     struct h2_stream *hs = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (!hs || hs->bad)
         return 0;
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         hs->end_stream = true;
+        hs->remote_ended = true;
+    }
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
         (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS) && !hs->started) {
         if (hs->id > sess->last_stream_id)
@@ -505,7 +513,8 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
         sess->to_start = hs;
         return 0;
     }
-    if (frame->hd.type == NGHTTP2_DATA && hs->started)
+    /* DATA, or trailers whose END_STREAM ends the body (trailers are not forwarded). */
+    if (hs->started && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
         h2_feed_body(hs);
     return 0;
 }
@@ -532,22 +541,36 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
             stream_abort(s, 413);
         }
         if (!hs->head_sent)
-            h2_respond_error(hs, 413);
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+            h2_respond_error(hs, 413); /* reset once the 413 is out */
+        else
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
     if (hs->pend_len + len > hs->pend_cap) {
+        /* Unconsumed bytes never exceed the stream window we advertised (nghttp2 enforces
+         * it), so that bounds the buffer. */
+        uint32_t limit = cfg->http2.initial_window_size + 16384u;
+        uint32_t need = hs->pend_len + (uint32_t)len;
         uint32_t cap = hs->pend_cap ? hs->pend_cap : 16384;
-        while (cap < hs->pend_len + len)
+        while (cap < need)
             cap *= 2;
-        if (cap > cfg->http2.initial_window_size + 16384u && cap > 65536u) {
-            /* More than the window we gave: nghttp2 would have caught it; be safe. */
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        if (cap > limit)
+            cap = need > limit ? need : limit;
+        char *grown = need <= limit ? realloc(hs->pend, cap) : NULL;
+        if (!grown) {
+            log_warn("client %u stream %d: cannot hold %u request body bytes: reset",
+                     sess->c->id, id, need);
+            hs->bad = true;
+            if (hs->s) {
+                struct stream *s = hs->s;
+                hs->s = NULL;
+                stream_abort(s, 503);
+            }
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+            nghttp2_session_consume(ng, id, len);
+            return 0;
         }
-        char *grown = realloc(hs->pend, cap);
-        if (!grown)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         hs->pend = grown;
         hs->pend_cap = cap;
     }
@@ -571,9 +594,20 @@ static int
 on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2_session *sess = user;
-    /* Resets we send count too: a client can provoke them ("MadeYouReset"). */
-    if (frame->hd.type == NGHTTP2_RST_STREAM)
+    /* Resets we send for a client's error count too: a client can provoke them
+     * ("MadeYouReset"). Our own NO_ERROR resets (a response done early) do not. */
+    if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
         h2_count_reset(sess);
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
+        struct h2_stream *hs = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (hs && hs->rst_after_eof && !hs->remote_ended) {
+            /* The response is complete; the request body will not be read (RFC 9113
+             * 8.1: NO_ERROR asks the client to stop sending). */
+            hs->rst_after_eof = false;
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_NO_ERROR);
+        }
+    }
     return 0;
 }
 
@@ -778,9 +812,8 @@ h2_op_response_end(void *client, bool client_must_close)
     struct h2_stream *hs = client;
     hs->s = NULL;
     hs->resp_eof = true;
-    if (client_must_close && !hs->end_stream)
-        /* The request body is no longer wanted. */
-        nghttp2_submit_rst_stream(hs->sess->ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_NO_ERROR);
+    if (client_must_close && !hs->remote_ended)
+        hs->rst_after_eof = true; /* after the response's END_STREAM: see on_frame_send */
     h2_resume(hs);
 }
 
@@ -948,11 +981,16 @@ h2_conn_on_timeout(struct conn *c)
      * bytes waiting that the client will not take (a zero-window stall). A stream that
      * only waits for its backend is the backend timeouts' business. */
     bool stalled = buf_len(&c->out) > 0;
-    for (struct h2_stream *hs = sess->streams; hs && !stalled; hs = hs->next)
+    uint32_t busy = 0; /* streams with an exchange in progress */
+    for (struct h2_stream *hs = sess->streams; hs && !stalled; hs = hs->next) {
+        busy += hs->s != NULL;
         stalled = buf_len(&hs->resp) > 0 || (hs->head_sent && !hs->deferred && !hs->resp_eof &&
                                               nghttp2_session_get_stream_remote_window_size(
                                                   sess->ng, hs->id) <= 0);
-    if (idle + 50 >= cfg->timeouts.client_idle_ms && (sess->nstreams == 0 || stalled)) {
+    }
+    /* Streams without an exchange (answered by us, or a header block never finished) do
+     * not keep a quiet connection open. */
+    if (idle + 50 >= cfg->timeouts.client_idle_ms && (busy == 0 || stalled)) {
         if (sess->nstreams)
             log_info("client %u: HTTP/2 connection stalled with %u streams: closing", c->id,
                      sess->nstreams);

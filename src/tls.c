@@ -498,7 +498,7 @@ tls_activate(const struct cfg *cfg)
         if (rotate == 0 || tl->rotate_ms < rotate)
             rotate = tl->rotate_ms;
     }
-    return rotate ? tls_ticket_install(NULL, 0, rotate) : 0;
+    return tls_ticket_install(NULL, 0, rotate); /* rotate 0: tickets off, no rotation */
 }
 
 void

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The ticket key ring. Rings are immutable once published through an atomic pointer; a
- * replaced ring is freed two rotations later, long after any handshake that loaded it has
- * finished (rotation periods are at least a minute), so readers take no lock. */
+ * replaced ring is freed RING_GRACE_MS later, long after any handshake that loaded it has
+ * finished, so readers take no lock. */
 #include "tls_ticket.h"
 
 #include <errno.h>
@@ -20,20 +20,42 @@
 struct ring {
     int n;
     struct tls_ticket_key keys[TLS_TICKET_KEYS];
+    struct ring *next_retired;
+    uint64_t retired_ms;
 };
 
+/* A replaced ring may still be read by a handshake on a worker for a few microseconds:
+ * it is freed this long after it was replaced, never sooner. */
+#define RING_GRACE_MS 10000
+
 static _Atomic(struct ring *) current;
-static struct ring *retired[2]; /* main thread only */
+static struct ring *retired; /* main thread only: replaced rings, newest first */
 static uint32_t rotate_every_ms;  /* 0: no rotation (keys from a file) */
 static uint64_t last_rotation_ms;
+
+static void
+free_retired(uint64_t older_than_ms)
+{
+    for (struct ring **pp = &retired; *pp;) {
+        struct ring *r = *pp;
+        if (r->retired_ms <= older_than_ms) {
+            *pp = r->next_retired;
+            free(r);
+        } else {
+            pp = &r->next_retired;
+        }
+    }
+}
 
 static void
 publish(struct ring *r)
 {
     struct ring *old = atomic_exchange(&current, r);
-    free(retired[1]);
-    retired[1] = retired[0];
-    retired[0] = old;
+    if (old) {
+        old->retired_ms = clock_mono_ms();
+        old->next_retired = retired;
+        retired = old;
+    }
 }
 
 static int
@@ -96,6 +118,10 @@ int
 tls_ticket_install(const struct tls_ticket_key *keys, int n, uint32_t rotate_ms)
 {
     if (keys) {
+        struct ring *cur = atomic_load(&current);
+        rotate_every_ms = 0;
+        if (cur && cur->n == n && memcmp(cur->keys, keys, (size_t)n * sizeof(*keys)) == 0)
+            return 0; /* a reload with the same key file: nothing changes */
         struct ring *r = calloc(1, sizeof(*r));
         if (!r)
             return -1;
@@ -106,7 +132,7 @@ tls_ticket_install(const struct tls_ticket_key *keys, int n, uint32_t rotate_ms)
         return 0;
     }
     rotate_every_ms = rotate_ms;
-    if (!atomic_load(&current))
+    if (rotate_ms && !atomic_load(&current))
         return rotate();
     return 0;
 }
@@ -114,6 +140,8 @@ tls_ticket_install(const struct tls_ticket_key *keys, int n, uint32_t rotate_ms)
 void
 tls_ticket_tick(uint64_t now_ms)
 {
+    if (retired && now_ms > RING_GRACE_MS)
+        free_retired(now_ms - RING_GRACE_MS);
     if (rotate_every_ms && now_ms - last_rotation_ms >= rotate_every_ms) {
         if (rotate() < 0)
             log_error("session ticket key rotation failed (out of randomness?)");
@@ -165,7 +193,5 @@ void
 tls_ticket_shutdown(void)
 {
     free(atomic_exchange(&current, NULL));
-    free(retired[0]);
-    free(retired[1]);
-    retired[0] = retired[1] = NULL;
+    free_retired(UINT64_MAX);
 }
