@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "h2_conn.h"
 #include "hdr.h"
+#include "writer.h"
 #include "log.h"
 #include "sock.h"
 #include "stream.h"
@@ -430,27 +431,6 @@ h1_conn_on_drained(struct conn *c)
 
 /* ---- stream client ops ---- */
 
-struct writer {
-    char *p;
-    char *end;
-    bool overflow;
-};
-
-static void
-wput(struct writer *o, const char *p, size_t n)
-{
-    if (n == 0)
-        return; /* p may be NULL for an empty span */
-    if ((size_t)(o->end - o->p) < n) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->p, p, n);
-    o->p += n;
-}
-
-#define WPUT_LIT(o, lit) wput((o), (lit), sizeof(lit) - 1)
-
 /* Serialise a response head for this client: status line, the backend's end-to-end
  * headers, and our own Connection header. Returns bytes written, 0 if it did not fit. */
 static size_t
@@ -462,47 +442,27 @@ h1_write_response_head(const struct h1_response *resp, bool keep_te, bool keep_u
     status[9] = (char)('0' + resp->status / 100 % 10);
     status[10] = (char)('0' + resp->status / 10 % 10);
     status[11] = (char)('0' + resp->status % 10);
-    wput(&o, status, sizeof(status) - 1);
+    writer_put(&o, status, sizeof(status) - 1);
     if (resp->reason.len)
-        wput(&o, resp->reason.ptr, resp->reason.len);
+        writer_put(&o, resp->reason.ptr, resp->reason.len);
     else
-        wput(&o, h1_status_reason(resp->status), strlen(h1_status_reason(resp->status)));
-    WPUT_LIT(&o, "\r\n");
-    bool tokens = resp->flags & H1_F_HAS_CONN_TOKENS;
+        writer_put(&o, h1_status_reason(resp->status), strlen(h1_status_reason(resp->status)));
+    WRITER_LIT(&o, "\r\n");
     for (size_t i = 0; i < resp->num_headers; i++) {
         const struct h1_header *h = &resp->headers[i];
-        switch (hdr_lookup(h->name)) {
-        case HDR_CONNECTION:
-        case HDR_KEEP_ALIVE:
-        case HDR_PROXY_CONNECTION:
-        case HDR_TE:
+        if (!hdr_response_forwarded(resp, h, keep_te, keep_upgrade))
             continue;
-        case HDR_TRANSFER_ENCODING:
-            if (!keep_te)
-                continue;
-            break;
-        case HDR_UPGRADE:
-            if (!keep_upgrade)
-                continue;
-            break;
-        case HDR_OTHER:
-            if (tokens && hdr_named_by_connection(h->name, resp->headers, resp->num_headers))
-                continue;
-            break;
-        default:
-            break;
-        }
-        wput(&o, h->name.ptr, h->name.len);
-        WPUT_LIT(&o, ": ");
-        wput(&o, h->value.ptr, h->value.len);
-        WPUT_LIT(&o, "\r\n");
+        writer_put(&o, h->name.ptr, h->name.len);
+        WRITER_LIT(&o, ": ");
+        writer_put(&o, h->value.ptr, h->value.len);
+        WRITER_LIT(&o, "\r\n");
     }
     if (connection) {
-        WPUT_LIT(&o, "Connection: ");
-        wput(&o, connection, strlen(connection));
-        WPUT_LIT(&o, "\r\n");
+        WRITER_LIT(&o, "Connection: ");
+        writer_put(&o, connection, strlen(connection));
+        WRITER_LIT(&o, "\r\n");
     }
-    WPUT_LIT(&o, "\r\n");
+    WRITER_LIT(&o, "\r\n");
     return o.overflow ? 0 : (size_t)(o.p - dst);
 }
 

@@ -740,24 +740,11 @@ h2_op_response_head(void *client, struct stream *s, const struct h1_response *re
     size_t nv = 0, noff = 0;
     nv_scratch[nv++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3,
                                     NGHTTP2_NV_FLAG_NONE};
-    bool tokens = resp->flags & H1_F_HAS_CONN_TOKENS;
     for (size_t i = 0; i < resp->num_headers; i++) {
         const struct h1_header *h = &resp->headers[i];
-        switch (hdr_lookup(h->name)) {
-        case HDR_CONNECTION:
-        case HDR_KEEP_ALIVE:
-        case HDR_PROXY_CONNECTION:
-        case HDR_TE:
-        case HDR_TRANSFER_ENCODING:
-        case HDR_UPGRADE:
-            continue; /* connection-specific: not allowed in HTTP/2 */
-        case HDR_OTHER:
-            if (tokens && hdr_named_by_connection(h->name, resp->headers, resp->num_headers))
-                continue;
-            break;
-        default:
-            break;
-        }
+        /* Connection-specific headers are not allowed in HTTP/2 at all. */
+        if (!hdr_response_forwarded(resp, h, false, false))
+            continue;
         char *name = name_scratch + noff;
         for (size_t k = 0; k < h->name.len; k++) {
             char ch = h->name.ptr[k];

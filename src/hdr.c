@@ -61,3 +61,25 @@ hdr_named_by_connection(struct span name, const struct h1_header *headers, size_
     }
     return false;
 }
+
+bool
+hdr_response_forwarded(const struct h1_response *resp, const struct h1_header *h,
+                       bool keep_te, bool keep_upgrade)
+{
+    switch (hdr_lookup(h->name)) {
+    case HDR_CONNECTION:
+    case HDR_KEEP_ALIVE:
+    case HDR_PROXY_CONNECTION:
+    case HDR_TE:
+        return false;
+    case HDR_TRANSFER_ENCODING:
+        return keep_te;
+    case HDR_UPGRADE:
+        return keep_upgrade;
+    case HDR_OTHER:
+        return !(resp->flags & H1_F_HAS_CONN_TOKENS) ||
+               !hdr_named_by_connection(h->name, resp->headers, resp->num_headers);
+    default:
+        return true;
+    }
+}

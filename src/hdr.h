@@ -32,4 +32,10 @@ enum hdr_id hdr_lookup(struct span name);
  * a header is hop-by-hop for this message only. */
 bool hdr_named_by_connection(struct span name, const struct h1_header *headers, size_t n);
 
+/* Whether a response header goes on to the client: not the hop-by-hop ones (Connection,
+ * Keep-Alive, Proxy-Connection, TE, and those the Connection header names), and
+ * Transfer-Encoding / Upgrade only when the caller passes the framing or the upgrade on. */
+bool hdr_response_forwarded(const struct h1_response *resp, const struct h1_header *h,
+                            bool keep_te, bool keep_upgrade);
+
 #endif

@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "clock.h"
 #include "hdr.h"
+#include "writer.h"
 #include "lb.h"
 #include "log.h"
 #include "route.h"
@@ -116,32 +117,10 @@ stream_worker_deinit(struct worker *w)
 
 /* ---- request head towards the backend ---- */
 
-struct writer {
-    char *p;
-    char *end;
-    bool overflow;
-};
-
-static inline void
-put(struct writer *o, const char *p, size_t n)
-{
-    if (n == 0)
-        return; /* p may be NULL for an empty span */
-    if ((size_t)(o->end - o->p) < n) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->p, p, n);
-    o->p += n;
-}
-
-#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
-#define PUT_SPAN(o, sp) put((o), (sp).ptr, (sp).len)
-
 static void
 put_str(struct writer *o, const char *s)
 {
-    put(o, s, strlen(s));
+    writer_put(o, s, strlen(s));
 }
 
 static void
@@ -153,7 +132,7 @@ put_u64(struct writer *o, uint64_t v)
         *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    put(o, p, (size_t)(tmp + sizeof(tmp) - p));
+    writer_put(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 /* Serialise the request for the backend: origin-form, HTTP/1.1, hop-by-hop headers
@@ -166,14 +145,14 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
     bool has_conn_tokens = req->flags & H1_F_HAS_CONN_TOKENS;
     bool have_xff = false;
 
-    PUT_SPAN(&o, req->method);
-    PUT_LIT(&o, " ");
+    WRITER_SPAN(&o, req->method);
+    WRITER_LIT(&o, " ");
     if (req->path.len && req->path.ptr[0] == '?')
-        PUT_LIT(&o, "/"); /* absolute-form "http://host?q" has an empty path */
-    PUT_SPAN(&o, req->path);
-    PUT_LIT(&o, " HTTP/1.1\r\nHost: ");
-    PUT_SPAN(&o, req->authority);
-    PUT_LIT(&o, "\r\n");
+        WRITER_LIT(&o, "/"); /* absolute-form "http://host?q" has an empty path */
+    WRITER_SPAN(&o, req->path);
+    WRITER_LIT(&o, " HTTP/1.1\r\nHost: ");
+    WRITER_SPAN(&o, req->authority);
+    WRITER_LIT(&o, "\r\n");
 
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct h1_header *h = &req->headers[i];
@@ -182,10 +161,10 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
             if (has_conn_tokens && hdr_named_by_connection(h->name, req->headers,
                                                             req->num_headers))
                 continue;
-            PUT_SPAN(&o, h->name);
-            PUT_LIT(&o, ": ");
-            PUT_SPAN(&o, h->value);
-            PUT_LIT(&o, "\r\n");
+            WRITER_SPAN(&o, h->name);
+            WRITER_LIT(&o, ": ");
+            WRITER_SPAN(&o, h->value);
+            WRITER_LIT(&o, "\r\n");
             break;
         case HDR_X_FORWARDED_FOR:
             have_xff = true;
@@ -196,34 +175,34 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
         }
     }
 
-    PUT_LIT(&o, "X-Forwarded-For: ");
+    WRITER_LIT(&o, "X-Forwarded-For: ");
     if (have_xff) {
         for (size_t i = 0; i < req->num_headers; i++) {
             const struct h1_header *h = &req->headers[i];
             if (hdr_lookup(h->name) == HDR_X_FORWARDED_FOR && h->value.len) {
-                PUT_SPAN(&o, h->value);
-                PUT_LIT(&o, ", ");
+                WRITER_SPAN(&o, h->value);
+                WRITER_LIT(&o, ", ");
             }
         }
     }
     put_str(&o, req->client_ip);
-    PUT_LIT(&o, "\r\nX-Forwarded-Proto: ");
+    WRITER_LIT(&o, "\r\nX-Forwarded-Proto: ");
     put_str(&o, req->proto);
-    PUT_LIT(&o, "\r\nX-Forwarded-Host: ");
-    PUT_SPAN(&o, req->authority);
-    PUT_LIT(&o, "\r\nX-Request-Id: ");
+    WRITER_LIT(&o, "\r\nX-Forwarded-Host: ");
+    WRITER_SPAN(&o, req->authority);
+    WRITER_LIT(&o, "\r\nX-Request-Id: ");
     put_str(&o, s->reqid);
-    PUT_LIT(&o, "\r\n");
+    WRITER_LIT(&o, "\r\n");
     if (req->body == H1_BODY_LENGTH) {
-        PUT_LIT(&o, "Content-Length: ");
+        WRITER_LIT(&o, "Content-Length: ");
         put_u64(&o, req->content_length);
-        PUT_LIT(&o, "\r\n");
+        WRITER_LIT(&o, "\r\n");
     } else if (req->body == H1_BODY_CHUNKED || req->encode_chunked) {
-        PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
+        WRITER_LIT(&o, "Transfer-Encoding: chunked\r\n");
     }
     if (s->websocket)
-        PUT_LIT(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n");
-    PUT_LIT(&o, "\r\n");
+        WRITER_LIT(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n");
+    WRITER_LIT(&o, "\r\n");
     return o.overflow ? 0 : (size_t)(o.p - dst);
 }
 

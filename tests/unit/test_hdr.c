@@ -66,12 +66,40 @@ test_named_by_connection(void **state)
     assert_false(hdr_named_by_connection(sp("foo"), h, 1));
 }
 
+static void
+test_response_forwarded(void **state)
+{
+    (void)state;
+    struct h1_header h[] = {
+        {sp("Connection"), sp("close, X-Internal")},
+        {sp("Keep-Alive"), sp("timeout=5")},
+        {sp("Transfer-Encoding"), sp("chunked")},
+        {sp("Upgrade"), sp("websocket")},
+        {sp("X-Internal"), sp("secret")},
+        {sp("Content-Type"), sp("text/plain")},
+        {sp("TE"), sp("trailers")},
+    };
+    struct h1_response resp = {.headers = h, .num_headers = 7, .flags = H1_F_HAS_CONN_TOKENS};
+    bool want_plain[] = {false, false, false, false, false, true, false};
+    bool want_kept[] = {false, false, true, true, false, true, false};
+    for (size_t i = 0; i < 7; i++) {
+        if (hdr_response_forwarded(&resp, &h[i], false, false) != want_plain[i])
+            fail_msg("%zu (strip all): want %d", i, want_plain[i]);
+        if (hdr_response_forwarded(&resp, &h[i], true, true) != want_kept[i])
+            fail_msg("%zu (keep TE, Upgrade): want %d", i, want_kept[i]);
+    }
+    /* Without Connection tokens, other headers are not looked up there. */
+    resp.flags = 0;
+    assert_true(hdr_response_forwarded(&resp, &h[4], false, false));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_named_by_connection),
+        cmocka_unit_test(test_response_forwarded),
     };
     return cmocka_run_group_tests_name("hdr", tests, NULL, NULL);
 }
