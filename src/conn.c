@@ -334,6 +334,9 @@ conn_tls_continue(struct conn *c)
     }
     c->tls_handshaking = false;
     conn_disarm_write(c);
+    atomic_fetch_add_explicit(SSL_session_reused(c->ssl) ? &c->w->stats.tls_resumed
+                                                          : &c->w->stats.tls_full,
+                              1, memory_order_relaxed);
     if (tls_is_h2(c->ssl)) {
         h2_conn_start(c);
     } else {

@@ -306,13 +306,16 @@ server_status_json(struct server *srv)
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker_stats *st = &srv->workers[i].stats;
         OUT("%s{\"id\":%u,\"generation\":%u,\"connections\":%llu,\"accepted\":%llu,"
-            "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu}",
+            "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu,"
+            "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu}",
             i ? "," : "", i, atomic_load(&st->generation),
             (unsigned long long)atomic_load(&st->active_conns),
             (unsigned long long)atomic_load(&st->accepted),
             (unsigned long long)atomic_load(&st->requests),
             (unsigned long long)atomic_load(&st->responses_4xx),
-            (unsigned long long)atomic_load(&st->responses_5xx));
+            (unsigned long long)atomic_load(&st->responses_5xx),
+            (unsigned long long)atomic_load(&st->tls_full),
+            (unsigned long long)atomic_load(&st->tls_resumed));
     }
     OUT("],\"listeners\":[");
     for (size_t i = 0; i < cfg->nlisteners; i++)

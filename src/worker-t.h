@@ -64,6 +64,8 @@ struct worker_stats {
     atomic_uint_fast64_t responses_4xx;
     atomic_uint_fast64_t responses_5xx;
     atomic_uint_fast64_t active_conns;
+    atomic_uint_fast64_t tls_full;    /* TLS handshakes completed without resumption */
+    atomic_uint_fast64_t tls_resumed; /* ... and with (ticket or session cache) */
     atomic_uint generation; /* the config generation this worker runs */
 };
 

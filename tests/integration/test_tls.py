@@ -225,8 +225,19 @@ def resumes(port_from, port_to, version, tmp_path, stem="sess"):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_session_resumption(tls, tmp_path, version):
     o, m = tls
+
+    def counts():
+        ws = m.status()["workers"]
+        return (sum(w["tls_handshakes_full"] for w in ws),
+                sum(w["tls_handshakes_resumed"] for w in ws))
+
+    full0, resumed0 = counts()
     _, second = resumes(m.port, m.port, version, tmp_path)
     assert second.reused, second
+    # /status counts what happened: one full handshake, then one resumption.
+    full, resumed = wait_for(lambda: counts() if counts()[1] > resumed0 else None,
+                             what="the resumption in /status")
+    assert (full - full0, resumed - resumed0) == (1, 1)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
