@@ -40,9 +40,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+# Prints two distinct free loopback ports: both sockets are held open together, so the
+# kernel cannot hand out the same port twice (as two separate bind(0) calls may).
+free_ports() {
+    "$python" -c 'import socket
+a = socket.socket(); a.bind(("127.0.0.1", 0))
+b = socket.socket(); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])'
 }
 
 # Polls "$@" up to 100 times, 0.1 s apart; fails after that.
@@ -71,8 +75,7 @@ poll grep -qs '^ready ' "$work/origin.out" || die "origin did not start"
 origin_addr=$(awk '/^ready /{print $3; exit}' "$work/origin.out")
 
 # --- meridian ----------------------------------------------------------------------------
-https_port=$(free_port)
-admin_port=$(free_port)
+read -r https_port admin_port <<<"$(free_ports)"
 cat >"$work/meridian.yaml" <<EOF
 workers: 1
 listeners:

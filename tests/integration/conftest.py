@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: MIT
 """Black-box harness: real `meridian` and real origin processes on loopback ports.
 
-Everything is started on 127.0.0.1 with ports the kernel hands out, waited for by polling
+Everything is started on 127.0.0.1 with ports chosen by free_port(), waited for by polling
 (never by sleeping), and stopped by PID. Binaries come from MERIDIAN_BIN and ORIGIN_BIN
 (default: the _build tree that packaging/build.sh makes).
 """
+import errno
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,11 +28,48 @@ SLOW = float(os.environ.get("MERIDIAN_TEST_SLOWDOWN", "1"))
 CHECK_MEMORY = os.environ.get("MERIDIAN_SANITIZED") != "1"
 
 
+# Ports come from below the kernel's ephemeral range (32768-60999 on Debian), so that neither an
+# outgoing connection's local port nor another bind(0) can take a port between our choosing it
+# and the process we start binding it; and none is handed out twice in one test run (two
+# successive bind(0) calls may return the same port once the first socket is closed).
+def _port_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    high = ephemeral_low if ephemeral_low > 4096 else 32768
+    return max(1024, high - 12000), high
+
+
+_PORT_LOW, _PORT_HIGH = _port_range()
+_ports_given = set()
+_port_rng = random.Random(os.getpid() ^ int(time.time()))
+
+
+def _port_is_free(port):
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return False
+            # No IPv6 on this machine: the IPv4 answer is the one that counts.
+    return True
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on loopback nobody listens on right now and not handed out before."""
+    for _ in range(1000):
+        port = _port_rng.randrange(_PORT_LOW, _PORT_HIGH)
+        if port in _ports_given:
+            continue
+        if not _port_is_free(port):
+            continue
+        _ports_given.add(port)
+        return port
+    raise AssertionError("no free loopback port in %d-%d" % (_PORT_LOW, _PORT_HIGH))
 
 
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
