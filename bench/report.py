@@ -165,7 +165,7 @@ def tls_report(run, meta):
             "server's, so cpu0 limits the rate: compare by hs per proxy-CPU-second. Resumptions "
             "counted by the proxy during the cells: " + "; ".join(hs_check) + " (HAProxy: "
             "ssl_sess / ssl_reused_sess of the TLS frontend; nginx: a log of "
-            "$ssl_session_reused = r; Meridian has no counter for it yet).")
+            "$ssl_session_reused = r; Meridian: tls_handshakes_full / _resumed in its admin /status).")
     if any(r["suite"] == "h2" for r in cells):
         notes.append("HTTP/2: h2load reports no percentiles, only the mean time per request.")
     if disturbed:

@@ -399,8 +399,11 @@ start_meridian() {
     TPORT[meridian]=$PORT
     pick_port
     TLS_PORT[meridian]=$PORT
+    pick_port
+    MERIDIAN_ADMIN_PORT=$PORT
     render bench/meridian.yaml.in "$RUN/conf/meridian-with-tls.yaml" PORT="${TPORT[meridian]}" \
-        TLS_PORT="${TLS_PORT[meridian]}" CERT="$CERT" KEY="$KEY" BACKENDS="${backends%, }"
+        TLS_PORT="${TLS_PORT[meridian]}" ADMIN_PORT="$MERIDIAN_ADMIN_PORT" CERT="$CERT" \
+        KEY="$KEY" BACKENDS="${backends%, }"
     # Meridian's TLS listener is recent: when this binary does not accept it, run Meridian
     # without it (its plain cells still count) and skip its TLS cells
     if [ "$TLS" = 0 ] ||
@@ -583,8 +586,8 @@ fi
 # ---- TLS cells: HTTP/1.1 over TLS, HTTP/2 over TLS, full handshakes ---------------------------
 
 # TLS sessions the proxy counted on its TLS listener, "full resumed failed" ("-" where unknown):
-# HAProxy's TLS frontend counters (stats socket), nginx's log of resumed sessions; none for
-# Meridian yet.
+# HAProxy's TLS frontend counters (stats socket), nginx's log of resumed sessions, Meridian's
+# per-worker handshake counters in its admin /status (it counts no failed handshakes).
 server_tls_counters() {
     case $1 in
     haproxy)
@@ -612,6 +615,14 @@ else:
 EOF
         ;;
     nginx) echo "- $(cat "$RUN/nginx/tls-resumed.log" 2>/dev/null | wc -l) -" ;;
+    meridian)
+        "$PY" - "$MERIDIAN_ADMIN_PORT" <<'EOF' 2>/dev/null || echo "- - -"
+import json, sys, urllib.request
+st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/status" % sys.argv[1], timeout=5))
+w = st["workers"]
+print(sum(x["tls_handshakes_full"] for x in w), sum(x["tls_handshakes_resumed"] for x in w), "-")
+EOF
+        ;;
     *) echo "- - -" ;;
     esac
 }
