@@ -32,6 +32,7 @@ cfg_new(void)
     cfg->timeouts.client_idle_ms = CFG_DEFAULT_CLIENT_IDLE_MS;
     cfg->timeouts.upstream_connect_ms = CFG_DEFAULT_UPSTREAM_CONNECT_MS;
     cfg->timeouts.upstream_response_ms = CFG_DEFAULT_UPSTREAM_RESPONSE_MS;
+    cfg->timeouts.tunnel_ms = CFG_DEFAULT_TUNNEL_MS;
     cfg->timeouts.shutdown_ms = CFG_DEFAULT_SHUTDOWN_MS;
     cfg->limits.max_header_bytes = CFG_DEFAULT_MAX_HEADER_BYTES;
     cfg->limits.max_headers = CFG_DEFAULT_MAX_HEADERS;

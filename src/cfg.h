@@ -111,6 +111,7 @@ struct cfg_timeouts {
     uint32_t client_idle_ms;       /* keep-alive idle and stalled-transfer limit */
     uint32_t upstream_connect_ms;  /* connect to a backend; then 504 */
     uint32_t upstream_response_ms; /* backend silent for this long; then 504 */
+    uint32_t tunnel_ms;            /* a websocket tunnel with no bytes either way; closed */
     uint32_t shutdown_ms;          /* in-flight grace on SIGTERM */
 };
 
@@ -150,6 +151,7 @@ struct cfg {
 #define CFG_DEFAULT_CLIENT_IDLE_MS 60000
 #define CFG_DEFAULT_UPSTREAM_CONNECT_MS 2000
 #define CFG_DEFAULT_UPSTREAM_RESPONSE_MS 30000
+#define CFG_DEFAULT_TUNNEL_MS (3600u * 1000)
 #define CFG_DEFAULT_SHUTDOWN_MS 30000
 #define CFG_DEFAULT_MAX_HEADER_BYTES 16384
 #define CFG_DEFAULT_MAX_HEADERS 100

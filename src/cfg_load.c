@@ -1231,17 +1231,18 @@ load_admin(struct loader *ld, const yaml_node_t *node)
 static void
 load_timeouts(struct loader *ld, const yaml_node_t *node)
 {
-    static const char *const keys[] = {"client_header", "client_idle", "upstream_connect",
-                                       "upstream_response", "shutdown"};
+    static const char *const keys[] = {"client_header",     "client_idle", "upstream_connect",
+                                       "upstream_response", "tunnel",      "shutdown"};
     struct cfg_timeouts *t = &ld->cfg->timeouts;
-    uint32_t *slots[] = {&t->client_header_ms, &t->client_idle_ms, &t->upstream_connect_ms,
-                         &t->upstream_response_ms, &t->shutdown_ms};
-    struct field f[5];
+    uint32_t *slots[] = {&t->client_header_ms,     &t->client_idle_ms, &t->upstream_connect_ms,
+                         &t->upstream_response_ms, &t->tunnel_ms,      &t->shutdown_ms};
+    enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+    struct field f[NKEYS];
     char path[PATH_BUF];
 
-    if (!map_collect(ld, node, "timeouts", keys, 5, f))
+    if (!map_collect(ld, node, "timeouts", keys, NKEYS, f))
         return;
-    for (size_t k = 0; k < 5; k++) {
+    for (size_t k = 0; k < NKEYS; k++) {
         if (f[k].value == NULL)
             continue;
         subpath(path, "timeouts", keys[k]);

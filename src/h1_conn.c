@@ -314,7 +314,8 @@ h1_feed_body(struct conn *c)
     if (buf_room(&c->in) == 0)
         conn_read_pause(c);
     else if (progressed || c->read_paused)
-        conn_read_on(c, c->w->snap->tv_client_idle);
+        conn_read_on(c, x->state == H1_TUNNEL && x->stream ? stream_tunnel_timeout(x->stream)
+                                                           : c->w->snap->tv_client_idle);
     return STEP_WAIT;
 }
 
@@ -411,8 +412,17 @@ h1_conn_on_timeout(struct conn *c)
         /* The backend's timeouts govern a request in progress; the client's timer (it
          * cannot be removed without a costly event_del) fires harmlessly and re-arms. */
         break;
+    case H1_TUNNEL: {
+        struct timeval left;
+        if (x->stream && stream_tunnel_time_left(x->stream, &left)) {
+            conn_read_on(c, &left); /* the backend kept the tunnel busy */
+            break;
+        }
+        conn_close(c); /* silent both ways for timeouts.tunnel */
+        break;
+    }
     default:
-        /* Idle keep-alive, a tunnel gone quiet, a lingering close: just go. */
+        /* Idle keep-alive, a lingering close: just go. */
         conn_close(c);
         break;
     }
@@ -521,7 +531,7 @@ h1_op_response_head(void *client, struct stream *s, const struct h1_response *re
     if (upgrade) {
         /* No body follows that would carry the head out: send it now. */
         x->state = H1_TUNNEL;
-        conn_read_on(c, c->w->snap->tv_client_idle);
+        conn_read_on(c, stream_tunnel_timeout(s));
         if (buf_len(&c->in))
             conn_schedule_read(c);
         if (conn_flush(c) < 0)

@@ -121,6 +121,7 @@ struct stream {
     uint64_t t_start_us;
     uint64_t t_upstream_us;     /* when the upstream request started */
     uint64_t t_head_us;         /* when the response head arrived */
+    uint64_t tunnel_seen_ms;    /* the last tunnel byte, either way (clock_mono_ms) */
     char *log_target;           /* owns: method and target for the access log, or NULL */
     const char *protocol;
     const char *tls;            /* static string, or NULL */

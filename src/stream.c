@@ -456,6 +456,8 @@ stream_request_body(struct stream *s, const char *p, uint32_t n)
         buf_append(&s->up_out, p, n);
         buf_append(&s->up_out, "\r\n", 2);
     } else {
+        if (s->resp_state == STREAM_RESP_TUNNEL)
+            s->tunnel_seen_ms = clock_mono_ms();
         buf_append(&s->up_out, p, n);
     }
     stream_flush_upstream(s);
@@ -627,7 +629,8 @@ stream_response_head(struct stream *s)
     if (resp.status == 101) {
         s->resp_state = STREAM_RESP_TUNNEL;
         s->req_state = STREAM_REQ_BODY; /* the client's bytes flow on */
-        upstream_read_on(s->uc, s->snap->tv_client_idle);
+        s->tunnel_seen_ms = clock_mono_ms();
+        upstream_read_on(s->uc, s->snap->tv_tunnel);
         return FLOW_MORE;
     }
     if (resp.body == H1_BODY_CHUNKED)
@@ -754,6 +757,11 @@ stream_upstream_timeout(struct stream *s)
         return;
     }
     if (s->resp_state == STREAM_RESP_TUNNEL) {
+        struct timeval left;
+        if (stream_tunnel_time_left(s, &left)) {
+            upstream_read_on(s->uc, &left); /* the client kept the tunnel busy */
+            return;
+        }
         stream_fail(s, 0);
         return;
     }
@@ -783,9 +791,12 @@ stream_upstream_readable(struct stream *s)
         ssize_t n = read(uc->fd, buf_tail(&s->up_in), room);
         if (n > 0) {
             s->up_in.end += (uint32_t)n;
-            upstream_read_on(uc, s->resp_state == STREAM_RESP_TUNNEL
-                                     ? s->snap->tv_client_idle
-                                     : s->snap->tv_upstream_response);
+            if (s->resp_state == STREAM_RESP_TUNNEL) {
+                s->tunnel_seen_ms = clock_mono_ms();
+                upstream_read_on(uc, s->snap->tv_tunnel);
+            } else {
+                upstream_read_on(uc, s->snap->tv_upstream_response);
+            }
             enum flow f = stream_process_response(s);
             if (f == FLOW_GONE)
                 return;
@@ -842,7 +853,27 @@ stream_client_drained(struct stream *s)
     if (f == FLOW_GONE)
         return;
     if (s->uc && !s->upstream_paused && !s->upstream_eof) {
-        upstream_read_on(s->uc, s->resp_state == STREAM_RESP_TUNNEL ? s->snap->tv_client_idle
+        upstream_read_on(s->uc, s->resp_state == STREAM_RESP_TUNNEL ? s->snap->tv_tunnel
                                                                       : s->snap->tv_upstream_response);
     }
+}
+
+const struct timeval *
+stream_tunnel_timeout(const struct stream *s)
+{
+    return s->snap->tv_tunnel;
+}
+
+bool
+stream_tunnel_time_left(const struct stream *s, struct timeval *left)
+{
+    uint64_t idle = clock_mono_ms() - s->tunnel_seen_ms;
+    uint32_t limit = s->snap->cfg->timeouts.tunnel_ms;
+    /* Timers may fire a little early: a few ms short of the limit counts as reached. */
+    if (s->resp_state != STREAM_RESP_TUNNEL || idle + 5 >= limit)
+        return false;
+    uint64_t ms = limit - idle;
+    left->tv_sec = (time_t)(ms / 1000);
+    left->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    return true;
 }

@@ -35,6 +35,13 @@ void stream_request_end(struct stream *s);
 /* The client has room for response bytes again. */
 void stream_client_drained(struct stream *s);
 
+/* A websocket tunnel has one idle limit (timeouts.tunnel) for both directions: each side
+ * re-arms its read timer with stream_tunnel_timeout() after bytes, and when that timer
+ * fires asks stream_tunnel_time_left(): true, with *left set, if bytes moved the other
+ * way meanwhile (re-arm with *left); false once the tunnel has been silent both ways. */
+const struct timeval *stream_tunnel_timeout(const struct stream *s);
+bool stream_tunnel_time_left(const struct stream *s, struct timeval *left);
+
 /* The client went away or broke the protocol: drop the upstream side, log with `status`
  * (499 for a client that left, like nginx), free the stream. Calls no op. */
 void stream_abort(struct stream *s, int status);

@@ -46,7 +46,8 @@ struct snapshot {
     const struct timeval *tv_upstream_connect;
     const struct timeval *tv_upstream_response;
     const struct timeval *tv_upstream_idle;
-    struct timeval tv_plain[5]; /* backing values if the base has no common timeouts left */
+    const struct timeval *tv_tunnel;
+    struct timeval tv_plain[6]; /* backing values if the base has no common timeouts left */
 };
 
 struct listener_rt {

@@ -77,6 +77,7 @@ snapshot_new(struct worker *w, struct cfg *cfg)
     snap->tv_upstream_response =
         snapshot_timeout(w, t->upstream_response_ms, &snap->tv_plain[3]);
     snap->tv_upstream_idle = snapshot_timeout(w, UPSTREAM_IDLE_MS, &snap->tv_plain[4]);
+    snap->tv_tunnel = snapshot_timeout(w, t->tunnel_ms, &snap->tv_plain[5]);
     snap->cfg = cfg_ref(cfg);
     return snap;
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import SLOW, wait_for
 from util_http import (RawConn, ScriptedBackend, build, pattern, read_request_head,
                        request)
 
@@ -400,6 +400,89 @@ def test_websocket_upgrade_and_tunnel(single):
             assert got == msg
     h = hdrs_of(one(o, target="/ws"))
     assert h["upgrade"] == ["websocket"]
+
+
+WS_UPGRADE = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+              ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+WS_101 = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+# client_idle shorter than tunnel: a tunnel must be governed by tunnel, not client_idle.
+TUNNEL_TIMEOUTS = "timeouts: { client_idle: 1s, tunnel: 2s, upstream_response: 5s, shutdown: 2s }\n"
+
+
+def _tunnel_closes_after_silence(meridian, backend_side, client_side):
+    """Opens a websocket tunnel to a scripted backend; backend_side(sock) runs on the
+    backend after the 101, client_side(RawConn) on the client. Then, with both silent, the
+    tunnel must close after timeouts.tunnel (2 s), not before."""
+    def handler(s):
+        read_request_head(s)
+        s.sendall(WS_101)
+        backend_side(s)
+
+    be = ScriptedBackend(handler)
+    try:
+        m = meridian(regions=[("eu", [be.address])], workers=1, extra=TUNNEL_TIMEOUTS)
+        with RawConn(m.port, timeout=5) as c:
+            c.send(build("GET", "/ws", host="h.test", headers=WS_UPGRADE))
+            r = c.read_response()
+            assert r.status == 101, r
+            client_side(c)
+            t0 = time.monotonic()
+            c.sock.settimeout(10 * SLOW)
+            try:
+                got = c.sock.recv(4096)
+            except ConnectionResetError:
+                got = b""
+            took = time.monotonic() - t0
+            assert got == b"", f"unexpected tunnel bytes {got!r}"
+            assert 1.8 <= took <= 2 + 2 * SLOW, f"closed {took:.2f}s after the last byte (tunnel 2s)"
+    finally:
+        be.stop()
+
+
+def _drain(s, into=None):
+    s.settimeout(30)
+    try:
+        while True:
+            b = s.recv(4096)
+            if not b:
+                return
+            if into is not None:
+                into.append(b)
+    except OSError:
+        pass
+
+
+def test_tunnel_kept_open_by_backend_pushing_to_a_silent_client(meridian):
+    """A backend that pushes to a client that never sends (a live feed) keeps the tunnel open
+    past client_idle and past tunnel; once silent both ways it is closed after tunnel."""
+    pushes = bytes(range(0x41, 0x49))
+
+    def backend_side(s):
+        for b in pushes:
+            time.sleep(0.5)
+            s.sendall(bytes([b]))
+        _drain(s)
+
+    def client_side(c):
+        assert c._read_exact(len(pushes)) == pushes  # 4 s of pushes, the client silent
+
+    _tunnel_closes_after_silence(meridian, backend_side, client_side)
+
+
+def test_tunnel_kept_open_by_client_sending_to_a_silent_backend(meridian):
+    """The other way: a client that keeps sending to a backend that never answers."""
+    sends = bytes(range(0x61, 0x69))
+    received = []
+
+    def client_side(c):
+        for b in sends:
+            time.sleep(0.5)
+            c.send(bytes([b]))
+        wait_for(lambda: b"".join(received) == sends, timeout=3,
+                 what="every client byte at the backend")
+
+    _tunnel_closes_after_silence(meridian, lambda s: _drain(s, received), client_side)
 
 
 # --- access log ------------------------------------------------------------------------------------

@@ -250,6 +250,7 @@ test_new_defaults(void **state)
     assert_int_equal(cfg->timeouts.client_idle_ms, CFG_DEFAULT_CLIENT_IDLE_MS);
     assert_int_equal(cfg->timeouts.upstream_connect_ms, CFG_DEFAULT_UPSTREAM_CONNECT_MS);
     assert_int_equal(cfg->timeouts.upstream_response_ms, CFG_DEFAULT_UPSTREAM_RESPONSE_MS);
+    assert_int_equal(cfg->timeouts.tunnel_ms, CFG_DEFAULT_TUNNEL_MS);
     assert_int_equal(cfg->timeouts.shutdown_ms, CFG_DEFAULT_SHUTDOWN_MS);
     assert_int_equal(cfg->limits.max_header_bytes, CFG_DEFAULT_MAX_HEADER_BYTES);
     assert_int_equal(cfg->limits.max_headers, CFG_DEFAULT_MAX_HEADERS);
@@ -380,6 +381,7 @@ check_full(const struct cfg *cfg)
     assert_int_equal(cfg->timeouts.client_idle_ms, 120000);
     assert_int_equal(cfg->timeouts.upstream_connect_ms, 250);
     assert_int_equal(cfg->timeouts.upstream_response_ms, 3600000);
+    assert_int_equal(cfg->timeouts.tunnel_ms, 5400000);
     assert_int_equal(cfg->timeouts.shutdown_ms, 0);
     assert_int_equal(cfg->limits.max_header_bytes, 32768);
     assert_int_equal(cfg->limits.max_headers, 50);
