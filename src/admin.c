@@ -32,6 +32,7 @@ struct admin_conn {
     struct event *ev;    /* owns */
     char *resp;          /* owns */
     size_t resp_len, resp_off;
+    bool head;           /* a HEAD request: the answer's head only */
     size_t len;
     char req[ADMIN_REQ_MAX];
 };
@@ -60,8 +61,11 @@ admin_respond(struct admin_conn *ac, int status, const char *ctype, const char *
     }
     int n = snprintf(ac->resp, cap,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                     status, h1_status_reason(status), ctype, blen);
+                     "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
+                     status, h1_status_reason(status), ctype, blen,
+                     status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (ac->head)
+        blen = 0;
     memcpy(ac->resp + n, body, blen);
     ac->resp_len = (size_t)n + blen;
     struct event_base *base = event_get_base(ac->ev);
@@ -98,7 +102,8 @@ static void
 admin_handle(struct admin_conn *ac, const struct h1_request *req)
 {
     struct server *srv = ac->admin->srv;
-    if (req->method_id != H1_METHOD_GET && req->method_id != H1_METHOD_HEAD) {
+    ac->head = req->method_id == H1_METHOD_HEAD;
+    if (req->method_id != H1_METHOD_GET && !ac->head) {
         admin_respond(ac, 405, "text/plain", "method not allowed\n");
         return;
     }

@@ -14,8 +14,8 @@ import urllib.error
 
 import pytest
 
-from conftest import (MERIDIAN_BIN, SLOW, Meridian, free_port, port_accepts, wait_for,
-                      yaml_config)
+from conftest import (MERIDIAN_BIN, SLOW, Meridian, free_port, port_accepts, raw_exchange,
+                      wait_for, yaml_config)
 from util_lifecycle import Background, http_get
 
 # yaml_config() puts the top-level keys on fixed lines; `extra` starts on line 11:
@@ -162,6 +162,14 @@ def test_admin_endpoints(origins, meridian):
     with pytest.raises(urllib.error.HTTPError) as e:
         m.admin("/no-such-thing")
     assert e.value.code == 404
+
+    # HEAD: the head GET would have, no body; other methods: 405 naming the allowed ones.
+    head = raw_exchange(m.admin_port, b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Length: 3\r\n" in head, head
+    assert head.endswith(b"\r\n\r\n"), head
+    post = raw_exchange(m.admin_port, b"POST /healthz HTTP/1.1\r\nHost: a\r\n"
+                                      b"Content-Length: 0\r\n\r\n")
+    assert post.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in post, post
 
 
 # ---- graceful stop ----------------------------------------------------------------------------
