@@ -13,6 +13,7 @@
 #include "h2_conn.h"
 
 #include <event2/event.h>
+#include <inttypes.h>
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,9 @@
 #define H2_WINDOW_MS 10000
 #define H2_CONN_WINDOW (1u << 20) /* connection-level receive window */
 #define H2_SEND_FRAME_ROOM 16393  /* a full frame: 16384 + 9 */
+/* A header list over max_header_list_size is answered 431; one this many times over it is
+ * an HPACK bomb: the stream is reset at once and counts towards max_resets_per_10s. */
+#define H2_HEADER_BOMB_FACTOR 4
 
 struct h2_stream;
 
@@ -63,6 +67,7 @@ struct h2_stream {
     bool deferred;             /* the data provider returned DEFERRED */
     bool drain_pending;        /* nghttp2 took response bytes: tell the stream */
     bool has_content_length;
+    bool too_large;            /* header list over the limits: answered 431 at its end */
     bool bad;                  /* refused or malformed: no exchange */
     bool resume;               /* the upstream side has room for more request body */
     bool remote_ended;         /* the client sent END_STREAM */
@@ -70,7 +75,7 @@ struct h2_stream {
                                   request body is not wanted */
     uint64_t body_bytes;       /* request body received, for limits.max_body_bytes */
     uint64_t content_length;
-    uint32_t header_bytes;     /* decoded header list size so far */
+    uint64_t header_bytes;     /* decoded header list size so far, trailers included */
     /* The request as it arrives: names and values copied into hbuf, headers borrow it. */
     char *hbuf;                /* owns */
     uint32_t hlen, hcap;
@@ -232,18 +237,27 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
     struct h2_stream *hs = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (!hs || hs->bad)
         return 0;
-    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: not forwarded */
     const struct cfg *cfg = sess->c->w->snap->cfg;
+    uint64_t limit = cfg->http2.max_header_list_size;
     /* RFC 9113 6.5.2: each field counts its name, value and 32 octets. nghttp2 stores the
-     * limit we advertise but does not enforce it: an HPACK bomb decodes here. */
-    hs->header_bytes += (uint32_t)(namelen + valuelen + 32);
-    if (hs->header_bytes > cfg->http2.max_header_list_size ||
-        hs->nheaders >= cfg->limits.max_headers) {
-        log_info("client %u stream %d: header list over the limit: reset", sess->c->id,
-                 hs->id);
+     * limit we advertise but does not enforce it: an HPACK bomb decodes here. Trailers
+     * count on the same tally. */
+    hs->header_bytes += namelen + valuelen + 32;
+    if (hs->header_bytes > H2_HEADER_BOMB_FACTOR * limit ||
+        (frame->headers.cat != NGHTTP2_HCAT_REQUEST && hs->header_bytes > limit)) {
+        /* Far past the limit (no client sends that by mistake), or too many trailers. */
+        log_info("client %u stream %d: header list %" PRIu64 " bytes: reset", sess->c->id,
+                 hs->id, hs->header_bytes);
         hs->bad = true;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM, counted when sent */
+    }
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST || hs->too_large)
+        return 0; /* trailers are not forwarded; a refused list is decoded, not kept */
+    if (hs->header_bytes > limit || hs->nheaders >= cfg->limits.max_headers) {
+        /* What HTTP/1.1 answers with 431 is answered so here too, once the block ends
+         * (the decoder must see all of it to stay in step with the client's). */
+        hs->too_large = true;
+        return 0;
     }
     uint32_t voff;
     if (name[0] == ':') {
@@ -385,6 +399,13 @@ h2_start_stream(struct h2_stream *hs)
     hs->started = true;
     if (hs->bad)
         return; /* refused while its headers or first DATA were read: already answered */
+    if (hs->too_large) {
+        log_info("client %u stream %d: header list over the limits: 431", c->id, hs->id);
+        /* Thrown-away work, like a reset: a client earning many is cut off the same way. */
+        h2_count_reset(sess);
+        h2_respond_error(hs, 431);
+        return;
+    }
     struct span method = rebase(hs, hs->method), path = rebase(hs, hs->path);
     struct span authority = rebase(hs, hs->authority);
     if (!method.len || !path.len || path.ptr[0] != '/') {

@@ -218,6 +218,35 @@ def test_nghttp_sees_the_configured_settings(origins, meridian, cert):
     assert "The negotiated protocol: h2" in r.stdout
 
 
+@pytest.mark.parametrize("what", ["bytes", "count"])
+def test_header_list_over_the_limits_is_431(env, what):
+    """Over max_header_list_size (64k) or limits.max_headers (100): 431, as HTTP/1.1 answers,
+    never at the origin, and the connection serves on."""
+    o, m = env
+    if what == "bytes":
+        extra = [(f"x-big-{i}", "v" * 4000) for i in range(20)]  # ~80 KB decoded
+    else:
+        extra = [(f"x-n-{i}", "1") for i in range(101)]
+    with client(m, "tls") as c:
+        r = c.get(f"/too-large-{what}", headers=extra, scheme="https")
+        assert r.reset is None and r.status == 431, (r.reset, r.status)
+        assert c.get("/after", scheme="https").status == 200
+    assert not [x for x in o.records() if x["target"].startswith("/too-large")]
+
+
+def test_trailers_over_the_limit_reset_the_stream(env):
+    o, m = env
+    with client(m, "tls") as c:
+        sid = c.request("/echo", "POST", scheme="https", end_stream=False)
+        c.send_body(sid, b"x" * 100, end_stream=False)
+        c.conn.send_headers(sid, [(f"x-trailer-{i}", "t" * 4000) for i in range(20)],
+                            end_stream=True)
+        c.flush()
+        c.until(lambda: c.done(sid), what="the stream to end")
+        assert c.responses[sid].reset is not None, c.responses[sid].status
+        assert c.get("/after", scheme="https").status == 200
+
+
 def test_h2load_all_2xx(env):
     o, m = env
     r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10",
