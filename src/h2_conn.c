@@ -998,14 +998,22 @@ h2_conn_on_timeout(struct conn *c)
     }
     /* Streams without an exchange (answered by us, or a header block never finished) do
      * not keep a quiet connection open. */
-    if (idle + 50 >= cfg->timeouts.client_idle_ms && (busy == 0 || stalled)) {
+    uint64_t limit = cfg->timeouts.client_idle_ms;
+    if (idle + 50 >= limit && (busy == 0 || stalled)) {
         if (sess->nstreams)
             log_info("client %u: HTTP/2 connection stalled with %u streams: closing", c->id,
                      sess->nstreams);
         nghttp2_session_terminate_session(sess->ng, NGHTTP2_NO_ERROR);
         h2_send(sess);
         conn_close(c);
+        return;
     }
+    /* The read timer restarts on reads only: after a write, fire again when client_idle
+     * has passed since it, not a whole period from now; a full period while streams wait
+     * on their backends. */
+    uint64_t left = idle + 50 < limit ? limit - idle : limit;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    conn_read_on(c, &tv);
 }
 
 void

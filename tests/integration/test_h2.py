@@ -274,6 +274,22 @@ def test_fifty_concurrent_streams_on_one_connection(env):
     assert len([r for r in o.records() if r["target"].startswith("/delay/200")]) == 50
 
 
+def test_idle_connection_closes_client_idle_after_its_last_response(origins, meridian, cert):
+    """The idle timer counts from the last byte either way, not from the last read: a
+    response that ends 1.5 s after the request was read must not buy the connection a
+    second full period."""
+    o = origins("eu-a")
+    m = start_tls_meridian(meridian, [o.address], [(cert, True)],
+                           timeouts="{ client_idle: 2s, upstream_response: 10s, shutdown: 2s }")
+    with H2Client(m.plain_port) as c:
+        r = c.get("/delay/1500")
+        assert r.status == 200
+        t_last = time.monotonic()
+        c.until(lambda: c.closed, timeout=10, what="the idle connection to close")
+        took = time.monotonic() - t_last
+    assert 1.8 <= took <= 2.0 + 0.4 * SLOW, f"closed {took:.2f}s after the last response"
+
+
 # --- flow control ----------------------------------------------------------------------------
 
 
