@@ -18,12 +18,14 @@
 
 #define ADMIN_REQ_MAX 8192
 #define ADMIN_TIMEOUT_S 10
+#define ADMIN_ACCEPT_BACKOFF_MS 100
 
 struct admin {
     int fd;
     struct cfg_addr addr;
     struct server *srv; /* borrows */
     struct event *ev;   /* owns */
+    struct event *resume_ev; /* owns: accepting again after running out of descriptors */
 };
 
 struct admin_conn {
@@ -163,13 +165,28 @@ admin_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+admin_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct admin *admin = arg;
+    event_add(admin->ev, NULL);
+}
+
+static void
 admin_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
     struct admin *admin = arg;
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The connection stays queued and the socket readable: without a pause
+                 * this callback would spin. */
+                struct timeval tv = {0, ADMIN_ACCEPT_BACKOFF_MS * 1000};
+                event_del(admin->ev);
+                event_add(admin->resume_ev, &tv);
+            }
             return;
+        }
         struct admin_conn *ac = calloc(1, sizeof(*ac));
         if (!ac) {
             close(fd);
@@ -207,7 +224,8 @@ admin_open(struct event_base *base, struct server *srv, const struct cfg *cfg)
     admin->addr = cfg->admin;
     admin->srv = srv;
     admin->ev = event_new(base, fd, EV_READ | EV_PERSIST, admin_accept_cb, admin);
-    if (!admin->ev || event_add(admin->ev, NULL) < 0) {
+    admin->resume_ev = evtimer_new(base, admin_resume_cb, admin);
+    if (!admin->ev || !admin->resume_ev || event_add(admin->ev, NULL) < 0) {
         admin_free(admin);
         return NULL;
     }
@@ -222,6 +240,8 @@ admin_free(struct admin *admin)
         return;
     if (admin->ev)
         event_free(admin->ev);
+    if (admin->resume_ev)
+        event_free(admin->resume_ev);
     close(admin->fd);
     free(admin);
 }

@@ -119,6 +119,7 @@ struct cfg_limits {
     uint32_t max_header_bytes; /* request line + headers */
     uint32_t max_headers;
     uint64_t max_body_bytes;   /* 0 = unlimited */
+    uint32_t max_connections;  /* client connections, whole process; 0 = from RLIMIT_NOFILE */
 };
 
 struct cfg {
@@ -159,6 +160,7 @@ struct cfg {
 #define CFG_MAX_HEADER_BYTES_LIMIT 65536 /* a request head must fit one buffer */
 #define CFG_MAX_HEADERS_LIMIT 1000
 #define CFG_MAX_WORKERS 256
+#define CFG_MAX_CONNECTIONS_LIMIT 10000000
 
 /* A new generation with defaults filled in and refs = 1. NULL when out of memory. */
 struct cfg *cfg_new(void);

@@ -1254,13 +1254,14 @@ load_timeouts(struct loader *ld, const yaml_node_t *node)
 static void
 load_limits(struct loader *ld, const yaml_node_t *node)
 {
-    static const char *const keys[] = {"max_header_bytes", "max_headers", "max_body_bytes"};
+    static const char *const keys[] = {"max_header_bytes", "max_headers", "max_body_bytes",
+                                       "max_connections"};
     struct cfg_limits *lim = &ld->cfg->limits;
-    struct field f[3];
+    struct field f[4];
     char buf[QUOTE_BUF];
     uint64_t v;
 
-    if (!map_collect(ld, node, "limits", keys, 3, f))
+    if (!map_collect(ld, node, "limits", keys, 4, f))
         return;
     if (f[0].value != NULL && load_size(ld, f[0].value, "limits.max_header_bytes", &v)) {
         if (v < 1024 || v > CFG_MAX_HEADER_BYTES_LIMIT)
@@ -1281,6 +1282,17 @@ load_limits(struct loader *ld, const yaml_node_t *node)
     }
     if (f[2].value != NULL && load_size(ld, f[2].value, "limits.max_body_bytes", &v))
         lim->max_body_bytes = v;
+    if (f[3].value != NULL) {
+        const char *text = scalar(ld, f[3].value, "limits.max_connections");
+        if (text != NULL && strcmp(text, "auto") == 0)
+            lim->max_connections = 0;
+        else if (text != NULL && parse_uint(text, CFG_MAX_CONNECTIONS_LIMIT, &v) && v >= 1)
+            lim->max_connections = (uint32_t)v;
+        else if (text != NULL)
+            report(ld, node_line(f[3].value),
+                   "limits.max_connections: expected \"auto\" or a number 1..%d, got %s",
+                   CFG_MAX_CONNECTIONS_LIMIT, describe(f[3].value, buf));
+    }
 }
 
 /* HTTP/2 settings, shared by every listener that speaks it. The window stops at 2^31 - 1

@@ -19,7 +19,6 @@
 
 #define ACCEPT_BATCH 64  /* accepts per wake-up, so one busy listener cannot starve I/O */
 #define CONN_FREE_MAX 4096
-#define ACCEPT_PAUSE_MS 100 /* after EMFILE: give the process time to free descriptors */
 
 _Static_assert(sizeof(struct conn) <= 400, "struct conn is the per-idle-connection cost");
 
@@ -80,20 +79,12 @@ conn_alloc(struct worker *w)
     return c;
 }
 
-static void
-resume_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct listener_rt *ls = arg;
-    if (!ls->w->stopping)
-        event_add(&ls->ev, NULL);
-}
-
 void
 conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
     struct listener_rt *ls = arg;
     struct worker *w = ls->w;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && w->accepting; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -101,11 +92,7 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_error("accept: %s; pausing accepts for %d ms", strerror(errno),
-                          ACCEPT_PAUSE_MS);
-                event_del(&ls->ev);
-                struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-                event_base_once(w->base, -1, EV_TIMEOUT, resume_accept_cb, ls, &tv);
+                worker_accept_backoff(w, errno);
             }
             return;
         }
@@ -128,6 +115,7 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
         w->nconns++;
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
         atomic_store_explicit(&w->stats.active_conns, w->nconns, memory_order_relaxed);
+        worker_conn_added(w);
         if (ls->tls) {
             c->ssl = tls_conn_new(ls->tls, fd);
             if (!c->ssl) {

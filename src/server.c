@@ -61,6 +61,12 @@ server_release_cfg(struct cfg *cfg)
     cfg_unref(cfg);
 }
 
+unsigned
+server_worker_count(const struct server *srv)
+{
+    return srv->nworkers;
+}
+
 bool
 server_is_stopping(struct server *srv)
 {
@@ -307,7 +313,8 @@ server_status_json(struct server *srv)
         struct worker_stats *st = &srv->workers[i].stats;
         OUT("%s{\"id\":%u,\"generation\":%u,\"connections\":%llu,\"accepted\":%llu,"
             "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu,"
-            "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu}",
+            "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu,"
+            "\"max_connections\":%u}",
             i ? "," : "", i, atomic_load(&st->generation),
             (unsigned long long)atomic_load(&st->active_conns),
             (unsigned long long)atomic_load(&st->accepted),
@@ -315,7 +322,7 @@ server_status_json(struct server *srv)
             (unsigned long long)atomic_load(&st->responses_4xx),
             (unsigned long long)atomic_load(&st->responses_5xx),
             (unsigned long long)atomic_load(&st->tls_full),
-            (unsigned long long)atomic_load(&st->tls_resumed));
+            (unsigned long long)atomic_load(&st->tls_resumed), atomic_load(&st->max_conns));
     }
     OUT("],\"listeners\":[");
     for (size_t i = 0; i < cfg->nlisteners; i++)

@@ -17,6 +17,7 @@ int server_run(const char *cfg_path);
 struct cfg *server_current_cfg(struct server *srv);
 void server_release_cfg(struct cfg *cfg);
 bool server_is_stopping(struct server *srv);
+unsigned server_worker_count(const struct server *srv);
 
 /* For the admin endpoint: a JSON status document, malloc'd. */
 char *server_status_json(struct server *srv);

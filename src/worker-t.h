@@ -68,6 +68,7 @@ struct worker_stats {
     atomic_uint_fast64_t tls_full;    /* TLS handshakes completed without resumption */
     atomic_uint_fast64_t tls_resumed; /* ... and with (ticket or session cache) */
     atomic_uint generation; /* the config generation this worker runs */
+    atomic_uint max_conns;  /* this worker's share of limits.max_connections */
 };
 
 struct worker {
@@ -90,6 +91,17 @@ struct worker {
     bool log_flush_scheduled;
 
     struct listener_rt *listeners; /* owns */
+    /* Listeners are watched unless the worker is stopping, holds its share of
+     * limits.max_connections (accept_full), or backs off after accept() ran out of
+     * descriptors (accept_backoff, until accept_resume_ev). */
+    uint32_t max_conns;
+    bool accepting;             /* the listeners' events are added */
+    bool accept_full;
+    bool accept_backoff;
+    struct event accept_resume_ev;
+    uint64_t full_logged_ms;    /* rate limit for the "connection limit reached" warning */
+    uint64_t accept_error_logged_ms;
+    uint32_t accept_errors;     /* accept() failures since the last report */
     struct buf_pool bufs;
     struct conn *conn_free;     /* owns: free list */
     struct stream *stream_free; /* owns: free list */

@@ -7,12 +7,14 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cfg.h"
+#include "clock.h"
 #include "conn.h"
 #include "h1_parse.h"
 #include "h2_conn.h"
@@ -115,6 +117,98 @@ snapshot_release(struct snapshot *snap)
     free(snap);
 }
 
+/* ---- accepting ---- */
+
+/* Descriptors kept out of the automatic connection limit: listeners, logs, the admin
+ * side, eventfds, the epoll instance. */
+#define FD_RESERVE 128
+#define FULL_LOG_INTERVAL_MS 60000 /* at most one warning a minute about either */
+#define ACCEPT_BACKOFF_MS 100      /* after EMFILE: time for the process to free descriptors */
+
+/* This worker's share of limits.max_connections. "auto" follows HAProxy's maxconn from
+ * ulimit -n: a client connection may need a backend one, so half the descriptors. */
+static uint32_t
+worker_conn_share(const struct worker *w, const struct cfg *cfg)
+{
+    uint64_t total = cfg->limits.max_connections;
+    if (total == 0) {
+        struct rlimit rl;
+        uint64_t nofile = 1u << 20;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            nofile = rl.rlim_cur;
+        total = nofile > 2 * FD_RESERVE ? (nofile - FD_RESERVE) / 2 : FD_RESERVE;
+    }
+    unsigned n = server_worker_count(w->srv);
+    uint64_t share = (total + n - 1) / n;
+    return share > UINT32_MAX ? UINT32_MAX : (uint32_t)share;
+}
+
+static void
+worker_accept_apply(struct worker *w)
+{
+    bool want = !w->stopping && !w->accept_full && !w->accept_backoff;
+    if (want == w->accepting)
+        return;
+    w->accepting = want;
+    for (struct listener_rt *ls = w->listeners; ls; ls = ls->next) {
+        if (want)
+            event_add(&ls->ev, NULL);
+        else
+            event_del(&ls->ev);
+    }
+}
+
+/* Full or not, after the count or the share changed. */
+static void
+worker_accept_check(struct worker *w)
+{
+    bool full = w->nconns >= w->max_conns;
+    if (full == w->accept_full)
+        return;
+    w->accept_full = full;
+    if (full) {
+        uint64_t now = clock_mono_ms();
+        if (!w->full_logged_ms || now - w->full_logged_ms >= FULL_LOG_INTERVAL_MS) {
+            w->full_logged_ms = now;
+            log_warn("%u connections: this worker's share of limits.max_connections; new "
+                     "connections wait in the listen backlog until one closes", w->nconns);
+        }
+    }
+    worker_accept_apply(w);
+}
+
+void
+worker_conn_added(struct worker *w)
+{
+    if (w->nconns >= w->max_conns)
+        worker_accept_check(w);
+}
+
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    w->accept_backoff = false;
+    worker_accept_apply(w);
+}
+
+void
+worker_accept_backoff(struct worker *w, int err)
+{
+    uint64_t now = clock_mono_ms();
+    w->accept_errors++;
+    if (!w->accept_error_logged_ms || now - w->accept_error_logged_ms >= FULL_LOG_INTERVAL_MS) {
+        log_error("accept: %s; pausing accepts for %d ms at a time (%u times since the last "
+                  "report)", strerror(err), ACCEPT_BACKOFF_MS, w->accept_errors);
+        w->accept_error_logged_ms = now;
+        w->accept_errors = 0;
+    }
+    w->accept_backoff = true;
+    worker_accept_apply(w);
+    struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+    event_add(&w->accept_resume_ev, &tv);
+}
+
 /* Make the listeners match `cfg`: keep sockets this worker already has, start accepting
  * on new ones, close the ones the generation dropped. */
 static void
@@ -140,7 +234,7 @@ worker_sync_listeners(struct worker *w, const struct cfg *cfg)
             ls->fd = fd;
             ls->w = w;
             event_assign(&ls->ev, w->base, fd, EV_READ | EV_PERSIST, conn_accept_cb, ls);
-            if (!w->stopping)
+            if (w->accepting)
                 event_add(&ls->ev, NULL);
             log_debug("accepting on %s (fd %d)", cfg->listeners[i].addr.text, fd);
         }
@@ -164,6 +258,8 @@ worker_sync_listeners(struct worker *w, const struct cfg *cfg)
 static void
 worker_close_listeners(struct worker *w)
 {
+    w->accepting = false;
+    event_del(&w->accept_resume_ev);
     while (w->listeners) {
         struct listener_rt *ls = w->listeners;
         w->listeners = ls->next;
@@ -190,8 +286,12 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     uint32_t block = cfg->limits.max_header_bytes > BUF_MIN_SIZE ? cfg->limits.max_header_bytes
                                                                   : BUF_MIN_SIZE;
     buf_pool_set_block_size(&w->bufs, block + BUF_HEADROOM);
-    if (!w->stopping)
+    w->max_conns = worker_conn_share(w, cfg);
+    atomic_store_explicit(&w->stats.max_conns, w->max_conns, memory_order_relaxed);
+    if (!w->stopping) {
         worker_sync_listeners(w, cfg);
+        worker_accept_check(w);
+    }
     struct snapshot *old = w->snap;
     w->snap = snap;
     w->seen_cfg = cfg;
@@ -215,6 +315,8 @@ worker_maybe_done(struct worker *w)
 void
 worker_conn_gone(struct worker *w)
 {
+    if (w->accept_full && w->nconns < w->max_conns)
+        worker_accept_check(w);
     worker_maybe_done(w);
 }
 
@@ -313,6 +415,8 @@ worker_init(struct worker *w, struct server *srv, unsigned id)
     event_assign(&w->wake_ev, w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
     event_add(&w->wake_ev, NULL);
     event_assign(&w->log_flush_ev, w->base, -1, 0, log_flush_cb, w);
+    event_assign(&w->accept_resume_ev, w->base, -1, 0, accept_resume_cb, w);
+    w->accepting = true; /* once it has listeners */
     event_assign(&w->buf_trim_ev, w->base, -1, EV_PERSIST, buf_trim_cb, w);
     struct timeval trim_tv = {BUF_TRIM_MS / 1000, (BUF_TRIM_MS % 1000) * 1000};
     event_add(&w->buf_trim_ev, &trim_tv);

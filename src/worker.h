@@ -24,7 +24,12 @@ void snapshot_release(struct snapshot *snap);
 /* Buffer an access log line; written out soon. */
 void worker_access_log(struct worker *w, const struct access_log_entry *e);
 
-/* A connection closed: the worker may be done stopping. */
+/* A connection was accepted: the worker may have reached its share of
+ * limits.max_connections, and stops accepting until one closes. */
+void worker_conn_added(struct worker *w);
+/* A connection closed: the worker may accept again, or be done stopping. */
 void worker_conn_gone(struct worker *w);
+/* accept() failed with `err` (out of descriptors or memory): stop accepting for a while. */
+void worker_accept_backoff(struct worker *w, int err);
 
 #endif

@@ -5,6 +5,7 @@ error log's format."""
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import (MERIDIAN_BIN, SLOW, Meridian, free_port, port_accepts, raw_exchange,
                       wait_for, yaml_config)
+from util_http import RawConn, build
 from util_lifecycle import Background, http_get
 
 # yaml_config() puts the top-level keys on fixed lines; `extra` starts on line 11:
@@ -358,6 +360,71 @@ def test_reload_adds_and_removes_a_listener(origins, meridian):
     assert len(results) >= 6, results
     assert all(r == 200 for r in results), results
     assert http_get(m.port, "/end")[0] == 200
+
+
+# ---- connection limits ------------------------------------------------------------------------
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_max_connections_holds_new_clients_in_the_backlog(origins, meridian):
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])], workers=1,
+                 extra="limits: { max_connections: 3 }\n")
+    assert m.status()["workers"][0]["max_connections"] == 3
+    held = [RawConn(m.port) for _ in range(3)]
+    late = None
+    try:
+        for i, c in enumerate(held):
+            c.send(build("GET", f"/held-{i}", host="h.test"))
+            assert c.read_response().status == 200
+        wait_for(lambda: m.status()["workers"][0]["connections"] == 3, timeout=5,
+                 what="three open connections")
+        late = RawConn(m.port)  # the kernel completes the handshake: it waits in the backlog
+        late.send(build("GET", "/late", host="h.test"))
+        late.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            late.sock.recv(1)  # not served while three are open
+        assert m.status()["workers"][0]["connections"] == 3
+        assert "share of limits.max_connections" in m.stderr()
+        held.pop().close()
+        late.settimeout(5.0)
+        assert late.read_response().status == 200
+    finally:
+        for c in held + ([late] if late else []):
+            c.close()
+    assert [r["target"] for r in o.records()].count("/late") == 1
+
+
+def test_out_of_descriptors_pauses_accepting_without_spinning(origins, meridian):
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])], workers=1)
+    pid = m.proc.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    conns = []
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 2, hard))
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                 for port in [m.port] * 8 + [m.admin_port] * 2]
+        wait_for(lambda: "pausing accepts" in m.stderr(), timeout=5,
+                 what="accept to run out of descriptors")
+        # Both accept loops (worker and admin) wait instead of spinning on the queued
+        # connections: measured over one second.
+        cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+        time.sleep(1.0)
+        busy = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        assert busy < 0.3, f"meridian used {busy:.0%} of a CPU while out of descriptors"
+        assert m.stderr().count("pausing accepts") == 1, "the error is logged once, not per retry"
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        for c in conns:
+            c.close()
+    assert http_get(m.port, "/after")[0] == 200
+    assert m.status()["workers"][0]["generation"] == 1
 
 
 # ---- logs -------------------------------------------------------------------------------------

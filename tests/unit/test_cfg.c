@@ -254,6 +254,7 @@ test_new_defaults(void **state)
     assert_int_equal(cfg->timeouts.shutdown_ms, CFG_DEFAULT_SHUTDOWN_MS);
     assert_int_equal(cfg->limits.max_header_bytes, CFG_DEFAULT_MAX_HEADER_BYTES);
     assert_int_equal(cfg->limits.max_headers, CFG_DEFAULT_MAX_HEADERS);
+    assert_int_equal(cfg->limits.max_connections, 0); /* auto */
     assert_int_equal(cfg->limits.max_body_bytes, CFG_DEFAULT_MAX_BODY_BYTES);
     assert_int_equal(cfg->http2.max_concurrent_streams, 100);
     assert_int_equal(cfg->http2.initial_window_size, 65535);
@@ -385,6 +386,7 @@ check_full(const struct cfg *cfg)
     assert_int_equal(cfg->timeouts.shutdown_ms, 0);
     assert_int_equal(cfg->limits.max_header_bytes, 32768);
     assert_int_equal(cfg->limits.max_headers, 50);
+    assert_int_equal(cfg->limits.max_connections, 50000);
     assert_int_equal(cfg->limits.max_body_bytes, 1073741824);
     assert_string_equal(cfg->access_log_path, "/var/log/meridian/access.log");
     assert_int_equal(cfg->nregions, 3);
@@ -675,7 +677,7 @@ static const struct bad_case bad_cases[] = {
      1,
      {"bad_root_sequence.yaml:1: expected a mapping at the top level, got a sequence\n"}},
     {"bad_values.yaml",
-     12,
+     13,
      {"bad_values.yaml:2: workers: expected \"auto\" or a number 1..256, got \"0\"\n",
       "bad_values.yaml:3: log_level: expected one of error, warn, info, debug, got \"verbose\"\n",
       "bad_values.yaml:5: listeners[0].name: expected a name of 1 to 63 letters, digits, \".\", "
@@ -684,11 +686,13 @@ static const struct bad_case bad_cases[] = {
       "bad_values.yaml:8: limits.max_headers: expected a number 1..1000, got \"1k\"\n",
       "bad_values.yaml:9: limits.max_body_bytes: expected a size like 512, 16k, 10m, 1g, got "
       "\"lots\"\n",
-      "bad_values.yaml:11: access_log.path: expected \"-\" for standard output or a file path",
-      "bad_values.yaml:13: regions[0].name: expected a name",
-      "bad_values.yaml:14: regions[0].location.lat: expected a latitude in degrees, -90..90, got "
+      "bad_values.yaml:10: limits.max_connections: expected \"auto\" or a number 1..10000000, "
+      "got \"0\"\n",
+      "bad_values.yaml:12: access_log.path: expected \"-\" for standard output or a file path",
+      "bad_values.yaml:14: regions[0].name: expected a name",
+      "bad_values.yaml:15: regions[0].location.lat: expected a latitude in degrees, -90..90, got "
       "\"91\"\n",
-      "bad_values.yaml:14: regions[0].location.lon: expected a longitude in degrees, -180..180, "
+      "bad_values.yaml:15: regions[0].location.lon: expected a longitude in degrees, -180..180, "
       "got \"nan\"\n"}},
     {"bad_admin_clash.yaml",
      1,
