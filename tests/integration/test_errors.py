@@ -229,6 +229,33 @@ def test_idle_keepalive_connection_is_closed(origins, meridian):
         assert c.buf == b"", f"unexpected bytes on an idle connection: {bytes(c.buf)!r}"
 
 
+def test_client_that_stops_reading_is_cut_and_frees_the_backend(origins, meridian):
+    """Slow read (slowhttptest -X): a client that asks for a large body and reads nothing
+    must not hold its connection, nor the backend connection behind it, past client_idle
+    of no write progress."""
+    o = origins("eu-a")
+    m = meridian(regions=[("eu", [o.address])], workers=1,
+                 extra=timeouts(client_idle="1s", upstream_response="10s"))
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", m.port))
+    try:
+        s.sendall(build("GET", "/bytes/200000000", host="h.test"))
+        wait_for(lambda: len(established_to(o.port)) == 1, timeout=3,
+                 what="the upstream connection")
+        upstream = established_to(o.port)
+        t0 = time.monotonic()
+        # Nothing read: buffers fill both ways, then the write timer runs out.
+        wait_for(lambda: not (established_to(o.port) & upstream), timeout=10,
+                 what="meridian to drop the upstream connection of a client that stopped reading")
+        took = time.monotonic() - t0
+        assert took <= 6 * SLOW, f"upstream held {took:.1f}s"
+        assert "stopped reading" in m.stderr()
+    finally:
+        s.close()
+    assert request(m.port, "GET", "/").status == 200
+
+
 # --- body limits -------------------------------------------------------------------------------
 
 LIMITS = "limits: { max_body_bytes: 1k }\n"
