@@ -3,8 +3,12 @@
 # The whole test suite, as CI runs it: installs what is missing, builds, then runs
 #   1. the cmocka unit tests, make distcheck, and the black-box tests on a normal
 #      (-Werror) build,
-#   2. the same again on an AddressSanitizer + UndefinedBehaviorSanitizer build,
-#   3. each libFuzzer target for a short while on its corpus (clang-14).
+#   2. each libFuzzer target for a short while on its corpus (clang-14),
+#   3. the unit and black-box tests again on an AddressSanitizer + UndefinedBehaviorSanitizer
+#      build,
+#   4. the black-box tests again on a ThreadSanitizer build (clang-14): workers, the main
+#      thread's reloads and the shared TLS ticket keys meet there. libevent, OpenSSL and
+#      nghttp2 are not instrumented, so races inside them are not seen.
 # It ends with the test runners' own summary lines. FUZZ_SECONDS (default 20) per target.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,3 +65,10 @@ unit "$top/_build-asan"
 echo "== black-box tests (sanitizer build)"
 MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_TEST_SLOWDOWN=3 MERIDIAN_SANITIZED=1 \
     $py -m pytest -q -p no:cacheprovider tests/integration
+
+echo "== thread sanitizer build (TSan, clang-14)"
+CONFIGURE_FLAGS="--enable-sanitizers=thread --enable-werror CC=clang-14" \
+    bash packaging/build.sh "$top/_build-tsan"
+echo "== black-box tests (thread sanitizer build)"
+TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" MERIDIAN_TEST_SLOWDOWN=3 \
+    MERIDIAN_SANITIZED=1 $py -m pytest -q -p no:cacheprovider tests/integration

@@ -301,5 +301,6 @@ def meridian(tmp_path):
         # A sanitizer report or a crash must fail the test that caused it.
         err = m.stderr() if os.path.exists(m.stderr_path) else ""
         assert "ERROR: AddressSanitizer" not in err, err[-4000:]
+        assert "WARNING: ThreadSanitizer" not in err, err[-4000:]
         assert "runtime error:" not in err, err[-4000:]
         assert rc in (0, None), f"meridian exited with {rc}: {err[-2000:]}"
