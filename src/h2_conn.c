@@ -390,6 +390,16 @@ h2_feed_body(struct h2_stream *hs)
     }
 }
 
+static bool
+h2_expects_continue(const struct h1_header *hdrs, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (SPAN_EQ_LIT(hdrs[i].name, "expect") &&
+            SPAN_CASEEQ_LIT(hdrs[i].value, "100-continue"))
+            return true;
+    return false;
+}
+
 static void
 h2_start_stream(struct h2_stream *hs)
 {
@@ -494,6 +504,13 @@ h2_start_stream(struct h2_stream *hs)
         hs->end_stream = false;
         if (sr.body == H1_BODY_NONE && !sr.encode_chunked)
             return; /* stream_start counted the request as complete */
+    } else if (hs->pend_len == 0 && !hs->remote_ended && !hs->head_sent &&
+               h2_expects_continue(hdrs, n)) {
+        /* As over HTTP/1.1, we answer it (the Expect header is not forwarded). */
+        static const nghttp2_nv cont[] = {
+            {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+        nghttp2_submit_headers(sess->ng, NGHTTP2_FLAG_NONE, hs->id, NULL, cont, 1, NULL);
+        h2_schedule_send(sess);
     }
     h2_feed_body(hs);
 }
@@ -736,8 +753,9 @@ h2_op_response_head(void *client, struct stream *s, const struct h1_response *re
 {
     struct h2_stream *hs = client;
     *raw_chunked = false;
-    if (resp->status < 200)
-        return 0; /* interim responses are not relayed over HTTP/2 */
+    bool interim = resp->status < 200;
+    if (resp->status == 101 || (interim && hs->head_sent))
+        return 0; /* no upgrades in HTTP/2; nothing interim after the final head */
     size_t need_nv = resp->num_headers + 1;
     size_t need_names = 0;
     for (size_t i = 0; i < resp->num_headers; i++)
@@ -774,6 +792,15 @@ h2_op_response_head(void *client, struct stream *s, const struct h1_response *re
         noff += h->name.len;
         nv_scratch[nv++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)h->value.ptr, h->name.len,
                                         h->value.len, NGHTTP2_NV_FLAG_NONE};
+    }
+    if (interim) {
+        /* 100 Continue, 103 Early Hints: a HEADERS frame of their own, before the final
+         * one (RFC 9113 8.1). */
+        if (nghttp2_submit_headers(hs->sess->ng, NGHTTP2_FLAG_NONE, hs->id, NULL, nv_scratch, nv,
+                                   NULL) < 0)
+            return -1;
+        h2_schedule_send(hs->sess);
+        return 0;
     }
     hs->head_sent = true;
     nghttp2_data_provider dp = {.source.ptr = hs, .read_callback = data_read_cb};

@@ -247,6 +247,50 @@ def test_trailers_over_the_limit_reset_the_stream(env):
         assert c.get("/after", scheme="https").status == 200
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_interim_responses_are_relayed(origins, meridian, cert, mode):
+    """103 Early Hints (and any 1xx but 101) from the backend reach an HTTP/2 client as a
+    HEADERS frame of their own, before the final response."""
+    def handler(s):
+        read_request_head(s)
+        s.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        s.close()
+
+    be = ScriptedBackend(handler)
+    try:
+        m = start_tls_meridian(meridian, [be.address], [(cert, True)])
+        with client(m, mode) as c:
+            r = c.get("/hints", scheme=scheme(mode))
+        assert r.status == 200 and bytes(r.body) == b"ok"
+        assert len(r.interim) == 1, r.interim
+        hints = dict(r.interim[0])
+        assert hints[b":status"] == b"103", hints
+        assert hints[b"link"] == b"</app.css>; rel=preload", hints
+    finally:
+        be.stop()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_expect_100_continue_is_answered(env, mode):
+    """A client that waits for 100 before sending its body gets it from us, as over
+    HTTP/1.1; the backend sees no Expect header."""
+    o, m = env
+    body = b"z" * 5000
+    with client(m, mode) as c:
+        sid = c.request("/echo", "POST", scheme=scheme(mode), end_stream=False,
+                        headers=[("content-length", str(len(body))), ("expect", "100-continue"),
+                                 ("x-request-id", f"expect-{mode}")])
+        c.until(lambda: c.responses[sid].interim, timeout=5, what="100 Continue")
+        assert dict(c.responses[sid].interim[0])[b":status"] == b"100"
+        c.send_body(sid, body)
+        c.until(lambda: c.done(sid), what="the echo")
+        r = c.responses[sid]
+    assert r.status == 200 and bytes(r.body) == body
+    h = {k.lower() for k, v in record_by_id(o, f"expect-{mode}")["headers"]}
+    assert "expect" not in h
+
+
 def test_h2load_all_2xx(env):
     o, m = env
     r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10",

@@ -226,6 +226,7 @@ def curl_status(url, *args, **kw):
 class H2Response:
     def __init__(self):
         self.headers = []  # list of (name, value) bytes, as received
+        self.interim = []  # header lists of 1xx responses, in order
         self.body = bytearray()
         self.ended = False
         self.reset = None  # error code of an RST_STREAM
@@ -341,7 +342,7 @@ class H2Client:
             if isinstance(ev, h2.events.ResponseReceived):
                 self.responses.setdefault(ev.stream_id, H2Response()).headers = ev.headers
             elif isinstance(ev, h2.events.InformationalResponseReceived):
-                pass
+                self.responses.setdefault(ev.stream_id, H2Response()).interim.append(ev.headers)
             elif isinstance(ev, h2.events.DataReceived):
                 self.responses.setdefault(ev.stream_id, H2Response()).body += ev.data
                 if self.auto_window and ev.flow_controlled_length:
