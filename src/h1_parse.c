@@ -838,10 +838,15 @@ h1_chunked_feed(struct h1_chunked *c, const char *in, size_t len, struct span *d
         case CS_SIZE_LF:
             if (ch != '\n')
                 goto bad;
-            c->state = c->remaining ? CS_DATA : CS_TRAILER_START;
             c->line_bytes = 0;
             p++;
-            continue;
+            if (c->remaining) {
+                c->state = CS_DATA;
+                continue;
+            }
+            c->state = CS_TRAILER_START;
+            c->in_trailers = true;
+            return (ssize_t)(p - in);
         case CS_DATA: {
             size_t avail = (size_t)(end - p);
             size_t n = c->remaining < avail ? (size_t)c->remaining : avail;

@@ -126,13 +126,16 @@ struct h1_chunked {
     size_t line_bytes;      /* bytes of the current size/trailer line, to bound it */
     size_t trailer_bytes;   /* total trailer bytes, bounded by max_trailer_bytes */
     size_t max_trailer_bytes;
+    bool in_trailers;       /* the last chunk was read: whatever is consumed from here on is
+                               the trailer section (field lines, then the final CRLF) */
     bool done;              /* the last chunk and trailers have been consumed */
 };
 
 void h1_chunked_init(struct h1_chunked *c, size_t max_trailer_bytes);
 
 /* Feed in[0..len). Consumes framing bytes and at most one contiguous run of data bytes,
- * then stops. Returns the number of bytes consumed (0..len), or H1_INVALID on bad framing
+ * then stops; it also stops after the last-chunk line, so that a caller keeping trailers
+ * sees the trailer section apart (c->in_trailers). Returns the number of bytes consumed (0..len), or H1_INVALID on bad framing
  * (bad hex, size overflow, missing CRLF after data, bare LF/CR, control bytes in an
  * extension or trailer, trailer over max_trailer_bytes). When a data run was consumed,
  * `*data` points at it inside in[0..ret) (else data->len == 0). Once `c->done` is set,

@@ -88,6 +88,10 @@ struct h2_stream {
     uint32_t pend_len, pend_cap;
     /* Response body waiting for nghttp2 to frame it. */
     struct buf resp;
+    /* Response trailers waiting for the last DATA frame: one block holding the array,
+     * then the lower-cased names and the values (nghttp2 copies them on submit). */
+    nghttp2_nv *trailers;      /* owns */
+    size_t ntrailers;
 };
 
 static const struct stream_client_ops h2_stream_ops;
@@ -182,6 +186,7 @@ h2_stream_free(struct h2_stream *hs)
     free(hs->hbuf);
     free(hs->headers);
     free(hs->pend);
+    free(hs->trailers);
     free(hs);
 }
 
@@ -683,6 +688,13 @@ data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *out, size_t length, uint3
     if (buf_len(&hs->resp) == 0) {
         if (hs->resp_eof) {
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+            if (hs->trailers) {
+                /* END_STREAM goes on the trailers' HEADERS frame instead. */
+                if (nghttp2_submit_trailer(ng, id, hs->trailers, hs->ntrailers) == 0)
+                    *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+                free(hs->trailers);
+                hs->trailers = NULL;
+            }
             buf_drop(&hs->sess->c->w->bufs, &hs->resp);
         } else if (n == 0) {
             hs->deferred = true;
@@ -841,6 +853,40 @@ h2_op_response_body(void *client, const char *p, uint32_t n)
     return 0;
 }
 
+static int
+h2_op_response_trailers(void *client, const struct h1_header *fields, size_t n)
+{
+    struct h2_stream *hs = client;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += fields[i].name.len + fields[i].value.len;
+    nghttp2_nv *nv = malloc(n * sizeof(*nv) + bytes);
+    if (!nv)
+        return 0; /* the trailers are lost, not the response */
+    char *dst = (char *)(nv + n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct h1_header *f = &fields[i];
+        if (!hdr_trailer_forwarded(f->name))
+            continue;
+        char *name = dst;
+        for (size_t j = 0; j < f->name.len; j++) {
+            char ch = f->name.ptr[j];
+            name[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        char *value = memcpy(name + f->name.len, f->value.ptr, f->value.len);
+        dst = value + f->value.len;
+        nv[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, f->name.len, f->value.len,
+                               NGHTTP2_NV_FLAG_NONE};
+    }
+    free(hs->trailers);
+    hs->trailers = k ? nv : NULL;
+    hs->ntrailers = k;
+    if (!k)
+        free(nv);
+    return 0;
+}
+
 static void
 h2_op_response_end(void *client, bool client_must_close)
 {
@@ -881,6 +927,7 @@ static const struct stream_client_ops h2_stream_ops = {
     .response_end = h2_op_response_end,
     .response_error = h2_op_response_error,
     .request_resume = h2_op_request_resume,
+    .response_trailers = h2_op_response_trailers,
 };
 
 /* ---- the connection ---- */

@@ -83,3 +83,19 @@ hdr_response_forwarded(const struct h1_response *resp, const struct h1_header *h
         return true;
     }
 }
+
+bool
+hdr_trailer_forwarded(struct span name)
+{
+    switch (hdr_lookup(name)) {
+    case HDR_OTHER:
+        return !SPAN_CASEEQ_LIT(name, "trailer");
+    case HDR_X_FORWARDED_FOR:
+    case HDR_X_FORWARDED_PROTO:
+    case HDR_X_FORWARDED_HOST:
+    case HDR_X_REQUEST_ID:
+        return true;
+    default: /* hop-by-hop, framing, Host, Expect */
+        return false;
+    }
+}

@@ -38,4 +38,9 @@ bool hdr_named_by_connection(struct span name, const struct h1_header *headers, 
 bool hdr_response_forwarded(const struct h1_response *resp, const struct h1_header *h,
                             bool keep_te, bool keep_upgrade);
 
+/* Whether a trailer field goes on to the client: not the hop-by-hop ones, and none that
+ * frames, routes or announces the message (Content-Length, Host, Trailer...): RFC 9110
+ * 6.5.1 forbids them in trailers. */
+bool hdr_trailer_forwarded(struct span name);
+
 #endif

@@ -40,6 +40,10 @@ struct stream_client_ops {
     void (*response_error)(void *client, int status);
     /* The upstream side has room for more request body. */
     void (*request_resume)(void *client);
+    /* Optional (NULL: trailers are dropped, or pass in raw chunked framing): the trailer
+     * fields of a chunked response, just before response_end. Return 0, or -1 if the
+     * client is gone. */
+    int (*response_trailers)(void *client, const struct h1_header *fields, size_t n);
 };
 
 /* What a client protocol hands to stream_start(): the request, normalised. Spans borrow
@@ -116,6 +120,8 @@ struct stream {
     enum h1_body resp_body;
     uint64_t resp_remaining;
     struct h1_chunked resp_chunked;
+    char *resp_trailers;        /* owns: a decoded chunked response's trailer section */
+    uint32_t resp_trailers_len;
     int status;
     uint64_t bytes_sent;        /* response body bytes to the client */
     uint64_t t_start_us;

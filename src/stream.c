@@ -94,6 +94,9 @@ stream_free(struct stream *s)
     buf_drop(&w->bufs, &s->up_in);
     free(s->log_target);
     s->log_target = NULL;
+    free(s->resp_trailers);
+    s->resp_trailers = NULL;
+    s->resp_trailers_len = 0;
     snapshot_release(s->snap);
     if (w->nfree_streams < STREAM_FREE_MAX) {
         s->next_free = w->stream_free;
@@ -642,6 +645,46 @@ stream_response_head(struct stream *s)
 }
 
 /* Relay body bytes from up_in to the client, as much as it takes. */
+/* Trailer section bytes of a chunked response being decoded for the client; the parser
+ * bounds them (max_trailer_bytes). */
+static int
+keep_trailer_bytes(struct stream *s, const char *p, uint32_t n)
+{
+    char *grown = realloc(s->resp_trailers, s->resp_trailers_len + n);
+    if (!grown)
+        return -1;
+    memcpy(grown + s->resp_trailers_len, p, n);
+    s->resp_trailers = grown;
+    s->resp_trailers_len += n;
+    return 0;
+}
+
+/* The kept trailer section, already validated by the parser ("name:OWS value OWS CRLF"
+ * lines, then CRLF), as fields for the client. */
+static int
+send_trailers(struct stream *s)
+{
+    struct h1_header *fields = s->w->headers; /* the response head is done with it */
+    size_t n = 0, cap = s->w->headers_cap;
+    const char *p = s->resp_trailers, *end = p + s->resp_trailers_len;
+    while (p < end && *p != '\r' && n < cap) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (!eol || !colon || colon > eol)
+            break;
+        const char *v = colon + 1, *ve = eol;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        fields[n].name = (struct span){p, (size_t)(colon - p)};
+        fields[n].value = (struct span){v, (size_t)(ve - v)};
+        n++;
+        p = eol + 2;
+    }
+    return n ? s->ops->response_trailers(s->client, fields, n) : 0;
+}
+
 static enum flow
 stream_response_body(struct stream *s)
 {
@@ -671,6 +714,7 @@ stream_response_body(struct stream *s)
             break;
         case H1_BODY_CHUNKED: {
             struct span data;
+            bool trailers = s->resp_chunked.in_trailers;
             ssize_t c = h1_chunked_feed(&s->resp_chunked, p, n, &data);
             if (c < 0) {
                 stream_log_msg(CFG_LOG_WARN, s, "bad chunked framing in the response");
@@ -678,6 +722,13 @@ stream_response_body(struct stream *s)
                 return FLOW_GONE;
             }
             consumed = (uint32_t)c;
+            /* (A section that is only the final CRLF is not worth keeping.) */
+            if (trailers && !s->raw_chunked && s->ops->response_trailers &&
+                !(s->resp_trailers_len == 0 && s->resp_chunked.done && consumed == 2) &&
+                keep_trailer_bytes(s, p, consumed) < 0) {
+                stream_fail(s, 0);
+                return FLOW_GONE;
+            }
             if (!s->raw_chunked) {
                 p = data.ptr;
                 n = (uint32_t)data.len;
@@ -698,6 +749,10 @@ stream_response_body(struct stream *s)
         }
         s->bytes_sent += n;
         buf_consume(&s->up_in, consumed);
+        if (done && s->resp_trailers_len && send_trailers(s) < 0) {
+            stream_abort(s, STATUS_CLIENT_CLOSED);
+            return FLOW_GONE;
+        }
         if (done)
             return stream_finish(s, s->up_keepalive);
     }

@@ -42,6 +42,7 @@ check_chunked(const char *body, size_t len, uint64_t seed, size_t max_trailer)
     CHECK(whole && sliced);
     h1_chunked_init(&a, max_trailer);
     while (whole_pos < len && !a.done) {
+        bool trailers = a.in_trailers;
         ssize_t r = h1_chunked_feed(&a, body + whole_pos, len - whole_pos, &d);
         if (r < 0) {
             CHECK(r == H1_INVALID && !a.done);
@@ -49,6 +50,7 @@ check_chunked(const char *body, size_t len, uint64_t seed, size_t max_trailer)
             break;
         }
         CHECK((size_t)r <= len - whole_pos && (r > 0 || a.done));
+        CHECK(!trailers || d.len == 0); /* no data once the trailer section began */
         check_span_in(d, body + whole_pos, body + whole_pos + r);
         memcpy(whole + whole_len, d.ptr, d.len);
         whole_len += d.len;

@@ -247,28 +247,50 @@ def test_trailers_over_the_limit_reset_the_stream(env):
         assert c.get("/after", scheme="https").status == 200
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_interim_responses_are_relayed(origins, meridian, cert, mode):
-    """103 Early Hints (and any 1xx but 101) from the backend reach an HTTP/2 client as a
-    HEADERS frame of their own, before the final response."""
+def h2_get_scripted(meridian, cert, mode, answer, path):
+    """GET `path` over HTTP/2 through Meridian from a backend that reads the request and
+    sends the raw bytes `answer`, then closes. Returns the H2Response."""
     def handler(s):
         read_request_head(s)
-        s.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
-                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        s.sendall(answer)
         s.close()
 
     be = ScriptedBackend(handler)
     try:
         m = start_tls_meridian(meridian, [be.address], [(cert, True)])
         with client(m, mode) as c:
-            r = c.get("/hints", scheme=scheme(mode))
-        assert r.status == 200 and bytes(r.body) == b"ok"
-        assert len(r.interim) == 1, r.interim
-        hints = dict(r.interim[0])
-        assert hints[b":status"] == b"103", hints
-        assert hints[b"link"] == b"</app.css>; rel=preload", hints
+            return c.get(path, scheme=scheme(mode))
     finally:
         be.stop()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_interim_responses_are_relayed(meridian, cert, mode):
+    """103 Early Hints (and any 1xx but 101) from the backend reach an HTTP/2 client as a
+    HEADERS frame of their own, before the final response."""
+    r = h2_get_scripted(meridian, cert, mode,
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        "/hints")
+    assert r.status == 200 and bytes(r.body) == b"ok"
+    assert len(r.interim) == 1, r.interim
+    hints = dict(r.interim[0])
+    assert hints[b":status"] == b"103", hints
+    assert hints[b"link"] == b"</app.css>; rel=preload", hints
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_response_trailers_are_relayed(meridian, cert, mode):
+    """Trailer fields of a chunked response reach an HTTP/2 client in a trailing HEADERS
+    frame (lower-cased, trimmed), without the fields RFC 9110 forbids in trailers."""
+    r = h2_get_scripted(meridian, cert, mode,
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                        b"Trailer: Server-Timing, X-Checksum\r\n\r\n"
+                        b"5\r\nhello\r\n6\r\n world\r\n0\r\nServer-Timing: db;dur=53\r\n"
+                        b"Content-Length: 99\r\nX-Checksum:  abc \r\nConnection: close\r\n\r\n",
+                        "/trailers")
+    assert r.status == 200 and bytes(r.body) == b"hello world"
+    assert r.trailers == [(b"server-timing", b"db;dur=53"), (b"x-checksum", b"abc")], r.trailers
 
 
 @pytest.mark.parametrize("mode", MODES)

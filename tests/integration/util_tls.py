@@ -227,6 +227,7 @@ class H2Response:
     def __init__(self):
         self.headers = []  # list of (name, value) bytes, as received
         self.interim = []  # header lists of 1xx responses, in order
+        self.trailers = None  # the trailer fields, when a trailer HEADERS frame came
         self.body = bytearray()
         self.ended = False
         self.reset = None  # error code of an RST_STREAM
@@ -348,6 +349,8 @@ class H2Client:
                 if self.auto_window and ev.flow_controlled_length:
                     self.conn.acknowledge_received_data(ev.flow_controlled_length,
                                                         ev.stream_id)
+            elif isinstance(ev, h2.events.TrailersReceived):
+                self.responses.setdefault(ev.stream_id, H2Response()).trailers = ev.headers
             elif isinstance(ev, h2.events.StreamEnded):
                 self.responses.setdefault(ev.stream_id, H2Response()).ended = True
             elif isinstance(ev, h2.events.StreamReset):

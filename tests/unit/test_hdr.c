@@ -93,6 +93,23 @@ test_response_forwarded(void **state)
     assert_true(hdr_response_forwarded(&resp, &h[4], false, false));
 }
 
+static void
+test_trailer_forwarded(void **state)
+{
+    (void)state;
+    static const char *const kept[] = {"grpc-status", "Server-Timing", "X-Checksum",
+                                       "X-Request-Id", "Trailers"};
+    static const char *const dropped[] = {"Content-Length", "Transfer-Encoding", "Host",
+                                          "Connection", "TE", "Keep-Alive", "Upgrade",
+                                          "Trailer", "Proxy-Connection", "Expect"};
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (!hdr_trailer_forwarded(sp(kept[i])))
+            fail_msg("%s dropped", kept[i]);
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+        if (hdr_trailer_forwarded(sp(dropped[i])))
+            fail_msg("%s kept", dropped[i]);
+}
+
 int
 main(void)
 {
@@ -100,6 +117,7 @@ main(void)
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_named_by_connection),
         cmocka_unit_test(test_response_forwarded),
+        cmocka_unit_test(test_trailer_forwarded),
     };
     return cmocka_run_group_tests_name("hdr", tests, NULL, NULL);
 }
