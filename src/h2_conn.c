@@ -537,6 +537,17 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
         if (frame->hd.stream_id == 0)
             h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
         return 0;
+    case NGHTTP2_GOAWAY:
+        /* The client is done with the connection: say so too before closing (RFC 9113
+         * 6.8 SHOULD); streams in progress finish first. */
+        if (!sess->goaway) {
+            nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(ng), NGHTTP2_NO_ERROR,
+                                  NULL, 0);
+            sess->goaway = true;
+        }
+        h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
+        return 0;
     default:
         break;
     }

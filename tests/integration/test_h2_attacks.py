@@ -13,7 +13,7 @@ from conftest import CHECK_MEMORY, SLOW, wait_for
 from util_http import established_to
 from util_tls import (CANCEL, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
                       HEADERS, NO_ERROR, PING, PROTOCOL_ERROR, REFUSED_STREAM, S_INITIAL_WINDOW_SIZE, SETTINGS,
-                      S_ENABLE_PUSH, RawH2, curl_status, frame, make_cert, ping_frame,
+                      S_ENABLE_PUSH, RawH2, curl_status, frame, hpack_int, make_cert, ping_frame,
                       request_headers, rst_frame, settings_frame, start_tls_meridian, vm_rss_kb,
                       window_update_frame)
 
@@ -92,19 +92,6 @@ def connections(m):
 
 
 # --- HPACK by hand (so the decoder state is exactly what we mean) ---------------------------
-
-
-def hpack_int(value, prefix, first=0):
-    top = (1 << prefix) - 1
-    if value < top:
-        return bytes([first | value])
-    out = [first | top]
-    value -= top
-    while value >= 128:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def literal(name_index, value, incremental=False):

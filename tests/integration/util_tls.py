@@ -435,6 +435,20 @@ def request_headers(path, method="GET", authority="a.test", extra=()):
             (":path", path)] + list(extra)
 
 
+def hpack_int(value, prefix, first=0):
+    """An HPACK integer (RFC 7541 5.1) with a `prefix`-bit prefix, OR-ed into `first`."""
+    top = (1 << prefix) - 1
+    if value < top:
+        return bytes([first | value])
+    out = [first | top]
+    value -= top
+    while value >= 128:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 class Frame:
     def __init__(self, ftype, flags, sid, payload):
         self.type, self.flags, self.sid, self.payload = ftype, flags, sid, payload
