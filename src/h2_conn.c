@@ -182,6 +182,10 @@ h2_stream_free(struct h2_stream *hs)
     if (hs->next)
         hs->next->prev = hs->prev;
     sess->nstreams--;
+    /* Request body that never went upstream still holds part of the connection window
+     * (no automatic window updates): give it back, or the client's uploads stall. */
+    if (hs->pend_len)
+        nghttp2_session_consume_connection(sess->ng, hs->pend_len);
     buf_drop(&sess->c->w->bufs, &hs->resp);
     free(hs->hbuf);
     free(hs->headers);
@@ -370,6 +374,11 @@ h2_respond_error(struct h2_stream *hs, int status)
     hs->head_sent = true;
     hs->rst_after_eof = !hs->remote_ended;
     nghttp2_submit_response(hs->sess->ng, hs->id, nv, 2, NULL);
+    /* Body bytes that came with the request are not wanted: their window goes back. */
+    if (hs->pend_len) {
+        nghttp2_session_consume(hs->sess->ng, hs->id, hs->pend_len);
+        hs->pend_len = 0;
+    }
 }
 
 /* Hand pending request body to the stream as far as it has room. */

@@ -694,10 +694,11 @@ stream_response_body(struct stream *s)
             return FLOW_WAIT;
         uint32_t room = s->ops->body_room(s->client);
         if (room == 0) {
-            if (!s->upstream_paused && s->uc) {
-                s->upstream_paused = true;
+            /* Until stream_client_drained(). read_off is cheap when already off, and a
+             * read armed again meanwhile would spin on a readable socket. */
+            s->upstream_paused = true;
+            if (s->uc)
                 upstream_read_off(s->uc);
-            }
             return FLOW_WAIT;
         }
         uint32_t n = avail < room ? avail : room;
@@ -814,7 +815,10 @@ stream_upstream_timeout(struct stream *s)
     if (s->resp_state == STREAM_RESP_TUNNEL) {
         struct timeval left;
         if (stream_tunnel_time_left(s, &left)) {
-            upstream_read_on(s->uc, &left); /* the client kept the tunnel busy */
+            /* The client kept the tunnel busy. While the client is full, reading stays
+             * off: its own write timer (client_idle) governs then. */
+            if (!s->upstream_paused)
+                upstream_read_on(s->uc, &left);
             return;
         }
         stream_fail(s, 0);
@@ -837,24 +841,24 @@ stream_upstream_readable(struct stream *s)
         uint32_t room = buf_room(&s->up_in);
         if (room == 0) {
             enum flow f = stream_process_response(s);
-            if (f == FLOW_GONE)
-                return;
+            if (f == FLOW_GONE || s->upstream_paused)
+                return; /* paused: stream_client_drained() reads on */
             if (buf_room(&s->up_in) == 0)
-                return; /* paused until the client drains */
+                return;
             continue;
         }
         ssize_t n = read(uc->fd, buf_tail(&s->up_in), room);
         if (n > 0) {
             s->up_in.end += (uint32_t)n;
-            if (s->resp_state == STREAM_RESP_TUNNEL) {
+            if (s->resp_state == STREAM_RESP_TUNNEL)
                 s->tunnel_seen_ms = clock_mono_ms();
-                upstream_read_on(uc, s->snap->tv_tunnel);
-            } else {
-                upstream_read_on(uc, s->snap->tv_upstream_response);
-            }
             enum flow f = stream_process_response(s);
-            if (f == FLOW_GONE)
-                return;
+            if (f == FLOW_GONE || s->upstream_paused)
+                return; /* the client is full: reading stays off until it drains */
+            /* Bytes came: the silence limit starts again (a 101 just made it a tunnel). */
+            upstream_read_on(uc, s->resp_state == STREAM_RESP_TUNNEL
+                                     ? s->snap->tv_tunnel
+                                     : s->snap->tv_upstream_response);
             if ((uint32_t)n < room)
                 break; /* the socket is drained: no need for a read that says EAGAIN */
             continue;

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from conftest import Origin, SLOW, wait_for
-from util_http import (ConnectionClosed, RawConn, ScriptedBackend, build, established_to,
-                       read_request_head, request)
+from util_http import (WS_101, WS_UPGRADE, ConnectionClosed, RawConn, ScriptedBackend, build,
+                       established_to, fill_socket, process_cpu_seconds, read_request_head,
+                       request)
 
 
 def reserved_port():
@@ -254,6 +255,47 @@ def test_client_that_stops_reading_is_cut_and_frees_the_backend(origins, meridia
     finally:
         s.close()
     assert request(m.port, "GET", "/").status == 200
+
+
+def _assert_idle_cpu(m, what):
+    """Meridian's CPU use over a one-second window must be near zero."""
+    t0 = process_cpu_seconds(m.proc.pid)
+    time.sleep(1.0)  # the measurement window
+    used = process_cpu_seconds(m.proc.pid) - t0
+    assert used < 0.2, f"meridian used {used:.2f} s of CPU in 1 s {what}"
+
+
+@pytest.mark.parametrize("kind", ["response", "tunnel"])
+def test_stalled_client_costs_no_cpu(meridian, kind):
+    """A client that stops reading while the backend still pushes (a large response, or a
+    websocket tunnel where neither side reads): reading from the backend stops until the
+    client drains, and nothing spins meanwhile, past the upstream timers too."""
+    def handler(s):
+        read_request_head(s)
+        s.sendall(WS_101 if kind == "tunnel" else
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+        fill_socket(s, 2 * SLOW)  # push, never read
+        s.settimeout(30)
+        try:
+            s.recv(1)  # until meridian closes
+        except OSError:
+            pass
+
+    be = ScriptedBackend(handler)
+    try:
+        m = meridian(regions=[("eu", [be.address])], workers=1,
+                     extra=timeouts(client_idle="30s", upstream_response="1s", tunnel="1h"))
+        with RawConn(m.port, timeout=5) as c:
+            if kind == "tunnel":
+                c.send(build("GET", "/ws", host="h.test", headers=WS_UPGRADE))
+                assert c.read_response().status == 101
+                fill_socket(c.sock, 2 * SLOW)  # and the client pushes too, never reading
+            else:
+                c.send(build("GET", "/big", host="h.test"))
+                time.sleep(2 * SLOW)  # past upstream_response (1 s) with the client full
+            _assert_idle_cpu(m, f"with one stalled {kind}")
+    finally:
+        be.stop()
 
 
 # --- body limits -------------------------------------------------------------------------------

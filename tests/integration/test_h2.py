@@ -16,8 +16,9 @@ import pytest
 
 from conftest import CHECK_MEMORY, SLOW, wait_for
 from util_http import ScriptedBackend, pattern, read_request_head
-from util_tls import (DATA, END_STREAM, HEADERS, NO_ERROR, SETTINGS, H2Client, RawH2, curl,
-                      make_cert, request_headers, settings_frame, start_tls_meridian, vm_rss_kb)
+from util_tls import (DATA, END_STREAM, HEADERS, NO_ERROR, SETTINGS, H2Client, H2Response, RawH2,
+                      curl, make_cert, request_headers, settings_frame, start_tls_meridian,
+                      vm_rss_kb)
 
 MODES = ["tls", "h2c"]
 
@@ -232,6 +233,31 @@ def test_header_list_over_the_limits_is_431(env, what):
         assert r.reset is None and r.status == 431, (r.reset, r.status)
         assert c.get("/after", scheme="https").status == 200
     assert not [x for x in o.records() if x["target"].startswith("/too-large")]
+
+
+def test_refused_requests_give_their_body_window_back(env):
+    """Body bytes that came with a request we refused (431 here) must be handed back to the
+    connection's flow-control window (no automatic window updates): 80 refused 16 KB
+    uploads would otherwise eat the whole 1 MB window and stall every later upload."""
+    o, m = env
+    many = [(f"x-n-{i}", "1") for i in range(101)]  # over limits.max_headers (100)
+    with client(m, "h2c") as c:
+        for i in range(80):
+            # Headers and body in one write, so that they arrive in one read.
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                      (":authority", "a.test"), (":path", f"/refused-{i}")]
+                                + many)
+            c.responses[sid] = H2Response()
+            n = min(16000, c.conn.local_flow_control_window(sid))
+            assert n > 0, f"the connection window is gone after {i} refused uploads"
+            c.conn.send_data(sid, b"b" * n)
+            c.flush()
+            c.until(lambda: c.responses[sid].status is not None, what="the 431")
+            assert c.responses[sid].status == 431
+        r = c.get("/echo", method="POST", body=b"u" * 200000)
+        assert r.status == 200 and len(r.body) == 200000
+    assert not [x for x in o.records() if x["target"].startswith("/refused-")]
 
 
 def test_trailers_over_the_limit_reset_the_stream(env):

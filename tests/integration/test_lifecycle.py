@@ -17,7 +17,7 @@ import pytest
 
 from conftest import (MERIDIAN_BIN, SLOW, Meridian, free_port, port_accepts, raw_exchange,
                       wait_for, yaml_config)
-from util_http import RawConn, build
+from util_http import RawConn, build, process_cpu_seconds
 from util_lifecycle import Background, http_get
 
 # yaml_config() puts the top-level keys on fixed lines; `extra` starts on line 11:
@@ -365,12 +365,6 @@ def test_reload_adds_and_removes_a_listener(origins, meridian):
 # ---- connection limits ------------------------------------------------------------------------
 
 
-def _cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_max_connections_holds_new_clients_in_the_backlog(origins, meridian):
     o = origins("eu-a")
     m = meridian(regions=[("eu-central", [o.address])], workers=1,
@@ -414,9 +408,9 @@ def test_out_of_descriptors_pauses_accepting_without_spinning(origins, meridian)
                  what="accept to run out of descriptors")
         # Both accept loops (worker and admin) wait instead of spinning on the queued
         # connections: measured over one second.
-        cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+        cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
         time.sleep(1.0)
-        busy = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        busy = (process_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
         assert busy < 0.3, f"meridian used {busy:.0%} of a CPU while out of descriptors"
         assert m.stderr().count("pausing accepts") == 1, "the error is logged once, not per retry"
     finally:

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import SLOW, wait_for
-from util_http import (RawConn, ScriptedBackend, build, pattern, read_request_head,
-                       request)
+from util_http import (WS_101, WS_UPGRADE, RawConn, ScriptedBackend, build, pattern,
+                       read_request_head, request)
 
 # Short timeouts keep failures fast; the shutdown grace keeps teardown bounded.
 TIMEOUTS = "timeouts: { upstream_response: 5s, shutdown: 2s }\n"
@@ -402,10 +402,6 @@ def test_websocket_upgrade_and_tunnel(single):
     assert h["upgrade"] == ["websocket"]
 
 
-WS_UPGRADE = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
-              ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
-WS_101 = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
 # client_idle shorter than tunnel: a tunnel must be governed by tunnel, not client_idle.
 TUNNEL_TIMEOUTS = "timeouts: { client_idle: 1s, tunnel: 2s, upstream_response: 5s, shutdown: 2s }\n"
 

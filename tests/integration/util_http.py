@@ -3,6 +3,7 @@
 parses responses exactly (status line, headers, Content-Length, chunked framing, bodies
 delimited by close), so tests can see what went over the wire, not what a library made of it.
 """
+import os
 import socket
 import time
 
@@ -317,3 +318,29 @@ def read_request_head(s):
             break
         data += b
     return data
+
+
+def process_cpu_seconds(pid):
+    """User + system CPU time a process has used so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fill_socket(sock, seconds):
+    """Send junk for `seconds` (non-blocking), so that the buffers on the way fill up."""
+    sock.setblocking(False)
+    chunk = b"x" * 65536
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            sock.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.05)  # pacing the writes, not waiting for readiness
+    sock.setblocking(True)
+
+
+WS_UPGRADE = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+              ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+WS_101 = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
