@@ -119,7 +119,8 @@ struct cfg_limits {
     uint32_t max_header_bytes; /* request line + headers */
     uint32_t max_headers;
     uint64_t max_body_bytes;   /* 0 = unlimited */
-    uint32_t max_connections;  /* client connections, whole process; 0 = from RLIMIT_NOFILE */
+    uint32_t max_connections;  /* client connections, all workers together; 0 = auto, from
+                                  RLIMIT_NOFILE (server.c) */
 };
 
 struct cfg {

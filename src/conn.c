@@ -87,8 +87,11 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
     for (int i = 0; i < ACCEPT_BATCH && w->accepting; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
+        if (!worker_conn_reserve(w))
+            return; /* the process is at limits.max_connections */
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            worker_conn_release(w);
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -100,6 +103,7 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
         if (!c) {
             log_error("out of memory for a connection");
             close(fd);
+            worker_conn_release(w);
             return;
         }
         c->fd = fd;
@@ -115,7 +119,6 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
         w->nconns++;
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
         atomic_store_explicit(&w->stats.active_conns, w->nconns, memory_order_relaxed);
-        worker_conn_added(w);
         if (ls->tls) {
             c->ssl = tls_conn_new(ls->tls, fd);
             if (!c->ssl) {
@@ -174,6 +177,7 @@ conn_close(struct conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     atomic_store_explicit(&w->stats.active_conns, w->nconns, memory_order_relaxed);
+    worker_conn_release(w);
     c->next_reap = w->reap;
     w->reap = c;
     if (!w->reap_scheduled) {

@@ -37,13 +37,17 @@ struct server {
     unsigned generation;
     atomic_bool stopping;
     unsigned nworkers;
-    unsigned nrunning;       /* workers started */
+    atomic_uint nrunning;    /* workers started (read by workers waking each other) */
     struct worker *workers;  /* owns */
     struct admin *admin;     /* owns */
     struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
     struct event *tick;      /* owns: once a second (ticket key rotation) */
     uint64_t started_ms;
     uint64_t accepted_at_trim; /* connections accepted when the heap was last trimmed */
+    /* limits.max_connections, for the whole process: every worker reserves a slot before
+     * it accepts. One atomic per connection, none per request. */
+    atomic_uint conns;
+    atomic_uint max_conns;
 };
 
 struct cfg *
@@ -59,12 +63,6 @@ void
 server_release_cfg(struct cfg *cfg)
 {
     cfg_unref(cfg);
-}
-
-unsigned
-server_worker_count(const struct server *srv)
-{
-    return srv->nworkers;
 }
 
 bool
@@ -145,14 +143,71 @@ log_cfg_errors(const char *what, const char *errors)
     }
 }
 
+/* Descriptors kept out of the automatic connection limit: listeners, logs, the admin
+ * side, eventfds, epoll instances. */
+#define FD_RESERVE 128
+
+/* limits.max_connections, or "auto": HAProxy's maxconn from ulimit -n, since a client
+ * connection may need a backend one, half the descriptors. */
+static unsigned
+effective_max_conns(const struct cfg *cfg)
+{
+    if (cfg->limits.max_connections)
+        return cfg->limits.max_connections;
+    struct rlimit rl;
+    uint64_t nofile = 1u << 20;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        nofile = rl.rlim_cur;
+    return nofile > 2 * FD_RESERVE ? (unsigned)((nofile - FD_RESERVE) / 2) : FD_RESERVE;
+}
+
+bool
+server_conn_reserve(struct server *srv)
+{
+    unsigned n = atomic_load(&srv->conns);
+    do {
+        if (n >= atomic_load(&srv->max_conns))
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->conns, &n, n + 1));
+    return true;
+}
+
+bool
+server_conn_has_room(struct server *srv)
+{
+    return atomic_load(&srv->conns) < atomic_load(&srv->max_conns);
+}
+
+void
+server_conn_release(struct server *srv, struct worker *self)
+{
+    unsigned before = atomic_fetch_sub(&srv->conns, 1);
+    if (before < atomic_load(&srv->max_conns))
+        return;
+    /* The process was full: workers that stopped accepting may go on. */
+    for (unsigned i = 0; i < srv->nrunning; i++)
+        if (&srv->workers[i] != self && worker_paused_for_limit(&srv->workers[i]))
+            worker_wake(&srv->workers[i]);
+}
+
+unsigned
+server_conn_count(struct server *srv, unsigned *max)
+{
+    *max = atomic_load(&srv->max_conns);
+    return atomic_load(&srv->conns);
+}
+
 static void
 publish(struct server *srv, struct cfg *next)
 {
     next->generation = ++srv->generation;
+    unsigned old_max = atomic_exchange(&srv->max_conns, effective_max_conns(next));
     pthread_mutex_lock(&srv->cfg_lock);
     struct cfg *old = srv->current;
     srv->current = next;
     pthread_mutex_unlock(&srv->cfg_lock);
+    if (old_max && old_max != atomic_load(&srv->max_conns))
+        log_info("limits.max_connections: %u (was %u)", atomic_load(&srv->max_conns), old_max);
     for (unsigned i = 0; i < srv->nrunning; i++)
         worker_wake(&srv->workers[i]);
     if (old)
@@ -304,17 +359,17 @@ server_status_json(struct server *srv)
         if (m_ > 0)                                                                        \
             n += (size_t)m_ < cap - n ? (size_t)m_ : cap - n - 1;                          \
     } while (0)
+    unsigned max_conns, conns = server_conn_count(srv, &max_conns);
     OUT("{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"generation\":%u,"
-        "\"stopping\":%s,\"workers\":[",
+        "\"stopping\":%s,\"connections\":%u,\"max_connections\":%u,\"workers\":[",
         version_string(), (int)getpid(),
         (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000), cfg->generation,
-        server_is_stopping(srv) ? "true" : "false");
+        server_is_stopping(srv) ? "true" : "false", conns, max_conns);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker_stats *st = &srv->workers[i].stats;
         OUT("%s{\"id\":%u,\"generation\":%u,\"connections\":%llu,\"accepted\":%llu,"
             "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu,"
-            "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu,"
-            "\"max_connections\":%u}",
+            "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu}",
             i ? "," : "", i, atomic_load(&st->generation),
             (unsigned long long)atomic_load(&st->active_conns),
             (unsigned long long)atomic_load(&st->accepted),
@@ -322,7 +377,7 @@ server_status_json(struct server *srv)
             (unsigned long long)atomic_load(&st->responses_4xx),
             (unsigned long long)atomic_load(&st->responses_5xx),
             (unsigned long long)atomic_load(&st->tls_full),
-            (unsigned long long)atomic_load(&st->tls_resumed), atomic_load(&st->max_conns));
+            (unsigned long long)atomic_load(&st->tls_resumed));
     }
     OUT("],\"listeners\":[");
     for (size_t i = 0; i < cfg->nlisteners; i++)

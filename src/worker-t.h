@@ -68,7 +68,6 @@ struct worker_stats {
     atomic_uint_fast64_t tls_full;    /* TLS handshakes completed without resumption */
     atomic_uint_fast64_t tls_resumed; /* ... and with (ticket or session cache) */
     atomic_uint generation; /* the config generation this worker runs */
-    atomic_uint max_conns;  /* this worker's share of limits.max_connections */
 };
 
 struct worker {
@@ -91,12 +90,13 @@ struct worker {
     bool log_flush_scheduled;
 
     struct listener_rt *listeners; /* owns */
-    /* Listeners are watched unless the worker is stopping, holds its share of
-     * limits.max_connections (accept_full), or backs off after accept() ran out of
-     * descriptors (accept_backoff, until accept_resume_ev). */
-    uint32_t max_conns;
+    /* Listeners are watched unless the worker is stopping, found the process at
+     * limits.max_connections (accept_full; paused_for_limit tells the other workers to
+     * wake it when a slot frees), or backs off after accept() ran out of descriptors
+     * (accept_backoff, until accept_resume_ev). */
     bool accepting;             /* the listeners' events are added */
     bool accept_full;
+    atomic_bool paused_for_limit;
     bool accept_backoff;
     struct event accept_resume_ev;
     uint64_t full_logged_ms;    /* rate limit for the "connection limit reached" warning */

@@ -7,7 +7,6 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -119,29 +118,8 @@ snapshot_release(struct snapshot *snap)
 
 /* ---- accepting ---- */
 
-/* Descriptors kept out of the automatic connection limit: listeners, logs, the admin
- * side, eventfds, the epoll instance. */
-#define FD_RESERVE 128
 #define FULL_LOG_INTERVAL_MS 60000 /* at most one warning a minute about either */
 #define ACCEPT_BACKOFF_MS 100      /* after EMFILE: time for the process to free descriptors */
-
-/* This worker's share of limits.max_connections. "auto" follows HAProxy's maxconn from
- * ulimit -n: a client connection may need a backend one, so half the descriptors. */
-static uint32_t
-worker_conn_share(const struct worker *w, const struct cfg *cfg)
-{
-    uint64_t total = cfg->limits.max_connections;
-    if (total == 0) {
-        struct rlimit rl;
-        uint64_t nofile = 1u << 20;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-            nofile = rl.rlim_cur;
-        total = nofile > 2 * FD_RESERVE ? (nofile - FD_RESERVE) / 2 : FD_RESERVE;
-    }
-    unsigned n = server_worker_count(w->srv);
-    uint64_t share = (total + n - 1) / n;
-    return share > UINT32_MAX ? UINT32_MAX : (uint32_t)share;
-}
 
 static void
 worker_accept_apply(struct worker *w)
@@ -158,30 +136,51 @@ worker_accept_apply(struct worker *w)
     }
 }
 
-/* Full or not, after the count or the share changed. */
+/* Accept again if the process has room. Called when another worker freed a slot (by a
+ * wake) and right after pausing: a slot freed between our failed reservation and our
+ * flag being seen would otherwise wake nobody. */
 static void
-worker_accept_check(struct worker *w)
+worker_accept_resume_if_room(struct worker *w)
 {
-    bool full = w->nconns >= w->max_conns;
-    if (full == w->accept_full)
+    if (!w->accept_full || !server_conn_has_room(w->srv))
         return;
-    w->accept_full = full;
-    if (full) {
-        uint64_t now = clock_mono_ms();
-        if (!w->full_logged_ms || now - w->full_logged_ms >= FULL_LOG_INTERVAL_MS) {
-            w->full_logged_ms = now;
-            log_warn("%u connections: this worker's share of limits.max_connections; new "
-                     "connections wait in the listen backlog until one closes", w->nconns);
-        }
-    }
+    w->accept_full = false;
+    atomic_store(&w->paused_for_limit, false);
     worker_accept_apply(w);
 }
 
-void
-worker_conn_added(struct worker *w)
+bool
+worker_paused_for_limit(struct worker *w)
 {
-    if (w->nconns >= w->max_conns)
-        worker_accept_check(w);
+    return atomic_load(&w->paused_for_limit);
+}
+
+bool
+worker_conn_reserve(struct worker *w)
+{
+    if (server_conn_reserve(w->srv))
+        return true;
+    if (!w->accept_full) {
+        uint64_t now = clock_mono_ms();
+        if (!w->full_logged_ms || now - w->full_logged_ms >= FULL_LOG_INTERVAL_MS) {
+            unsigned max, n = server_conn_count(w->srv, &max);
+            w->full_logged_ms = now;
+            log_warn("%u client connections: limits.max_connections (%u) reached; new ones "
+                     "wait in the listen backlog until one closes", n, max);
+        }
+        w->accept_full = true;
+        atomic_store(&w->paused_for_limit, true);
+        worker_accept_apply(w);
+        worker_accept_resume_if_room(w);
+    }
+    return false;
+}
+
+void
+worker_conn_release(struct worker *w)
+{
+    server_conn_release(w->srv, w);
+    worker_accept_resume_if_room(w);
 }
 
 static void
@@ -286,12 +285,8 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     uint32_t block = cfg->limits.max_header_bytes > BUF_MIN_SIZE ? cfg->limits.max_header_bytes
                                                                   : BUF_MIN_SIZE;
     buf_pool_set_block_size(&w->bufs, block + BUF_HEADROOM);
-    w->max_conns = worker_conn_share(w, cfg);
-    atomic_store_explicit(&w->stats.max_conns, w->max_conns, memory_order_relaxed);
-    if (!w->stopping) {
+    if (!w->stopping)
         worker_sync_listeners(w, cfg);
-        worker_accept_check(w);
-    }
     struct snapshot *old = w->snap;
     w->snap = snap;
     w->seen_cfg = cfg;
@@ -315,8 +310,6 @@ worker_maybe_done(struct worker *w)
 void
 worker_conn_gone(struct worker *w)
 {
-    if (w->accept_full && w->nconns < w->max_conns)
-        worker_accept_check(w);
     worker_maybe_done(w);
 }
 
@@ -353,6 +346,7 @@ worker_sync(struct worker *w)
     server_release_cfg(cfg);
     if (server_is_stopping(w->srv) && !w->stopping)
         worker_begin_stop(w);
+    worker_accept_resume_if_room(w); /* a slot freed elsewhere, or a higher limit */
 }
 
 static void

@@ -24,10 +24,15 @@ void snapshot_release(struct snapshot *snap);
 /* Buffer an access log line; written out soon. */
 void worker_access_log(struct worker *w, const struct access_log_entry *e);
 
-/* A connection was accepted: the worker may have reached its share of
- * limits.max_connections, and stops accepting until one closes. */
-void worker_conn_added(struct worker *w);
-/* A connection closed: the worker may accept again, or be done stopping. */
+/* A slot for one more client connection under limits.max_connections (for the whole
+ * process), taken before accept(). False: the process is full, and this worker stops
+ * accepting until a slot frees (new clients wait in the listen backlog). */
+bool worker_conn_reserve(struct worker *w);
+/* Give the slot back: the accept failed, or the connection closed. */
+void worker_conn_release(struct worker *w);
+/* Any thread: the worker waits for a slot (server.c wakes it when one frees). */
+bool worker_paused_for_limit(struct worker *w);
+/* Closed connections were freed: the worker may be done stopping. */
 void worker_conn_gone(struct worker *w);
 /* accept() failed with `err` (out of descriptors or memory): stop accepting for a while. */
 void worker_accept_backoff(struct worker *w, int err);

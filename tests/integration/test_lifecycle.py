@@ -366,32 +366,63 @@ def test_reload_adds_and_removes_a_listener(origins, meridian):
 
 
 def test_max_connections_holds_new_clients_in_the_backlog(origins, meridian):
+    """limits.max_connections counts the whole process: with two workers and a limit of 3,
+    three held connections (on whichever workers) make new clients wait in the backlog,
+    and closing one lets the next in, whichever worker the kernel gave it to."""
     o = origins("eu-a")
-    m = meridian(regions=[("eu-central", [o.address])], workers=1,
+    m = meridian(regions=[("eu-central", [o.address])], workers=2,
                  extra="limits: { max_connections: 3 }\n")
-    assert m.status()["workers"][0]["max_connections"] == 3
+    assert m.status()["max_connections"] == 3
     held = [RawConn(m.port) for _ in range(3)]
-    late = None
+    late = []
     try:
         for i, c in enumerate(held):
             c.send(build("GET", f"/held-{i}", host="h.test"))
             assert c.read_response().status == 200
-        wait_for(lambda: m.status()["workers"][0]["connections"] == 3, timeout=5,
-                 what="three open connections")
-        late = RawConn(m.port)  # the kernel completes the handshake: it waits in the backlog
-        late.send(build("GET", "/late", host="h.test"))
-        late.settimeout(1.0)
+        wait_for(lambda: m.status()["connections"] == 3, timeout=5, what="three connections")
+        # The kernel completes their handshakes: they wait in the listen backlogs. Several,
+        # so that both workers' sockets get some.
+        late = [RawConn(m.port) for _ in range(6)]
+        for i, c in enumerate(late):
+            c.send(build("GET", f"/late-{i}", host="h.test", headers=[("Connection", "close")]))
+        late[0].settimeout(1.0)
         with pytest.raises(socket.timeout):
-            late.sock.recv(1)  # not served while three are open
-        assert m.status()["workers"][0]["connections"] == 3
-        assert "share of limits.max_connections" in m.stderr()
-        held.pop().close()
-        late.settimeout(5.0)
-        assert late.read_response().status == 200
-    finally:
-        for c in held + ([late] if late else []):
+            late[0].sock.recv(1)  # not served while three are open
+        assert m.status()["connections"] == 3
+        assert not [r for r in o.records() if r["target"].startswith("/late-")]
+        assert "limits.max_connections (3) reached" in m.stderr()
+        for c in held:  # room for everyone
             c.close()
-    assert [r["target"] for r in o.records()].count("/late") == 1
+        held = []
+        # Three at a time, in whatever order they are let in: each reader closes its
+        # connection once answered, which frees a slot for the next.
+        def read_and_close(c):
+            c.settimeout(10.0)
+            status = c.read_response().status
+            c.close()
+            return status
+
+        readers = [Background(lambda c=c: read_and_close(c)) for c in late]
+        assert [r.result() for r in readers] == [200] * len(late)
+    finally:
+        for c in held + late:
+            c.close()
+
+
+def test_clients_are_served_while_the_process_is_below_max_connections(origins, meridian):
+    """One connection of a limit of two in use: every new client is served at once, on
+    either worker (a per-worker share would leave those hashed to a full worker waiting)."""
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])], workers=2,
+                 extra="limits: { max_connections: 2 }\n")
+    with RawConn(m.port) as held:
+        held.send(build("GET", "/held", host="h.test"))
+        assert held.read_response().status == 200
+        for i in range(12):
+            with RawConn(m.port, timeout=3) as c:
+                c.send(build("GET", f"/n-{i}", host="h.test", headers=[("Connection", "close")]))
+                assert c.read_response().status == 200
+                c.wait_closed(3.0)  # its slot is free again before the next one
 
 
 def test_out_of_descriptors_pauses_accepting_without_spinning(origins, meridian):
