@@ -75,7 +75,7 @@ struct h2_stream {
                                   request body is not wanted */
     uint64_t body_bytes;       /* request body received, for limits.max_body_bytes */
     uint64_t content_length;
-    uint64_t header_bytes;     /* decoded header list size so far, trailers included */
+    uint64_t header_bytes;     /* decoded size of the header block being read */
     /* The request as it arrives: names and values copied into hbuf, headers borrow it. */
     char *hbuf;                /* owns */
     uint32_t hlen, hcap;
@@ -219,8 +219,15 @@ static int
 on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2_session *sess = user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        /* Trailers: a header block of their own, with its own max_header_list_size. */
+        struct h2_stream *hs = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (hs)
+            hs->header_bytes = 0;
+        return 0;
+    }
     const struct cfg *cfg = sess->c->w->snap->cfg;
     if (sess->goaway || sess->nstreams >= cfg->http2.max_concurrent_streams) {
         /* Over the advertised limit (nghttp2 only enforces it once the client ACKed our
@@ -250,7 +257,7 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
     uint64_t limit = cfg->http2.max_header_list_size;
     /* RFC 9113 6.5.2: each field counts its name, value and 32 octets. nghttp2 stores the
      * limit we advertise but does not enforce it: an HPACK bomb decodes here. Trailers
-     * count on the same tally. */
+     * are counted the same way (on_begin_headers restarts the count for them). */
     hs->header_bytes += namelen + valuelen + 32;
     if (hs->header_bytes > H2_HEADER_BOMB_FACTOR * limit ||
         (frame->headers.cat != NGHTTP2_HCAT_REQUEST && hs->header_bytes > limit)) {

@@ -260,6 +260,21 @@ def test_refused_requests_give_their_body_window_back(env):
     assert not [x for x in o.records() if x["target"].startswith("/refused-")]
 
 
+def test_trailers_have_their_own_header_list_limit(env):
+    """max_header_list_size applies to each header block: 12 KB of headers and 56 KB of
+    trailers (64 KB limit) is a valid request."""
+    o, m = env
+    with client(m, "tls") as c:
+        sid = c.request("/echo", "POST", scheme="https", end_stream=False,
+                        headers=[(f"x-h-{i}", "h" * 1200) for i in range(10)])
+        c.send_body(sid, b"x" * 100, end_stream=False)
+        c.conn.send_headers(sid, [(f"x-t-{i}", "t" * 4000) for i in range(14)], end_stream=True)
+        c.flush()
+        c.until(lambda: c.done(sid), what="the echo")
+        r = c.responses[sid]
+    assert r.reset is None and r.status == 200 and bytes(r.body) == b"x" * 100
+
+
 def test_trailers_over_the_limit_reset_the_stream(env):
     o, m = env
     with client(m, "tls") as c:
