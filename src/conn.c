@@ -87,11 +87,10 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
     for (int i = 0; i < ACCEPT_BATCH && w->accepting; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
-        if (!worker_conn_reserve(w))
+        if (!worker_conn_admit(w))
             return; /* the process is at limits.max_connections */
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            worker_conn_release(w);
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -99,6 +98,7 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
             }
             return;
         }
+        worker_conn_added(w);
         struct conn *c = conn_alloc(w);
         if (!c) {
             log_error("out of memory for a connection");

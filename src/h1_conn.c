@@ -545,7 +545,7 @@ h1_op_body_room(void *client)
 {
     struct conn *c = client;
     if (buf_take(&c->w->bufs, &c->out) < 0)
-        return 0;
+        return STREAM_ROOM_FAILED;
     return buf_room(&c->out);
 }
 

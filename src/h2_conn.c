@@ -399,6 +399,9 @@ h2_feed_body(struct h2_stream *hs)
             return; /* request_resume() brings us back */
         uint32_t n = hs->pend_len < room ? hs->pend_len : room;
         stream_request_body(hs->s, hs->pend, n);
+        if (!hs->s)
+            return; /* the exchange failed: h2_respond_error() gave pend back, or
+                       h2_stream_free() will */
         memmove(hs->pend, hs->pend + n, hs->pend_len - n);
         hs->pend_len -= n;
         /* The upstream took it: the client may send that much more. */
@@ -857,7 +860,7 @@ h2_op_body_room(void *client)
 {
     struct h2_stream *hs = client;
     if (buf_take(&hs->sess->c->w->bufs, &hs->resp) < 0)
-        return 0;
+        return STREAM_ROOM_FAILED;
     return buf_room(&hs->resp);
 }
 

@@ -44,8 +44,8 @@ struct server {
     struct event *tick;      /* owns: once a second (ticket key rotation) */
     uint64_t started_ms;
     uint64_t accepted_at_trim; /* connections accepted when the heap was last trimmed */
-    /* limits.max_connections, for the whole process: every worker reserves a slot before
-     * it accepts. One atomic per connection, none per request. */
+    /* limits.max_connections, for the whole process: a worker checks for room before it
+     * accepts and counts what it accepted. One atomic per connection, none per request. */
     atomic_uint conns;
     atomic_uint max_conns;
 };
@@ -161,15 +161,10 @@ effective_max_conns(const struct cfg *cfg)
     return nofile > 2 * FD_RESERVE ? (unsigned)((nofile - FD_RESERVE) / 2) : FD_RESERVE;
 }
 
-bool
-server_conn_reserve(struct server *srv)
+void
+server_conn_added(struct server *srv)
 {
-    unsigned n = atomic_load(&srv->conns);
-    do {
-        if (n >= atomic_load(&srv->max_conns))
-            return false;
-    } while (!atomic_compare_exchange_weak(&srv->conns, &n, n + 1));
-    return true;
+    atomic_fetch_add(&srv->conns, 1);
 }
 
 bool

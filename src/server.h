@@ -17,10 +17,10 @@ int server_run(const char *cfg_path);
 struct cfg *server_current_cfg(struct server *srv);
 void server_release_cfg(struct cfg *cfg);
 bool server_is_stopping(struct server *srv);
-/* limits.max_connections for the whole process (see worker_conn_reserve). */
+/* limits.max_connections for the whole process (see worker_conn_admit). */
 struct worker;
-bool server_conn_reserve(struct server *srv);
 bool server_conn_has_room(struct server *srv);
+void server_conn_added(struct server *srv);
 /* Wakes the other workers waiting for a slot when the process was full. */
 void server_conn_release(struct server *srv, struct worker *self);
 unsigned server_conn_count(struct server *srv, unsigned *max);

@@ -21,13 +21,17 @@ struct worker;
 
 /* What a client protocol must do for a stream. All are called from the worker's loop;
  * none may free the stream. */
+#define STREAM_ROOM_FAILED UINT32_MAX
+
 struct stream_client_ops {
     /* The response head (or an interim 1xx) is ready. Return 0, or -1 if the client is
      * gone. For a final head, set *raw_chunked when the client takes chunked framing as
      * it comes from the backend (HTTP/1.1) rather than the decoded data. */
     int (*response_head)(void *client, struct stream *s, const struct h1_response *resp,
                          bool *raw_chunked);
-    /* Bytes of response body the client can take now without blocking. */
+    /* Bytes of response body the client can take now without blocking (0: wait for
+     * stream_client_drained()), or STREAM_ROOM_FAILED when no buffer could be had: with
+     * nothing queued, no drain would ever come. */
     uint32_t (*body_room)(void *client);
     /* n <= body_room() bytes of body. Return 0, or -1 if the client is gone. */
     int (*response_body)(void *client, const char *p, uint32_t n);

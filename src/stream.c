@@ -644,7 +644,6 @@ stream_response_head(struct stream *s)
     return FLOW_MORE;
 }
 
-/* Relay body bytes from up_in to the client, as much as it takes. */
 /* Trailer section bytes of a chunked response being decoded for the client; the parser
  * bounds them (max_trailer_bytes). */
 static int
@@ -685,6 +684,7 @@ send_trailers(struct stream *s)
     return n ? s->ops->response_trailers(s->client, fields, n) : 0;
 }
 
+/* Relay body bytes from up_in to the client, as much as it takes. */
 static enum flow
 stream_response_body(struct stream *s)
 {
@@ -693,6 +693,11 @@ stream_response_body(struct stream *s)
         if (avail == 0)
             return FLOW_WAIT;
         uint32_t room = s->ops->body_room(s->client);
+        if (room == STREAM_ROOM_FAILED) {
+            stream_log_msg(CFG_LOG_ERROR, s, "out of memory for the client's buffer");
+            stream_fail(s, 0);
+            return FLOW_GONE;
+        }
         if (room == 0) {
             /* Until stream_client_drained(). read_off is cheap when already off, and a
              * read armed again meanwhile would spin on a readable socket. */

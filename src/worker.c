@@ -137,8 +137,8 @@ worker_accept_apply(struct worker *w)
 }
 
 /* Accept again if the process has room. Called when another worker freed a slot (by a
- * wake) and right after pausing: a slot freed between our failed reservation and our
- * flag being seen would otherwise wake nobody. */
+ * wake) and right after pausing: a slot freed between our failed check and our flag
+ * being seen would otherwise wake nobody. */
 static void
 worker_accept_resume_if_room(struct worker *w)
 {
@@ -156,9 +156,9 @@ worker_paused_for_limit(struct worker *w)
 }
 
 bool
-worker_conn_reserve(struct worker *w)
+worker_conn_admit(struct worker *w)
 {
-    if (server_conn_reserve(w->srv))
+    if (server_conn_has_room(w->srv))
         return true;
     if (!w->accept_full) {
         uint64_t now = clock_mono_ms();
@@ -174,6 +174,12 @@ worker_conn_reserve(struct worker *w)
         worker_accept_resume_if_room(w);
     }
     return false;
+}
+
+void
+worker_conn_added(struct worker *w)
+{
+    server_conn_added(w->srv);
 }
 
 void

@@ -24,11 +24,14 @@ void snapshot_release(struct snapshot *snap);
 /* Buffer an access log line; written out soon. */
 void worker_access_log(struct worker *w, const struct access_log_entry *e);
 
-/* A slot for one more client connection under limits.max_connections (for the whole
- * process), taken before accept(). False: the process is full, and this worker stops
- * accepting until a slot frees (new clients wait in the listen backlog). */
-bool worker_conn_reserve(struct worker *w);
-/* Give the slot back: the accept failed, or the connection closed. */
+/* Room for one more client connection under limits.max_connections (for the whole
+ * process), asked before accept(). False: the process is full, and this worker stops
+ * accepting until a connection closes (new clients wait in the listen backlog). Workers
+ * accepting at the same instant may take the count one or two past the limit: no slot
+ * is held around an accept() that may find nothing. */
+bool worker_conn_admit(struct worker *w);
+/* Count an accepted connection; release it when it closes. */
+void worker_conn_added(struct worker *w);
 void worker_conn_release(struct worker *w);
 /* Any thread: the worker waits for a slot (server.c wakes it when one frees). */
 bool worker_paused_for_limit(struct worker *w);

@@ -1,17 +1,20 @@
 # SPDX-License-Identifier: MIT
 """Review of the HTTP/2 and TLS client side: request trailers, early responses, body limits
 before a stream starts, stream windows, half-closed streams and slow handshakes/heads."""
+import os
+import signal
 import socket
 import ssl
 import struct
+import threading
 import time
 
 import pytest
 
 from conftest import SLOW, free_port, port_accepts, wait_for
 from util_http import ScriptedBackend, read_request_head
-from util_tls import (DATA, END_STREAM, PING, RawH2, frame, make_cert, ping_frame,
-                      request_headers, settings_frame, tls_config)
+from util_tls import (DATA, END_STREAM, PING, H2Client, RawH2, frame, make_cert, ping_frame,
+                      request_headers, settings_frame, start_tls_meridian, tls_config)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +183,47 @@ def test_h2_unfinished_header_block_does_not_pin_the_connection(origins, meridia
 
 
 # --- tls.c / conn.c / h1_conn.c --------------------------------------------------------------
+
+
+def test_h2_upstream_failing_while_body_is_fed_does_not_crash(meridian, cert):
+    """The backend resets the connection while an HTTP/2 upload is being fed to it, and the
+    worker handles the client's DATA before the reset: the write fails inside the feed, the
+    stream answers 502 and gives its pending body back to the window. The feed then went on
+    with a length of 0 - n (a crash; second review of 4dc1673)."""
+    head_seen, go_rst, gone = threading.Event(), threading.Event(), threading.Event()
+
+    def handler(s):
+        read_request_head(s)
+        head_seen.set()
+        go_rst.wait(10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # RST
+        gone.set()
+
+    be = ScriptedBackend(handler)
+    try:
+        m = start_tls_meridian(meridian, [be.address], [(cert, True)])
+        with H2Client(m.plain_port) as c:
+            sid = c.request("/up", "POST", end_stream=False, headers=[("content-length", "10")])
+            assert head_seen.wait(5), "backend never saw the head"
+            # A busy worker, frozen: it then sees the client's DATA and the backend's RST
+            # in the same loop turn, the client's socket first.
+            os.kill(m.proc.pid, signal.SIGSTOP)
+            try:
+                c.conn.send_data(sid, b"0123456789", end_stream=True)
+                c.flush()
+                time.sleep(0.2)  # ordering: the DATA is in before the RST (not readiness)
+                go_rst.set()
+                assert gone.wait(5)
+                time.sleep(0.2)  # ordering: the RST is in before the worker runs again
+            finally:
+                os.kill(m.proc.pid, signal.SIGCONT)
+            c.until(lambda: c.responses[sid].status is not None or m.proc.poll() is not None,
+                    timeout=5, what="an answer or a crash")
+            assert m.proc.poll() is None, f"meridian died: rc={m.proc.returncode}"
+            assert c.responses[sid].status == 502
+    finally:
+        be.stop()
 
 
 def client_hello():
