@@ -204,7 +204,7 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
         }
     }
     if (req->body == H1_BODY_NONE)
-        stream_request_end(s);
+        stream_request_end(s, NULL, 0);
     return STEP_MORE;
 }
 
@@ -304,7 +304,7 @@ h1_feed_body(struct conn *c)
         if (!x->stream)
             return STEP_MORE; /* the exchange ended (early response or failure) */
         if (done) {
-            stream_request_end(s);
+            stream_request_end(s, NULL, 0);
             x->state = H1_WAIT;
             if (c->read_paused)
                 conn_read_on(c, c->w->snap->tv_client_idle);

@@ -32,6 +32,9 @@
 #define H2_WINDOW_MS 10000
 #define H2_CONN_WINDOW (1u << 20) /* connection-level receive window */
 #define H2_SEND_FRAME_ROOM 16393  /* a full frame: 16384 + 9 */
+/* Request trailers forwarded to a backend, at most (they must fit in the upstream buffer
+ * beside what it holds). */
+#define H2_REQ_TRAILERS_MAX 4096
 /* A header list over max_header_list_size is answered 431; one this many times over it is
  * an HPACK bomb: the stream is reset at once and counts towards max_resets_per_10s. */
 #define H2_HEADER_BOMB_FACTOR 4
@@ -92,6 +95,9 @@ struct h2_stream {
      * then the lower-cased names and the values (nghttp2 copies them on submit). */
     nghttp2_nv *trailers;      /* owns */
     size_t ntrailers;
+    /* Request trailers for a chunk-framed upstream body, as "name: value\r\n" lines. */
+    char *req_trailers;        /* owns */
+    uint32_t req_trailers_len;
 };
 
 static const struct stream_client_ops h2_stream_ops;
@@ -191,6 +197,7 @@ h2_stream_free(struct h2_stream *hs)
     free(hs->headers);
     free(hs->pend);
     free(hs->trailers);
+    free(hs->req_trailers);
     free(hs);
 }
 
@@ -243,6 +250,34 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     return 0;
 }
 
+/* A request trailer field, kept for the chunk-framed upstream body of a request without
+ * Content-Length. nghttp2 has checked the name and value. */
+static int
+h2_keep_request_trailer(struct h2_stream *hs, const uint8_t *name, size_t namelen,
+                        const uint8_t *value, size_t valuelen)
+{
+    struct span n = {(const char *)name, namelen};
+    if (hs->has_content_length || !hdr_trailer_forwarded(n))
+        return 0; /* a Content-Length body goes upstream as is, with no room for them */
+    size_t line = namelen + 2 + valuelen + 2;
+    if (hs->req_trailers_len + line > H2_REQ_TRAILERS_MAX) {
+        log_info("client %u stream %d: request trailers over %u bytes: the rest dropped",
+                 hs->sess->c->id, hs->id, H2_REQ_TRAILERS_MAX);
+        return 0;
+    }
+    char *grown = realloc(hs->req_trailers, hs->req_trailers_len + line);
+    if (!grown)
+        return 0; /* a trailer is lost, not the request */
+    char *p = grown + hs->req_trailers_len;
+    memcpy(p, name, namelen);
+    memcpy(p + namelen, ": ", 2);
+    memcpy(p + namelen + 2, value, valuelen);
+    memcpy(p + namelen + 2 + valuelen, "\r\n", 2);
+    hs->req_trailers = grown;
+    hs->req_trailers_len += (uint32_t)line;
+    return 0;
+}
+
 static int
 on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
           const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
@@ -267,8 +302,10 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
         hs->bad = true;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM, counted when sent */
     }
-    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST || hs->too_large)
-        return 0; /* trailers are not forwarded; a refused list is decoded, not kept */
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return h2_keep_request_trailer(hs, name, namelen, value, valuelen);
+    if (hs->too_large)
+        return 0; /* a refused list is decoded, not kept */
     if (hs->header_bytes > limit || hs->nheaders >= cfg->limits.max_headers) {
         /* What HTTP/1.1 answers with 431 is answered so here too, once the block ends
          * (the decoder must see all of it to stay in step with the client's). */
@@ -409,8 +446,11 @@ h2_feed_body(struct h2_stream *hs)
         h2_schedule_send(sess);
     }
     if (hs->s && hs->end_stream && hs->pend_len == 0 && hs->started) {
+        if (hs->req_trailers_len &&
+            stream_request_room_for(hs->s, hs->req_trailers_len) < hs->req_trailers_len)
+            return; /* request_resume() brings us back */
         hs->end_stream = false; /* tell the stream once */
-        stream_request_end(hs->s);
+        stream_request_end(hs->s, hs->req_trailers, hs->req_trailers_len);
     }
 }
 
@@ -492,7 +532,8 @@ h2_start_stream(struct h2_stream *hs)
         h2_respond_error(hs, 503);
         return;
     }
-    bool has_body = !hs->end_stream || hs->pend_len > 0;
+    /* Trailers alone make a body too: an empty chunk-framed one that carries them. */
+    bool has_body = !hs->end_stream || hs->pend_len > 0 || hs->req_trailers_len > 0;
     struct stream_request sr = {
         .method_id = h1_method_id(method),
         .method = method,

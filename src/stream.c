@@ -335,7 +335,11 @@ stream_flush_upstream(struct stream *s)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                upstream_write_on(uc, s->snap->tv_upstream_response);
+                /* A backend that takes no bytes: upstream_response, or in a tunnel the
+                 * tunnel's own idle limit. */
+                upstream_write_on(uc, s->resp_state == STREAM_RESP_TUNNEL
+                                          ? s->snap->tv_tunnel
+                                          : s->snap->tv_upstream_response);
                 return FLOW_WAIT;
             }
             int err = errno;
@@ -427,6 +431,12 @@ stream_start(struct stream *s, const struct stream_request *req)
 uint32_t
 stream_request_room(struct stream *s)
 {
+    return stream_request_room_for(s, 1);
+}
+
+uint32_t
+stream_request_room_for(struct stream *s, uint32_t need)
+{
     if (!s->up_out.mem && buf_take(&s->w->bufs, &s->up_out) < 0)
         return 0;
     uint32_t room = buf_room(&s->up_out);
@@ -437,7 +447,7 @@ stream_request_room(struct stream *s)
     }
     if (s->encode_chunked && s->resp_state != STREAM_RESP_TUNNEL)
         room = room > CHUNK_OVERHEAD ? room - CHUNK_OVERHEAD : 0;
-    if (room == 0)
+    if (room < need)
         s->client_paused = true;
     return room;
 }
@@ -467,7 +477,7 @@ stream_request_body(struct stream *s, const char *p, uint32_t n)
 }
 
 void
-stream_request_end(struct stream *s)
+stream_request_end(struct stream *s, const char *trailers, uint32_t len)
 {
     s->req_state = STREAM_REQ_DONE;
     if (s->encode_chunked) {
@@ -475,8 +485,12 @@ stream_request_end(struct stream *s)
             stream_fail(s, 503);
             return;
         }
-        buf_room(&s->up_out); /* the room was kept back: this fits */
-        buf_append(&s->up_out, "0\r\n\r\n", 5);
+        /* The last chunk's room was kept back; the caller made room for the trailers. */
+        buf_room(&s->up_out);
+        buf_append(&s->up_out, "0\r\n", 3);
+        if (trailers)
+            buf_append(&s->up_out, trailers, len);
+        buf_append(&s->up_out, "\r\n", 2);
         stream_flush_upstream(s);
     }
 }

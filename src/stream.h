@@ -27,10 +27,16 @@ void stream_free(struct stream *s);
 
 /* Room for request body bytes now; when 0, the stream calls ops->request_resume later. */
 uint32_t stream_request_room(struct stream *s);
+/* The same, when the caller needs `need` bytes at once: below that, request_resume comes
+ * once the upstream side has written what it holds. */
+uint32_t stream_request_room_for(struct stream *s, uint32_t need);
 /* n <= stream_request_room() bytes of body (raw chunked framing for chunked bodies, or
  * tunnel bytes after a 101). */
 void stream_request_body(struct stream *s, const char *p, uint32_t n);
-void stream_request_end(struct stream *s);
+/* The request is complete. `trailers` (len bytes of "name: value\r\n" lines, or NULL)
+ * go to the backend after the last chunk of a chunk-framed body, and need
+ * stream_request_room_for(s, len) first; with a Content-Length body they are dropped. */
+void stream_request_end(struct stream *s, const char *trailers, uint32_t len);
 
 /* The client has room for response bytes again. */
 void stream_client_drained(struct stream *s);

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import time
 
+import h2.events
 import h2.settings
 import pytest
 
@@ -258,6 +259,42 @@ def test_refused_requests_give_their_body_window_back(env):
         r = c.get("/echo", method="POST", body=b"u" * 200000)
         assert r.status == 200 and len(r.body) == 200000
     assert not [x for x in o.records() if x["target"].startswith("/refused-")]
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+def test_request_trailers_reach_the_backend(env, same_batch):
+    """Trailers of a request without Content-Length go to the backend after the last chunk
+    (forbidden fields dropped), whether they come after the stream started or in the same
+    read as its headers; with a Content-Length body they are dropped and the request is
+    unharmed."""
+    o, m = env
+    tag = f"req-trailers-{same_batch}"
+    with client(m, "h2c") as c:
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                  (":authority", "a.test"), (":path", "/echo"),
+                                  ("x-request-id", tag)])
+        c.responses[sid] = H2Response()
+        c.conn.send_data(sid, b"hello")
+        if not same_batch:
+            # A PING answered means the batch with the headers was processed: the stream
+            # has started before its trailers come.
+            c.conn.ping(b"started!")
+            c.flush()
+            c.until(lambda: any(isinstance(e, h2.events.PingAckReceived) for e in c.events),
+                    what="the PING ACK")
+        c.conn.send_headers(sid, [("x-checksum", "1234"), ("server-timing", "up;dur=1")],
+                            end_stream=True)
+        c.flush()
+        c.until(lambda: c.done(sid), what="the echo")
+        assert c.responses[sid].status == 200 and bytes(c.responses[sid].body) == b"hello"
+        r = c.get("/echo", method="POST", body=b"abc",
+                  headers=[("content-length", "3"), ("x-request-id", tag + "-cl")])
+        assert r.status == 200 and bytes(r.body) == b"abc"
+    rec = record_by_id(o, tag)
+    assert rec["body_len"] == 5
+    assert rec.get("trailers") == [["x-checksum", "1234"], ["server-timing", "up;dur=1"]], rec
+    assert not record_by_id(o, tag + "-cl").get("trailers")
 
 
 def test_trailers_have_their_own_header_list_limit(env):
