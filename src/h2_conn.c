@@ -257,7 +257,7 @@ h2_keep_request_trailer(struct h2_stream *hs, const uint8_t *name, size_t namele
                         const uint8_t *value, size_t valuelen)
 {
     struct span n = {(const char *)name, namelen};
-    if (hs->has_content_length || !hdr_trailer_forwarded(n))
+    if (hs->has_content_length || !hdr_request_trailer_forwarded(n))
         return 0; /* a Content-Length body goes upstream as is, with no room for them */
     size_t line = namelen + 2 + valuelen + 2;
     if (hs->req_trailers_len + line > H2_REQ_TRAILERS_MAX) {
@@ -627,7 +627,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
         sess->to_start = hs;
         return 0;
     }
-    /* DATA, or trailers whose END_STREAM ends the body (trailers are not forwarded). */
+    /* DATA, or trailers whose END_STREAM ends the body. */
     if (hs->started && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
         h2_feed_body(hs);
     return 0;

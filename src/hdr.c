@@ -99,3 +99,9 @@ hdr_trailer_forwarded(struct span name)
         return false;
     }
 }
+
+bool
+hdr_request_trailer_forwarded(struct span name)
+{
+    return hdr_lookup(name) == HDR_OTHER && !SPAN_CASEEQ_LIT(name, "trailer");
+}

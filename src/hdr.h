@@ -43,4 +43,9 @@ bool hdr_response_forwarded(const struct h1_response *resp, const struct h1_head
  * 6.5.1 forbids them in trailers. */
 bool hdr_trailer_forwarded(struct span name);
 
+/* The same for a client's request trailers, which also may not carry what the proxy sets
+ * itself in the request head (X-Forwarded-*, X-Request-Id): a backend that merges
+ * trailers into headers would take a spoofed client address or scheme. */
+bool hdr_request_trailer_forwarded(struct span name);
+
 #endif

@@ -440,8 +440,10 @@ stream_request_room_for(struct stream *s, uint32_t need)
     if (!s->up_out.mem && buf_take(&s->w->bufs, &s->up_out) < 0)
         return 0;
     uint32_t room = buf_room(&s->up_out);
-    if (s->retryable && room < s->up_out.cap / 4 && s->uc && !s->uc->connecting) {
-        /* Keeping the request for a replay would stall the body: give the replay up. */
+    if (s->retryable && (room < s->up_out.cap / 4 || room < need + CHUNK_OVERHEAD) && s->uc &&
+        !s->uc->connecting) {
+        /* Keeping the request for a replay would stall the body (or the trailers, which
+         * must go in one piece): give the replay up. */
         stream_commit_sent(s);
         room = buf_room(&s->up_out);
     }

@@ -27,8 +27,8 @@ void worker_access_log(struct worker *w, const struct access_log_entry *e);
 /* Room for one more client connection under limits.max_connections (for the whole
  * process), asked before accept(). False: the process is full, and this worker stops
  * accepting until a connection closes (new clients wait in the listen backlog). Workers
- * accepting at the same instant may take the count one or two past the limit: no slot
- * is held around an accept() that may find nothing. */
+ * accepting at the same instant may take the count up to nworkers - 1 past the limit:
+ * no slot is held around an accept() that may find nothing. */
 bool worker_conn_admit(struct worker *w);
 /* Count an accepted connection; release it when it closes. */
 void worker_conn_added(struct worker *w);
