@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "access_log.h"
@@ -40,7 +41,8 @@ struct server {
     atomic_uint nrunning;    /* workers started (read by workers waking each other) */
     struct worker *workers;  /* owns */
     struct admin *admin;     /* owns */
-    struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+    int signal_fd;            /* the process signals, read as data: see server_run */
+    struct event *signal_ev;
     struct event *tick;      /* owns: once a second (ticket key rotation) */
     uint64_t started_ms;
     uint64_t accepted_at_trim; /* connections accepted when the heap was last trimmed */
@@ -266,9 +268,8 @@ refuse:
 }
 
 static void
-signal_cb(evutil_socket_t sig, short what, void *arg)
+handle_signal(struct server *srv, int sig)
 {
-    struct server *srv = arg;
     switch (sig) {
     case SIGHUP:
         if (!server_is_stopping(srv))
@@ -298,6 +299,16 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(srv->base);
         break;
     }
+}
+
+static void
+signal_fd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct signalfd_siginfo info[8];
+    ssize_t n;
+    while ((n = read(fd, info, sizeof(info))) > 0)
+        for (size_t i = 0; i < (size_t)n / sizeof(info[0]); i++)
+            handle_signal(arg, (int)info[i].ssi_signo);
 }
 
 static void
@@ -404,15 +415,19 @@ server_run(const char *cfg_path)
     pthread_mutex_init(&srv->cfg_lock, NULL);
     int rc = 1;
 
-    /* Until libevent takes them below, the process signals wait, blocked: a SIGTERM or
-     * SIGHUP that comes early is handled, not fatal. Workers inherit the block. */
-    sigset_t block, old;
+    /* The process signals stay blocked in every thread, for the life of the process, and
+     * are read from a signalfd by the main loop: no asynchronous handler, no EINTR in the
+     * workers (they inherit the mask), and a signal that comes before the loop runs waits
+     * in the kernel instead of being lost or fatal. (libevent's evsignal handler lost an
+     * early SIGTERM under ThreadSanitizer, which defers asynchronous handlers.) */
+    sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    srv->signal_fd = -1;
 
     char *errors = NULL;
     struct cfg *cfg = cfg_load_file(cfg_path, &errors);
@@ -460,15 +475,15 @@ server_run(const char *cfg_path)
         goto out_workers;
     }
 
-    srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
-    srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
-    srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
-    srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, signal_cb, srv);
-    evsignal_add(srv->sig_hup, NULL);
-    evsignal_add(srv->sig_term, NULL);
-    evsignal_add(srv->sig_int, NULL);
-    evsignal_add(srv->sig_usr1, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL); /* pending ones are delivered now */
+    srv->signal_fd = signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
+    srv->signal_ev = srv->signal_fd < 0 ? NULL
+                                         : event_new(srv->base, srv->signal_fd, EV_READ | EV_PERSIST,
+                                                     signal_fd_cb, srv);
+    if (!srv->signal_ev || event_add(srv->signal_ev, NULL) < 0) {
+        log_error("cannot watch signals: %s", strerror(errno));
+        atomic_store(&srv->stopping, true);
+        goto out_workers;
+    }
     srv->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, srv);
     struct timeval one_second = {1, 0};
     event_add(srv->tick, &one_second);
@@ -489,13 +504,12 @@ out_workers:
     for (unsigned i = 0; i < started; i++)
         worker_deinit(&srv->workers[i]);
     log_info("stopped");
-    if (srv->sig_hup) {
-        event_free(srv->sig_hup);
-        event_free(srv->sig_term);
-        event_free(srv->sig_int);
-        event_free(srv->sig_usr1);
+    if (srv->signal_ev)
+        event_free(srv->signal_ev);
+    if (srv->signal_fd >= 0)
+        close(srv->signal_fd);
+    if (srv->tick)
         event_free(srv->tick);
-    }
     tls_ticket_shutdown();
     admin_free(srv->admin);
     cfg_unref(srv->current);
