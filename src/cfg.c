@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "geo.h"
+#include "health.h"
 #include "tls.h"
 
 #define MS_PER_DAY (24u * 60 * 60 * 1000)
@@ -42,6 +44,10 @@ cfg_new(void)
     cfg->http2.max_header_list_size = CFG_DEFAULT_H2_MAX_HEADER_LIST;
     cfg->http2.max_resets_per_10s = CFG_DEFAULT_H2_MAX_RESETS;
     cfg->access_log_path = NULL;
+    cfg->client_ip.sources[0] = CLIENT_IP_XFF;
+    cfg->client_ip.nsources = 1;
+    cfg->routing.spill_below = CFG_DEFAULT_SPILL_BELOW;
+    cfg_health_check_defaults(&cfg->health_check);
     return cfg;
 }
 
@@ -78,10 +84,41 @@ cfg_tls_free(struct cfg_tls *tls)
     free(tls);
 }
 
+void
+cfg_health_check_defaults(struct cfg_health_check *hc)
+{
+    memset(hc, 0, sizeof(*hc));
+    hc->interval_ms = CFG_DEFAULT_HC_INTERVAL_MS;
+    hc->timeout_ms = CFG_DEFAULT_HC_TIMEOUT_MS;
+    hc->rise = CFG_DEFAULT_HC_RISE;
+    hc->fall = CFG_DEFAULT_HC_FALL;
+    hc->expect_lo = 200;
+    hc->expect_hi = 399;
+    hc->passive = true;
+}
+
+void
+cfg_health_check_deinit(struct cfg_health_check *hc)
+{
+    free(hc->path);
+    free(hc->host);
+    hc->path = hc->host = NULL;
+}
+
+void
+cfg_client_ip_free(struct client_ip_cfg *ci)
+{
+    if (ci == NULL)
+        return;
+    free(ci->nets);
+    free(ci);
+}
+
 static void
 cfg_free(struct cfg *cfg)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++) {
+        cfg_client_ip_free(cfg->listeners[i].client_ip_own);
         cfg_tls_free(cfg->listeners[i].tls);
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].fds); /* the array only: the sockets are the workers' */
@@ -89,11 +126,22 @@ cfg_free(struct cfg *cfg)
     free(cfg->listeners);
 
     for (size_t i = 0; i < cfg->nregions; i++) {
-        free(cfg->regions[i].name);
-        free(cfg->regions[i].backends);
+        struct cfg_region *r = &cfg->regions[i];
+        for (size_t b = 0; b < r->nbackends; b++)
+            health_target_unref(r->backends[b].health);
+        free(r->name);
+        free(r->backends);
+        free(r->countries);
+        cfg_health_check_deinit(&r->health_check);
     }
     free(cfg->regions);
 
+    free(cfg->client_ip.nets);
+    free(cfg->geoip_path);
+    geo_close(cfg->geo);
+    free(cfg->routing.country_header);
+    free(cfg->routing.region_header);
+    cfg_health_check_deinit(&cfg->health_check);
     free(cfg->access_log_path);
     free(cfg->path);
     free(cfg);

@@ -14,6 +14,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "client_ip.h"
+#include "route.h"
+
+struct geo_db;
+struct health_target;
+
 /* An IP literal and port: "127.0.0.1:80", "[::1]:8080", "0.0.0.0:8080", "[::]:80". */
 struct cfg_addr {
     struct sockaddr_storage sa;
@@ -83,12 +89,48 @@ struct cfg_listener {
     int line;             /* where it was defined, for messages */
     struct cfg_tls *tls;  /* owns; NULL for plain HTTP */
     bool h2c;             /* plain listener: also accept HTTP/2 with prior knowledge */
+    bool proxy_protocol;  /* every connection starts with a PROXY v1/v2 header */
+    /* Who is trusted to say who the client is: the top-level client_ip section, or the
+     * listener's own. Borrows &cfg->client_ip, or client_ip_own. */
+    const struct client_ip_cfg *client_ip;
+    struct client_ip_cfg *client_ip_own; /* owns (and its nets); NULL: none */
     int *fds;             /* owns the array (one per worker), set by server.c before the
                              generation is published; the sockets belong to the workers */
 };
 
+/* Active health checks: an HTTP/1.1 GET to each backend every `interval`, from one
+ * worker's event loop, on a connection of its own. */
+struct cfg_health_check {
+    bool enabled;          /* a health_check section applies (top level or the region's) */
+    char *path;            /* owns; default "/" */
+    char *host;            /* owns; Host header; NULL: the backend's address */
+    uint32_t interval_ms;  /* default 2s */
+    uint32_t timeout_ms;   /* connect + answer; default 1s; <= interval */
+    uint32_t rise;         /* consecutive passes to go up; default 2 */
+    uint32_t fall;         /* consecutive failures to go down; default 3 */
+    uint16_t expect_lo, expect_hi; /* statuses that pass; default 200..399 */
+    bool passive;          /* real traffic's connect failures, resets and timeouts count
+                              too: `fall` of them in a row mark the backend down; default
+                              true */
+    int line;              /* where the section is, for messages */
+};
+
+#define CFG_DEFAULT_HC_INTERVAL_MS 2000
+#define CFG_DEFAULT_HC_TIMEOUT_MS 1000
+#define CFG_DEFAULT_HC_RISE 2
+#define CFG_DEFAULT_HC_FALL 3
+#define CFG_MAX_HC_COUNT 100
+
 struct cfg_backend {
     struct cfg_addr addr;
+    /* Holds a ref: the backend's shared health, found or made by address when the
+     * generation is applied (health.c); NULL before that and when no check applies. */
+    struct health_target *health;
+};
+
+enum cfg_balance {
+    CFG_BALANCE_ROUND_ROBIN = 0,
+    CFG_BALANCE_LEAST_OUTSTANDING = 1,
 };
 
 struct cfg_region {
@@ -97,7 +139,21 @@ struct cfg_region {
     struct cfg_backend *backends; /* owns */
     size_t nbackends;
     bool is_default;
+    char *countries;         /* owns: two-letter codes run together ("GBIE"), or NULL */
+    enum cfg_balance balance;
+    struct cfg_health_check health_check; /* the top level's, with the region's keys over
+                                             it; owns its strings */
 };
+
+/* routing: how a region is chosen and what backends are told about it. */
+struct cfg_routing {
+    float spill_below;    /* healthy share below which a region spills; default 0.5 */
+    char *country_header; /* owns; default "X-Client-Country"; NULL: not sent */
+    char *region_header;  /* owns; default "X-Client-Region"; NULL: not sent */
+};
+
+#define CFG_DEFAULT_SPILL_BELOW 0.5f
+#define CFG_MAX_REGIONS ROUTE_MAX_REGIONS
 
 enum cfg_log_level {
     CFG_LOG_ERROR = 0,
@@ -146,6 +202,13 @@ struct cfg {
     struct cfg_region *regions; /* owns */
     size_t nregions;
     size_t default_region; /* index into regions */
+
+    struct client_ip_cfg client_ip; /* owns its nets; default: trust nobody */
+    char *geoip_path;               /* owns; NULL: no database */
+    struct geo_db *geo;             /* owns: opened (and checked) by the loader */
+    struct cfg_routing routing;
+    struct cfg_health_check health_check; /* top-level defaults; owns its strings */
+    struct route_table route;       /* built by the loader from the regions */
 };
 
 /* Defaults for keys the file leaves out. */
@@ -177,6 +240,12 @@ int cfg_parse_duration_ms(const char *text, uint32_t *ms);
 int cfg_parse_size(const char *text, uint64_t *bytes);
 /* An IP literal with a port 1..65535 (see struct cfg_addr). No name lookups. */
 int cfg_parse_addr(const char *text, struct cfg_addr *addr);
+
+/* A health_check section's defaults (not enabled); freeing its strings. */
+void cfg_health_check_defaults(struct cfg_health_check *hc);
+void cfg_health_check_deinit(struct cfg_health_check *hc);
+/* A listener's own client_ip section (NULL is fine). */
+void cfg_client_ip_free(struct client_ip_cfg *ci);
 
 /* Index of the region named `name`, or -1. */
 int cfg_region_index(const struct cfg *cfg, const char *name);

@@ -21,4 +21,14 @@ typedef uint64_t (*lb_down_until_fn)(const void *ctx, size_t i);
 size_t lb_round_robin(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
                       lb_down_until_fn down_until, const void *ctx);
 
+/* This worker's requests in flight on backend i. */
+typedef uint32_t (*lb_load_fn)(const void *ctx, size_t i);
+
+/* Least outstanding requests: among the backends not down (as above), the one with the
+ * fewest requests in flight; ties go to the first from *cursor on, so equal loads still
+ * rotate. When every candidate is down, the same fallback as lb_round_robin. Advances
+ * *cursor past the pick. Returns LB_NONE as lb_round_robin does. */
+size_t lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
+                            lb_down_until_fn down_until, lb_load_fn load, const void *ctx);
+
 #endif

@@ -1,10 +1,3 @@
 /* SPDX-License-Identifier: MIT */
-/* Region choice. */
+/* placeholder: being written */
 #include "route.h"
-
-size_t
-route_pick_region(const struct cfg *cfg, const struct sockaddr *client)
-{
-    (void)client;
-    return cfg->default_region;
-}

@@ -396,7 +396,7 @@ stream_start(struct stream *s, const struct stream_request *req)
     size_t iplen = strnlen(req->client_ip, sizeof(s->client_ip) - 1);
     memcpy(s->client_ip, req->client_ip, iplen);
     s->client_ip[iplen] = '\0';
-    s->region = route_pick_region(cfg, req->client_addr);
+    s->region = cfg->default_region;
     pick_request_id(s, req);
 
     if (cfg->access_log_path) {

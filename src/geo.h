@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* The GeoIP database: an MMDB file (MaxMind GeoIP2/GeoLite2 City or Country, DB-IP Lite)
+ * opened read-only with libmaxminddb, memory-mapped. A database belongs to one config
+ * generation: it is opened and checked when the generation is loaded, so `meridian -t`
+ * and a reload refuse a missing, truncated or corrupt file and keep the old one; it is
+ * closed when the generation is freed. Lookups are thread-safe (libmaxminddb only reads
+ * the map) and allocate nothing. */
+#ifndef MERIDIAN_GEO_H
+#define MERIDIAN_GEO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "geo-t.h"
+
+struct geo_db;
+
+/* Open and check `path`: the metadata must be readable, the database an IP database
+ * (not, say, an ASN one without country data is fine, but a file that is not MMDB is
+ * not), and a set of probe lookups (IPv4 and IPv6) must walk the tree and decode their
+ * records without error. Returns the database, or NULL with a one-line reason in `err`
+ * ("cannot open: No such file", "not a MaxMind DB file", "corrupt search tree ..."). */
+struct geo_db *geo_open(const char *path, char *err, size_t errlen);
+void geo_close(struct geo_db *db);
+
+/* A short description for logs and /status: "GeoIP2-City, 2 KiB, built 2024-..." */
+const char *geo_describe(const struct geo_db *db);
+
+/* Look up `sa` (AF_INET, or AF_INET6; an IPv4-mapped IPv6 address is looked up as IPv4).
+ * Fills *out with what the record has: country.iso_code (else registered_country),
+ * continent.code, location.latitude/longitude. Returns 0 found, 1 not in the database
+ * (*out all unknown), -1 on a lookup or decoding error (corrupt data: *out all unknown;
+ * counted by the caller, never fatal). */
+int geo_lookup(const struct geo_db *db, const struct sockaddr *sa, struct geo_info *out);
+
+#endif
