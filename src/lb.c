@@ -26,3 +26,11 @@ lb_round_robin(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
         *cursor = (uint32_t)((best + 1) % n);
     return best;
 }
+
+size_t
+lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
+                     lb_down_until_fn down_until, lb_load_fn load, const void *ctx)
+{
+    (void)load; /* being written */
+    return lb_round_robin(cursor, n, now_ms, exclude, down_until, ctx);
+}
