@@ -5,7 +5,8 @@
 Reads DIR/cells.tsv (one row per measured wrk cell), DIR/idle.tsv (one row per idle-memory
 test) and DIR/skipped.tsv (targets that did not run, and why) for the plain HTTP/1.1 table, and
 DIR/tls_cells.tsv, DIR/idle_tls.tsv and DIR/tls_skipped.tsv, when present, for the TLS and
-HTTP/2 table. Medians over the repetitions, with min-max for rates; ratios are taken against
+HTTP/2 table, and DIR/geo_cells.tsv, DIR/geo_checks.tsv, DIR/geo_skipped.tsv and
+DIR/perf/*-top.txt, when present, for the GeoIP routing table. Medians over the repetitions, with min-max for rates; ratios are taken against
 HAProxy measured in the same run, since figures from different runs on this machine do not
 compare (see shared/BENCHMARKING.md).
 """
@@ -13,6 +14,7 @@ import csv
 import statistics
 import sys
 
+GEO_BAR = 0.97  # GeoIP routing on / off in requests per proxy-CPU-second: at least this
 CPU0_BUSY = 90.0  # % of cpu0 (wrk + origins) above which the client side is the bottleneck
 OTHER_BUSY = 10.0  # % of CPU used by processes not ours above which a cell was disturbed
 
@@ -181,18 +183,8 @@ def tls_report(run, meta):
     return out, notes
 
 
-def main():
-    run = sys.argv[1]
-    all_cells = read_tsv(f"{run}/cells.tsv")
-    cells = [r for r in all_cells if r.get("kept", "1") == "1"]
-    redone = len(all_cells) - len(cells)
-    idle = {r["target"]: r for r in read_tsv(f"{run}/idle.tsv")}
-    skipped = {r["target"]: r["reason"] for r in read_tsv(f"{run}/skipped.tsv")}
-    order = []
-    for r in cells:
-        if r["target"] not in order:
-            order.append(r["target"])
-
+def cell_stats(cells, order):
+    """Per-target figures of wrk cells (cells.tsv or geo_cells.tsv rows), medians over reps."""
     stats = {}
     for t in order:
         rows = [r for r in cells if r["target"] == t]
@@ -214,6 +206,134 @@ def main():
             "errors": sum(int(r["non2xx"]) + int(r["sock_errors"]) for r in rows),
             "n": len(rows),
         }
+    return stats
+
+
+GEO_LABELS = {
+    "haproxy": "haproxy",
+    "nginx": "nginx",
+    "meridian": "meridian (one region of five origins)",
+    "meridian-geo-off": "meridian, routing off (5 regions, no geoip)",
+    "meridian-geo-on": "meridian, routing on (5 regions, geoip)",
+}
+
+
+def geo_report(run):
+    """The GeoIP routing table and its notes; ([], []) when the run had no geo suite."""
+    all_cells = read_tsv(f"{run}/geo_cells.tsv")
+    cells = [r for r in all_cells if r.get("kept", "1") == "1"]
+    redone = len(all_cells) - len(cells)
+    skipped = read_tsv(f"{run}/geo_skipped.tsv")
+    checks = read_tsv(f"{run}/geo_checks.tsv")
+    if not all_cells and not skipped:
+        return [], []
+    order = []
+    for r in cells:
+        if r["target"] not in order:
+            order.append(r["target"])
+    stats = cell_stats(cells, order)
+    ref = stats.get("haproxy")
+    out = ["| target | req/s median (min–max) | p50 | p99 | proxy CPU | req per proxy-CPU-s "
+           "| vs HAProxy req/s | vs HAProxy per CPU | cpu0 (origins + wrk) | other CPU | errors |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in order:
+        st = stats[t]
+        cpu = f"{st['cpu']:.0f}%" if st["cpu"] is not None else "—"
+        per_cpu = k(st["per_cpu"]) if st["per_cpu"] is not None else "—"
+        vs_rps = f"{st['rps'] / ref['rps']:.2f}" if ref else "—"
+        vs_cpu = (f"{st['per_cpu'] / ref['per_cpu']:.2f}"
+                  if ref and ref["per_cpu"] and st["per_cpu"] is not None else "—")
+        out.append(f"| {GEO_LABELS.get(t, t)} | {k(st['rps'])} ({k(st['min'])}–{k(st['max'])}) "
+                   f"| {lat(st['p50'])} | {lat(st['p99'])} | {cpu} | {per_cpu} | {vs_rps} "
+                   f"| {vs_cpu} | {st['cpu0']:.0f}% | {st['other']:.0f}% | {st['errors']} |")
+    for r in skipped:
+        out.append(f"| {GEO_LABELS.get(r['target'], r['target'])} | skipped: {r['reason']} "
+                   "| | | | | | | | | |")
+
+    notes = []
+    on, off = stats.get("meridian-geo-on"), stats.get("meridian-geo-off")
+    if on and off and on["per_cpu"] and off["per_cpu"]:
+        # the median ratio, and the ratios of the on and off cells of the same repetition
+        by_rep = {}
+        for r in cells:
+            if r["target"] in ("meridian-geo-on", "meridian-geo-off") and num(r, "proxy_cpu_pct"):
+                by_rep.setdefault(r["rep"], {})[r["target"]] = (
+                    num(r, "req_s") / (num(r, "proxy_cpu_pct") / 100))
+        pairs = [v["meridian-geo-on"] / v["meridian-geo-off"] for v in by_rep.values()
+                 if len(v) == 2]
+        ratio = on["per_cpu"] / off["per_cpu"]
+        verdict = "met" if ratio >= GEO_BAR else "NOT met"
+        pair_txt = (f", per repetition {min(pairs):.3f}–{max(pairs):.3f}" if len(pairs) > 1
+                    else "")
+        line = (f"**routing on / off: {ratio:.3f} in req per proxy-CPU-second**{pair_txt}; "
+                f"{on['rps'] / off['rps']:.3f} in req/s. Bar: at least {GEO_BAR:.2f} "
+                f"per proxy-CPU-second: {verdict}.")
+        if on["errors"] or off["errors"]:
+            line += " The geo Meridians answered errors (see the errors column): not a fair measurement."
+        notes.append(line)
+        plain = stats.get("meridian")
+        if plain and plain["per_cpu"]:
+            notes.append(f"routing on / one region of five: {on['per_cpu'] / plain['per_cpu']:.3f} "
+                         f"per proxy-CPU-second; routing off / one region of five: "
+                         f"{off['per_cpu'] / plain['per_cpu']:.3f} (routing off sends every "
+                         "request to the default region's one origin; the plain config "
+                         "round-robins over five).")
+    elif "meridian-geo-on" in stats or "meridian-geo-off" in stats:
+        notes.append("routing on / off: not computed (one of the pair is missing or has no CPU figure).")
+    for c in checks:
+        if int(c["misrouted"]):
+            notes.append(f"routing check: {GEO_LABELS.get(c['target'], c['target'])} sent "
+                         f"{c['misrouted']} of {c['checked']} sample clients to the wrong region: "
+                         f"{c['detail']}.")
+        else:
+            notes.append(f"routing check: {GEO_LABELS.get(c['target'], c['target'])} sent all "
+                         f"{c['checked']} sample clients (four per region, through "
+                         "X-Forwarded-For) to the expected origin.")
+    busy = [t for t in order if stats[t]["busy"]]
+    if busy:
+        notes.append(f"{', '.join(busy)}: cpu0 (wrk + origins) was at least {CPU0_BUSY:.0f}% busy "
+                     "in some cells: compare by req per proxy-CPU-second.")
+    disturbed = [t for t in order if stats[t]["other_max"] >= OTHER_BUSY]
+    if disturbed:
+        notes.append(f"other CPU reached {OTHER_BUSY:.0f}% or more in cells of "
+                     f"{', '.join(disturbed)} (kept after the retries ran out): rerun.")
+    if redone:
+        notes.append(f"{redone} geo cell(s) disturbed by other processes were measured again.")
+    if any(stats[t]["errors"] for t in order):
+        notes.append("errors = non-2xx/3xx responses + socket errors reported by wrk, over all "
+                     "cells: a target with errors is not measured fairly.")
+    notes.append("every request carries X-Forwarded-For with a different address (bench/"
+                 "geo_clients.lua, round-robin over the generator's client list, addresses inside "
+                 "the database's networks: 80% near the five regions, 20% elsewhere); HAProxy and "
+                 "nginx proxy it as in the plain cell (round-robin over the five origins, "
+                 "appending to X-Forwarded-For).")
+    for t in ("meridian-geo-on", "meridian-geo-off"):
+        try:
+            with open(f"{run}/perf/{t}-top.txt") as f:
+                top = [l.rstrip("\n") for l in f][:14]
+        except FileNotFoundError:
+            continue
+        if top:
+            notes.append(f"profile of {GEO_LABELS[t]} (perf record -g, perf report --no-children "
+                         f"--sort dso,symbol; Meridian's and libmaxminddb's lines, % of the "
+                         f"proxy's samples; all of it in perf/{t}.txt):\n\n  ```\n"
+                         + "\n".join(f"  {l}" for l in top) + "\n  ```")
+    return out, notes
+
+
+def main():
+    run = sys.argv[1]
+    all_cells = read_tsv(f"{run}/cells.tsv")
+    cells = [r for r in all_cells if r.get("kept", "1") == "1"]
+    redone = len(all_cells) - len(cells)
+    idle = {r["target"]: r for r in read_tsv(f"{run}/idle.tsv")}
+    skipped = {r["target"]: r["reason"] for r in read_tsv(f"{run}/skipped.tsv")}
+    order = []
+    for r in cells:
+        if r["target"] not in order:
+            order.append(r["target"])
+
+    stats = cell_stats(cells, order)
     ref = stats.get("haproxy")
 
     out = ["| target | req/s median (min–max) | p50 | p99 | proxy CPU | req per proxy-CPU-s "
@@ -285,13 +405,24 @@ def main():
     except FileNotFoundError:
         pass
     tls_out, tls_notes = tls_report(run, meta)
+    geo_out, geo_notes = geo_report(run)
     if out[2:]:  # the plain HTTP/1.1 table, unless that suite did not run
         print("\n".join(out))
         print()
         for n in notes:
             print(f"- {n}")
-    if tls_out:
+    if geo_out:
         if out[2:]:
+            print()
+        print("### GeoIP routing (HTTP/1.1 keep-alive, X-Forwarded-For from a trusted peer, "
+              "large database)")
+        print()
+        print("\n".join(geo_out))
+        print()
+        for n in geo_notes:
+            print(f"- {n}")
+    if tls_out:
+        if out[2:] or geo_out:
             print()
         print("### TLS termination and HTTP/2 (TLS 1.3, ECDSA P-256; upstream plain HTTP/1.1)")
         print()

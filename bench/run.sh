@@ -3,7 +3,9 @@
 # Meridian's benchmark: throughput and idle-connection memory of Meridian, HAProxy and nginx as
 # one-worker reverse proxies in front of the same five origins (plain HTTP/1.1 keep-alive
 # upstream), plus wrk straight at one origin as the ceiling of plain HTTP/1.1. Suites (SUITES,
-# default all, in this order): h1 (wrk, plain HTTP/1.1 keep-alive), idle (RSS per idle plain
+# default all, in this order): h1 (wrk, plain HTTP/1.1 keep-alive), geo (the same with a
+# different X-Forwarded-For per request, Meridian with GeoIP routing on a database of a million
+# networks against the same five regions without it), idle (RSS per idle plain
 # connection), tls (wrk, HTTP/1.1 over TLS 1.3), h2 (h2load, HTTP/2 over TLS), handshake (full
 # TLS 1.3 handshakes/s, openssl s_time -new, no resumption), idle-tls (RSS per idle TLS
 # connection); TLS uses a throwaway ECDSA P-256 certificate made in the results directory.
@@ -17,7 +19,9 @@
 # idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s for
 # tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
 # processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
-# ("direct haproxy nginx meridian"). --quick: REPS=1 DURATION=3. A missing Meridian binary
+# ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's
+# database, built once into bench/results/geo-db-HASH/), GEO_PERF (1: perf profiles of the two
+# geo Meridians after the geo cells, GEO_PERF_SECONDS 5 s each). --quick: REPS=1 DURATION=3. A missing Meridian binary
 # skips its rows; a Meridian that does not accept the TLS listener (`meridian -t`) has only its
 # TLS cells skipped. This machine is shared: a cell during which other processes used more than
 # OTHER_MAX (10) % CPU is recorded as not kept and run again, up to RETRIES (2) times, after
@@ -52,7 +56,10 @@ H2_STREAMS=${H2_STREAMS:-10}
 HS_CLIENTS=${HS_CLIENTS:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 TARGETS=${TARGETS:-direct haproxy nginx meridian}
-SUITES=${SUITES:-h1 idle tls h2 handshake idle-tls}
+SUITES=${SUITES:-h1 geo idle tls h2 handshake idle-tls}
+GEO_NETWORKS=${GEO_NETWORKS:-1000000}
+GEO_PERF=${GEO_PERF:-1}
+GEO_PERF_SECONDS=${GEO_PERF_SECONDS:-5}
 QUIET_WAIT=${QUIET_WAIT:-60}
 OTHER_MAX=${OTHER_MAX:-10}
 RETRIES=${RETRIES:-2}
@@ -72,7 +79,7 @@ log() {
     printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
 }
 
-ALL_SUITES="h1 idle tls h2 handshake idle-tls"
+ALL_SUITES="h1 geo idle tls h2 handshake idle-tls"
 for s in $SUITES; do
     case " $ALL_SUITES " in *" $s "*) ;; *) die "unknown suite '$s' (one of: $ALL_SUITES)" ;; esac
 done
@@ -92,11 +99,16 @@ done
 tools="taskset ss curl $PY"
 has_suite h1 && tools+=" wrk"
 has_suite tls && tools+=" wrk"
+has_suite geo && tools+=" wrk perl sha256sum"
 has_suite h2 && tools+=" h2load"
 [ "$TLS" = 0 ] || tools+=" openssl"
 for tool in $tools; do
     command -v "$tool" >/dev/null || die "$tool is needed"
 done
+if has_suite geo; then
+    perl -MMaxMind::DB::Writer::Tree -e 1 2>/dev/null ||
+        die "the geo suite builds its database with MaxMind::DB::Writer::Tree: install libmaxmind-db-writer-perl"
+fi
 [ -x "$ORIGIN" ] || die "no origin binary at $ORIGIN: build it first (make tests/tools/origin)"
 # every process started from here inherits this: the idle test needs N sockets in the client
 # and N plus upstream connections in the proxy
@@ -128,6 +140,27 @@ if [ "$TLS" = 1 ]; then
         >"$RUN/logs/openssl-req.log" 2>&1 || die "could not make a certificate: $(cat "$RUN/logs/openssl-req.log")"
     cat "$CERT" "$KEY" >"$COMBINED"
     chmod 600 "$KEY" "$COMBINED"
+fi
+
+# The geo suite's large GeoIP database and its client addresses, built once per version of the
+# generator and size (about 40 s and 300 MB of memory for a million networks) and kept in
+# bench/results/geo-db-HASH/ for the next runs
+GEO_DB=""
+GEO_CLIENTS=""
+if has_suite geo; then
+    GEO_CACHE=bench/results/geo-db-$({ cat bench/gen_large_mmdb.pl; echo "$GEO_NETWORKS"; } | sha256sum | cut -c1-12)
+    GEO_DB=$PWD/$GEO_CACHE/large.mmdb
+    GEO_CLIENTS=$PWD/$GEO_CACHE/clients.txt
+    if [ -s "$GEO_DB" ] && [ -s "$GEO_CLIENTS" ] && [ -s "$GEO_CLIENTS.regions" ]; then
+        log "geo: database from the cache: $GEO_CACHE"
+    else
+        log "geo: building a database of $GEO_NETWORKS networks in $GEO_CACHE (about 40 s per million)"
+        mkdir -p "$GEO_CACHE"
+        perl bench/gen_large_mmdb.pl "$GEO_DB" "$GEO_CLIENTS" "$GEO_NETWORKS" 2>"$GEO_CACHE/build.log" ||
+            die "bench/gen_large_mmdb.pl failed: $(tail -n 3 "$GEO_CACHE/build.log")"
+    fi
+    cp "$GEO_CACHE/build.log" "$RUN/logs/geo-db.log"
+    tail -n 1 "$GEO_CACHE/build.log" | sed 's/^/    /' >&2
 fi
 
 # ---- processes: everything started is stopped by PID on exit ----------------------------------
@@ -335,7 +368,8 @@ tls_ready() {
     fi
 }
 
-# Waits until the proxy answers 200, then checks that it spreads requests over all five.
+# Waits until the proxy answers 200, then checks that it spreads requests over all five (not
+# when a fourth argument is given: the geo Meridians send a client without a location to one).
 wait_ready() {
     local target=$1 pid=$2 port=$3 try code seen
     for try in $(seq 100); do
@@ -345,6 +379,7 @@ wait_ready() {
         sleep 0.1
     done
     [ "$code" = 200 ] || return 1
+    [ $# -lt 4 ] || return 0
     seen=$(for try in $(seq 20); do
         curl -s -m 2 -D - -o /dev/null "http://127.0.0.1:$port/" | tr -d '\r' |
             sed -n 's/^[Xx]-[Oo]rigin: //p'
@@ -456,12 +491,104 @@ for t in $TARGETS; do
 done
 [ ${#ACTIVE[@]} -gt 0 ] || die "nothing to measure"
 
+# ---- the geo suite's targets -----------------------------------------------------------------
+
+# HAProxy, nginx and Meridian as above (round-robin over one pool of five origins, ignoring
+# X-Forwarded-For but for appending to it), and two more Meridians made from
+# meridian-geo.yaml.in: five regions of one origin each, with GeoIP routing (on) or without (off)
+GEO_ACTIVE=()
+printf 'target\treason\n' >"$RUN/geo_skipped.tsv"
+printf 'target\tchecked\tmisrouted\tdetail\n' >"$RUN/geo_checks.tsv"
+geo_skip() {
+    log "geo: skipping $1: $2"
+    printf '%s\t%s\n' "$1" "$2" >>"$RUN/geo_skipped.tsv"
+}
+
+start_meridian_geo() { # on|off; returns 1 when meridian -t rejects the configuration
+    local t=meridian-geo-$1
+    pick_port
+    TPORT[$t]=$PORT
+    render bench/meridian-geo.yaml.in "$RUN/conf/$t.yaml" PORT="$PORT" GEOIP_DB="$GEO_DB" \
+        ORIGIN1="${ORIGIN_PORTS[0]}" ORIGIN2="${ORIGIN_PORTS[1]}" ORIGIN3="${ORIGIN_PORTS[2]}" \
+        ORIGIN4="${ORIGIN_PORTS[3]}" ORIGIN5="${ORIGIN_PORTS[4]}"
+    [ "$1" = on ] || sed -i '/# geo-begin/,/# geo-end/d' "$RUN/conf/$t.yaml"
+    if ! "$MERIDIAN" -t -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t-check.log" 2>&1; then
+        geo_skip "$t" "\`meridian -t\` rejects $RUN/conf/$t.yaml ($(grep -v '^ *$' "$RUN/logs/$t-check.log" | tail -n 1))"
+        return 1
+    fi
+    taskset -c 1 "$MERIDIAN" -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t.log" 2>&1 &
+    PIDS+=($!)
+    CHILDREN+=($!)
+    TPIDS[$t]=$!
+}
+
+# Sends the generator's sample clients (four per region) through X-Forwarded-For and checks
+# which origin answers: with routing on, the origin of the client's region; off, region-1
+# (eu, the default). A misrouted request is reported, not fixed: the cells still run.
+geo_check() {
+    local t=$1 ip region i want got n=0 bad=0 detail=""
+    while read -r ip region; do
+        case $region in eu) i=1 ;; us-east) i=2 ;; us-west) i=3 ;; ap) i=4 ;; sa) i=5 ;; *) continue ;; esac
+        [ "$t" = meridian-geo-on ] || i=1
+        want=region-$i
+        got=$(curl -s -m 2 -D - -o /dev/null -H "X-Forwarded-For: $ip" "http://127.0.0.1:${TPORT[$t]}/" |
+            tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin: //p')
+        n=$((n + 1))
+        if [ "$got" != "$want" ]; then
+            bad=$((bad + 1))
+            [ $bad -gt 3 ] || detail+="$ip ($region) -> ${got:-no answer}, expected $want; "
+        fi
+    done <"$GEO_CLIENTS.regions"
+    printf '%s\t%s\t%s\t%s\n' "$t" "$n" "$bad" "${detail%; }" >>"$RUN/geo_checks.tsv"
+    if [ $bad -gt 0 ]; then
+        log "geo: warning: $t misrouted $bad of $n sample clients: ${detail%; }"
+    else
+        log "geo: $t routed all $n sample clients to the expected region"
+    fi
+}
+
+if has_suite geo; then
+    for t in haproxy nginx meridian; do
+        case " ${ACTIVE[*]} " in *" $t "*) GEO_ACTIVE+=("$t") ;; esac
+    done
+    case " $TARGETS " in
+    *" meridian "*)
+        if [ -x "$MERIDIAN" ]; then
+            for v in off on; do
+                t=meridian-geo-$v
+                start_meridian_geo "$v" || continue
+                if wait_ready "$t" "${TPIDS[$t]}" "${TPORT[$t]}" no-spread-check; then
+                    for pid in $(descendants "${TPIDS[$t]}"); do
+                        case " ${PIDS[*]} " in *" $pid "*) ;; *) PIDS+=("$pid") ;; esac
+                    done
+                    TPIDS[$t]=$(descendants "${TPIDS[$t]}" | tr '\n' ' ')
+                    log "$t ready on port ${TPORT[$t]} (pids ${TPIDS[$t]})"
+                    geo_check "$t"
+                    GEO_ACTIVE+=("$t")
+                else
+                    geo_skip "$t" "did not answer 200 on port ${TPORT[$t]}; see $RUN/logs/$t.log"
+                    tail -n 5 "$RUN/logs/$t.log" >&2 || true
+                fi
+            done
+        else
+            geo_skip meridian-geo "no binary at $MERIDIAN (build it first)"
+        fi
+        ;;
+    esac
+    [ ${#GEO_ACTIVE[@]} -gt 0 ] || log "geo: nothing to measure"
+fi
+
 {
     printf '# run %s on %s, kernel %s, load %s, machine %s%% busy before start\n' "$STAMP" \
         "$(hostname)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$BUSY_BEFORE"
     printf '# %s; %s; wrk -t1 -c%s -d%ss --latency; reps %s, warm-up %ss\n' \
         "$(haproxy -v 2>/dev/null | head -1)" "$(nginx -v 2>&1)" "$CONNS" "$DURATION" "$REPS" "$WARMUP"
     printf '# suites: %s\n' "$SUITES"
+    if has_suite geo; then
+        printf '# geo: wrk -t1 -c%s -d%ss --latency -s bench/geo_clients.lua URL -- %s (%s addresses); database %s (%s bytes): %s\n' \
+            "$CONNS" "$DURATION" "$GEO_CLIENTS" "$(wc -l <"$GEO_CLIENTS")" "$GEO_DB" \
+            "$(stat -c %s "$GEO_DB")" "$(tail -n 1 "$RUN/logs/geo-db.log" | sed 's/^gen_large_mmdb: //')"
+    fi
     if [ "$TLS" = 1 ]; then
         printf '# %s; %s; TLS cells: wrk -t1 -c%s, h2load -t1 -c%s -m%s -D %s, %s x openssl s_time -new -tls1_3 -www / -time %s; warm-up %ss; certificate ECDSA P-256 (%s)\n' \
             "$(openssl version)" "$(h2load --version 2>/dev/null | head -1)" "$CONNS" "$H2_CONNS" \
@@ -482,16 +609,22 @@ printf 'target\trep\tduration_s\treq_s\trequests\tp50_us\tp99_us\tnon2xx\tsock_e
     >"$RUN/cells.tsv"
 
 # Measures one cell; returns 1 when other processes disturbed it (its row is then not kept).
+# Writes its row to CELL_TSV, wrk's output to wrk/CELL_PREFIX-TARGET-REP.txt; wrk gets WRK_PRE
+# before the URL and WRK_POST after it (the geo suite's Lua script and its argument).
+CELL_TSV=$RUN/cells.tsv
+CELL_PREFIX=""
+WRK_PRE=()
+WRK_POST=()
 run_cell() {
-    local t=$1 rep=$2 last=$3 url="http://127.0.0.1:${TPORT[$1]}/" out="$RUN/wrk/$1-$2.txt"
+    local t=$1 rep=$2 last=$3 url="http://127.0.0.1:${TPORT[$1]}/" out="$RUN/wrk/$CELL_PREFIX$1-$2.txt"
     local p0 p1 o0 o1 m0 m1 t0 t1 cpu wall rps reqs p50 p99 non2xx sockerr pcpu ocpu wcpu xcpu kept
-    taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
+    taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${WRK_PRE[@]}" "$url" "${WRK_POST[@]}" >/dev/null
     p0=$(ticks ${TPIDS[$t]})
     o0=$(ticks "${ORIGIN_PIDS[@]}")
     m0=$(machine_busy_ticks)
     t0=$EPOCHREALTIME
     cpu=$({ TIMEFORMAT='%3U %3S'; time taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency \
-        "$url" >"$out"; } 2>&1 | tail -n 1)
+        "${WRK_PRE[@]}" "$url" "${WRK_POST[@]}" >"$out"; } 2>&1 | tail -n 1)
     t1=$EPOCHREALTIME
     m1=$(machine_busy_ticks)
     p1=$(ticks ${TPIDS[$t]})
@@ -520,9 +653,9 @@ run_cell() {
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rep" "$wall" "$rps" \
         "$reqs" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-0}" "$pcpu" "$ocpu" "$wcpu" "$xcpu" "$kept" \
-        >>"$RUN/cells.tsv"
-    log "$(printf '%-9s rep %s: %7.0f req/s  p50 %6s us  p99 %6s us  proxy %5s%%  origins %5s%%  wrk %5s%%  other %5s%%%s' \
-        "$t" "$rep" "$rps" "$p50" "$p99" "$pcpu" "$ocpu" "$wcpu" "$xcpu" \
+        >>"$CELL_TSV"
+    log "$(printf '%s%-9s rep %s: %7.0f req/s  p50 %6s us  p99 %6s us  proxy %5s%%  origins %5s%%  wrk %5s%%  other %5s%%%s' \
+        "$CELL_PREFIX" "$t" "$rep" "$rps" "$p50" "$p99" "$pcpu" "$ocpu" "$wcpu" "$xcpu" \
         "$([ $kept = 1 ] || echo '  disturbed: not kept')")"
     [ "$kept" = 1 ]
 }
@@ -537,6 +670,69 @@ if has_suite h1; then
             done
         done
     done
+fi
+
+# ---- GeoIP routing: the h1 cell with clients spread over the world ---------------------------
+
+# perf profile of one target under the geo cell's load (not a measured cell): perf/TARGET.txt
+# (perf report --no-children, by shared object and symbol) and perf/TARGET-top.txt (the lines of
+# Meridian's own code and libmaxminddb, with each one's total)
+geo_profile() {
+    local t=$1 pids wpid dir="$RUN/perf"
+    pids=$(echo ${TPIDS[$1]} | tr ' ' ',')
+    mkdir -p "$dir"
+    log "geo: perf record -g -p $pids for ${GEO_PERF_SECONDS}s under load ($t)"
+    taskset -c 0 wrk -t1 -c"$CONNS" -d"$((GEO_PERF_SECONDS + 3))s" "${WRK_PRE[@]}" \
+        "http://127.0.0.1:${TPORT[$t]}/" "${WRK_POST[@]}" >"$dir/$t-wrk.txt" 2>&1 &
+    wpid=$!
+    PIDS+=($wpid)
+    CHILDREN+=($wpid)
+    sleep 1.5
+    taskset -c 0 perf record -g -p "$pids" -o "$dir/$t.data" -- sleep "$GEO_PERF_SECONDS" \
+        >"$dir/$t-record.log" 2>&1 || log "geo: perf record failed: $(tail -n 2 "$dir/$t-record.log")"
+    wait "$wpid" || true
+    [ -s "$dir/$t.data" ] || return 0
+    perf report -i "$dir/$t.data" --no-children --sort dso,symbol -g none --stdio \
+        >"$dir/$t.txt" 2>"$dir/$t-report.log" || true
+    awk -v bin="$(basename "$MERIDIAN")" '
+        /^#/ || NF < 3 { next }
+        { pct = $1; sub(/%$/, "", pct); dso = $2
+          if (dso != bin && dso !~ /^libmaxminddb/) next
+          total[dso] += pct
+          if (n < 25) { line[++n] = $0 } }
+        END { for (d in total) printf "total %s: %.2f%%\n", d, total[d]
+              for (i = 1; i <= n; i++) print line[i] }' "$dir/$t.txt" >"$dir/$t-top.txt"
+    sed -n '1,12p' "$dir/$t-top.txt" | sed "s/^/    $t: /" >&2
+}
+
+if has_suite geo && [ ${#GEO_ACTIVE[@]} -gt 0 ]; then
+    log "geo: ${GEO_ACTIVE[*]}, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved"
+    CELL_TSV=$RUN/geo_cells.tsv
+    CELL_PREFIX=geo-
+    WRK_PRE=(-s bench/geo_clients.lua)
+    WRK_POST=(-- "$GEO_CLIENTS")
+    head -n 1 "$RUN/cells.tsv" >"$CELL_TSV"
+    for rep in $(seq "$REPS"); do
+        for t in "${GEO_ACTIVE[@]}"; do
+            for try in $(seq 0 "$RETRIES"); do
+                run_cell "$t" "$rep" $((try == RETRIES)) && break
+                wait_quiet
+            done
+        done
+    done
+    if [ "$GEO_PERF" = 1 ]; then
+        if command -v perf >/dev/null; then
+            for t in meridian-geo-on meridian-geo-off; do
+                case " ${GEO_ACTIVE[*]} " in *" $t "*) geo_profile "$t" ;; esac
+            done
+        else
+            log "geo: no perf (package linux-perf): no profile"
+        fi
+    fi
+    CELL_TSV=$RUN/cells.tsv
+    CELL_PREFIX=""
+    WRK_PRE=()
+    WRK_POST=()
 fi
 
 # ---- idle connections ----------------------------------------------------------------------

@@ -150,6 +150,11 @@ access_log_append(struct access_log_buf *lb, const struct access_log_entry *e)
     line_fmt(&l, "\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,", e->status,
              (unsigned long long)e->bytes, (double)e->duration_us / 1000.0);
     line_str(&l, "\"region\":", e->region);
+    line_str(&l, "\"country\":", e->country);
+    if (e->failover)
+        LINE_LIT(&l, "\"failover\":true,");
+    else
+        LINE_LIT(&l, "\"failover\":false,");
     line_str(&l, "\"backend\":", e->backend);
     if (e->upstream_us >= 0)
         line_fmt(&l, "\"upstream_ms\":%.3f,", (double)e->upstream_us / 1000.0);

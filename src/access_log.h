@@ -27,6 +27,8 @@ struct access_log_entry {
     uint64_t bytes;        /* response body bytes sent */
     uint64_t duration_us;
     const char *region;    /* NULL if none was chosen */
+    const char *country;   /* the client's ISO code, NULL if unknown */
+    bool failover;         /* served by another region than the client's nearest */
     const char *backend;   /* NULL if none was reached */
     int64_t upstream_us;   /* time to the response head, -1 if none */
     const char *request_id;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "sock.h"
+#include "status.h"
 
 #define ADMIN_REQ_MAX 8192
 #define ADMIN_TIMEOUT_S 10
@@ -100,6 +101,48 @@ admin_conn_write_cb(evutil_socket_t fd, short what, void *arg)
     admin_conn_free(ac);
 }
 
+/* /route?ip=ADDR: why a client at ADDR goes where it goes. The address is the query's
+ * `ip` parameter, taken literally (IPv6 colons may come percent-encoded as %3A). */
+static void
+admin_route(struct admin_conn *ac, struct span query)
+{
+    char ip[64];
+    size_t len = 0;
+    bool found = false;
+    const char *p = query.ptr, *end = query.ptr + query.len;
+    while (p && p < end && !found) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (stop - p >= 3 && memcmp(p, "ip=", 3) == 0) {
+            found = true;
+            for (const char *q = p + 3; q < stop && len < sizeof(ip) - 1; q++) {
+                if (*q == '%' && stop - q >= 3 && (q[1] == '3') && (q[2] == 'A' || q[2] == 'a')) {
+                    ip[len++] = ':';
+                    q += 2;
+                } else {
+                    ip[len++] = *q;
+                }
+            }
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    if (!found || len == 0) {
+        admin_respond(ac, 400, "application/json",
+                      "{\"error\":\"expected /route?ip=ADDR\"}\n");
+        return;
+    }
+    struct cfg *cfg = server_current_cfg(ac->admin->srv);
+    int status = 200;
+    char *json = status_route_json(cfg, ip, len, &status);
+    server_release_cfg(cfg);
+    if (!json) {
+        admin_respond(ac, 503, "text/plain", "out of memory\n");
+        return;
+    }
+    admin_respond(ac, status, "application/json", json);
+    free(json);
+}
+
 static void
 admin_handle(struct admin_conn *ac, const struct h1_request *req)
 {
@@ -109,9 +152,10 @@ admin_handle(struct admin_conn *ac, const struct h1_request *req)
         admin_respond(ac, 405, "text/plain", "method not allowed\n");
         return;
     }
-    struct span path = req->path;
+    struct span path = req->path, query = {NULL, 0};
     for (size_t i = 0; i < path.len; i++) {
         if (path.ptr[i] == '?') {
+            query = (struct span){path.ptr + i + 1, path.len - i - 1};
             path.len = i;
             break;
         }
@@ -129,6 +173,8 @@ admin_handle(struct admin_conn *ac, const struct h1_request *req)
         }
         admin_respond(ac, 200, "application/json", json);
         free(json);
+    } else if (SPAN_EQ_LIT(path, "/route")) {
+        admin_route(ac, query);
     } else {
         admin_respond(ac, 404, "text/plain", "not found\n");
     }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The YAML front end of cfg: libyaml's document API builds the node tree, and this file
- * walks it against the schema, fills a new generation and explains every problem it meets
- * as "file:line: what was expected". It keeps walking after an error, so one run of
- * `meridian -t` shows them all. It never parses YAML itself and never resolves names.
- * Relative file paths in the file (certificates, keys) are taken from the file's own
- * directory. A file that passes is handed to tls_prepare(), which reads those files, so a
- * load yields either a generation ready to serve or the reasons why not. */
+ * walks it against the schema (the core sections here, the others in cfg_load_<area>.c,
+ * which share cfg_loader.h), fills a new generation and explains every problem it meets as
+ * "file:line: what was expected". It keeps walking after an error, so one run of `meridian
+ * -t` shows them all; it never parses YAML itself and never resolves names. A file that
+ * passes has its GeoIP database opened (geo_open) and its certificates read
+ * (tls_prepare), relative paths taken from the file's own directory, so a load yields
+ * either a generation ready to serve or the reasons why not. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "cfg_load.h"
@@ -16,12 +17,14 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <inttypes.h>
+#include <strings.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
+#include "cfg_loader.h"
 #include "tls.h"
 
 /* A configuration file is a page or two; anything this big is the wrong file. */
@@ -31,12 +34,6 @@
 #define LOAD_MAX_ALIAS_VISITS 100000
 /* Past this many errors the rest are counted, not shown. */
 #define LOAD_MAX_ERRORS 100
-/* Listener and region names end up in logs, metrics labels and headers. */
-#define LOAD_NAME_MAX 63
-/* Longest piece of a value quoted back in a message. */
-#define QUOTE_MAX 48
-#define QUOTE_BUF (QUOTE_MAX * 4 + 8)
-#define PATH_BUF 128
 
 struct load_error {
     size_t line; /* 1-based; 0 when about the file as a whole */
@@ -44,30 +41,8 @@ struct load_error {
     char *text;  /* owns: the whole line, without the newline */
 };
 
-struct loader {
-    const char *name;          /* borrows: the file name used in messages */
-    const char *dir;           /* borrows: prefix for relative file paths, ending in "/";
-                                  "" leaves them as written */
-    yaml_document_t *doc;      /* borrows */
-    struct cfg *cfg;           /* owns until handed to the caller */
-    struct load_error *errors; /* owns */
-    size_t nerrors, errors_cap;
-    size_t dropped; /* errors past LOAD_MAX_ERRORS */
-    bool oom;
-    size_t visits, max_visits;
-    bool aborted; /* the visit budget ran out: stop walking */
-};
-
-/* A key of a mapping found by map_collect. */
-struct field {
-    yaml_node_t *key;   /* borrows */
-    yaml_node_t *value; /* borrows; NULL when the key is absent */
-};
-
 static void vreport(struct loader *ld, size_t line, bool always, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
-static void report(struct loader *ld, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Makes room for one more error. False when out of memory (`oom` is then set). */
 static bool
@@ -132,8 +107,8 @@ vreport(struct loader *ld, size_t line, bool always, const char *fmt, va_list ap
     errors_push(ld, line, text);
 }
 
-static void
-report(struct loader *ld, size_t line, const char *fmt, ...)
+void
+ld_report(struct loader *ld, size_t line, const char *fmt, ...)
 {
     va_list ap;
 
@@ -153,6 +128,22 @@ report_always(struct loader *ld, size_t line, const char *fmt, ...)
     va_start(ap, fmt);
     vreport(ld, line, true, fmt, ap);
     va_end(ap);
+}
+
+bool
+ld_clean(const struct loader *ld)
+{
+    return ld->nerrors == 0 && ld->dropped == 0 && !ld->oom;
+}
+
+char *
+ld_strdup(struct loader *ld, const char *s)
+{
+    char *copy = strdup(s);
+
+    if (copy == NULL)
+        ld->oom = true;
+    return copy;
 }
 
 /* The line number in an error line of ours ("NAME:LINE: ..."), or SIZE_MAX when it has
@@ -244,11 +235,13 @@ loader_deinit(struct loader *ld)
     cfg_unref(ld->cfg);
 }
 
+/* ---- helpers shared with the section files (cfg_loader.h) ------------------------- */
+
 /* Writes `s` (`len` bytes, any content) double-quoted into `out` (QUOTE_BUF bytes) with
  * control bytes, quotes and backslashes escaped, shortened to QUOTE_MAX bytes of input,
  * so that a value quoted back never breaks the one-error-per-line format. */
-static const char *
-quote(const char *s, size_t len, char *out)
+const char *
+ld_quote(const char *s, size_t len, char *out)
 {
     size_t n = len > QUOTE_MAX ? QUOTE_MAX : len, o = 0;
 
@@ -278,21 +271,21 @@ quote(const char *s, size_t len, char *out)
     return out;
 }
 
-static size_t
-node_line(const yaml_node_t *node)
+size_t
+ld_node_line(const yaml_node_t *node)
 {
     return node->start_mark.line + 1;
 }
 
 /* Says what a node is, for "expected X, got Y". */
-static const char *
-describe(const yaml_node_t *node, char *buf)
+const char *
+ld_describe(const yaml_node_t *node, char *buf)
 {
     switch (node->type) {
     case YAML_SCALAR_NODE:
         if (node->data.scalar.length == 0)
             return "an empty value";
-        return quote((const char *)node->data.scalar.value, node->data.scalar.length, buf);
+        return ld_quote((const char *)node->data.scalar.value, node->data.scalar.length, buf);
     case YAML_SEQUENCE_NODE:
         return "a sequence";
     case YAML_MAPPING_NODE:
@@ -304,8 +297,8 @@ describe(const yaml_node_t *node, char *buf)
 
 /* Every node the walk looks at goes through here, which is what bounds the work an alias
  * bomb can cause. Returns NULL once the budget is spent (the walk then unwinds). */
-static yaml_node_t *
-node_at(struct loader *ld, int index)
+yaml_node_t *
+ld_node_at(struct loader *ld, int index)
 {
     yaml_node_t *node;
 
@@ -317,7 +310,7 @@ node_at(struct loader *ld, int index)
     if (++ld->visits > ld->max_visits) {
         ld->aborted = true;
         /* Shown even past the error cap: it explains why the walk stopped short. */
-        report_always(ld, node_line(node),
+        report_always(ld, ld_node_line(node),
                       "aliases repeat nodes more than %d times over; refusing the document "
                       "(write the values out instead)",
                       LOAD_MAX_ALIAS_VISITS);
@@ -326,8 +319,8 @@ node_at(struct loader *ld, int index)
     return node;
 }
 
-static bool
-expect(struct loader *ld, const yaml_node_t *node, yaml_node_type_t type, const char *path)
+bool
+ld_expect(struct loader *ld, const yaml_node_t *node, yaml_node_type_t type, const char *path)
 {
     char buf[QUOTE_BUF];
     const char *what = type == YAML_MAPPING_NODE    ? "a mapping"
@@ -337,32 +330,33 @@ expect(struct loader *ld, const yaml_node_t *node, yaml_node_type_t type, const 
     if (node->type == type)
         return true;
     if (path[0] == '\0')
-        report(ld, node_line(node), "expected %s at the top level, got %s", what,
-               describe(node, buf));
+        ld_report(ld, ld_node_line(node), "expected %s at the top level, got %s", what,
+                  ld_describe(node, buf));
     else
-        report(ld, node_line(node), "%s: expected %s, got %s", path, what, describe(node, buf));
+        ld_report(ld, ld_node_line(node), "%s: expected %s, got %s", path, what,
+                  ld_describe(node, buf));
     return false;
 }
 
 /* The text of a scalar node, or NULL (reported) when it is something else or holds a NUL
  * byte, which no value of ours may. libyaml terminates scalar values. */
-static const char *
-scalar(struct loader *ld, const yaml_node_t *node, const char *path)
+const char *
+ld_scalar(struct loader *ld, const yaml_node_t *node, const char *path)
 {
     const char *text;
 
-    if (!expect(ld, node, YAML_SCALAR_NODE, path))
+    if (!ld_expect(ld, node, YAML_SCALAR_NODE, path))
         return NULL;
     text = (const char *)node->data.scalar.value;
     if (strlen(text) != node->data.scalar.length) {
-        report(ld, node_line(node), "%s: contains a NUL byte", path);
+        ld_report(ld, ld_node_line(node), "%s: contains a NUL byte", path);
         return NULL;
     }
     return text;
 }
 
-static const char *
-where(const char *path)
+const char *
+ld_where(const char *path)
 {
     return path[0] == '\0' ? "the top level" : path;
 }
@@ -375,8 +369,8 @@ mark_truncated(char *buf, int n)
         memcpy(buf + PATH_BUF - 4, "...", 4);
 }
 
-static void
-subpath(char *buf, const char *parent, const char *key)
+void
+ld_subpath(char *buf, const char *parent, const char *key)
 {
     if (parent[0] == '\0')
         mark_truncated(buf, snprintf(buf, PATH_BUF, "%s", key));
@@ -384,8 +378,8 @@ subpath(char *buf, const char *parent, const char *key)
         mark_truncated(buf, snprintf(buf, PATH_BUF, "%s.%s", parent, key));
 }
 
-static void
-subpath_index(char *buf, const char *parent, size_t index)
+void
+ld_subpath_index(char *buf, const char *parent, size_t index)
 {
     mark_truncated(buf, snprintf(buf, PATH_BUF, "%s[%zu]", parent, index));
 }
@@ -394,29 +388,29 @@ subpath_index(char *buf, const char *parent, size_t index)
  * each at most once, and points fields[i] at the value of keys[i] (NULL when absent).
  * Unknown and repeated keys are reported and skipped; the first of a repeated key counts.
  * Returns false when `node` is no mapping at all or the walk was aborted. */
-static bool
-map_collect(struct loader *ld, const yaml_node_t *node, const char *path, const char *const *keys,
-            size_t nkeys, struct field *fields)
+bool
+ld_map_collect(struct loader *ld, const yaml_node_t *node, const char *path,
+               const char *const *keys, size_t nkeys, struct field *fields)
 {
     char buf[QUOTE_BUF], expected[256];
 
     for (size_t k = 0; k < nkeys; k++)
         fields[k].key = fields[k].value = NULL;
-    if (!expect(ld, node, YAML_MAPPING_NODE, path))
+    if (!ld_expect(ld, node, YAML_MAPPING_NODE, path))
         return false;
 
     for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
          pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *key = node_at(ld, pair->key);
-        yaml_node_t *value = node_at(ld, pair->value);
+        yaml_node_t *key = ld_node_at(ld, pair->key);
+        yaml_node_t *value = ld_node_at(ld, pair->value);
         const char *name;
         size_t k;
 
         if (key == NULL || value == NULL)
             return false;
         if (key->type != YAML_SCALAR_NODE) {
-            report(ld, node_line(key), "expected a key name in %s, got %s", where(path),
-                   describe(key, buf));
+            ld_report(ld, ld_node_line(key), "expected a key name in %s, got %s", ld_where(path),
+                      ld_describe(key, buf));
             continue;
         }
         name = (const char *)key->data.scalar.value;
@@ -428,13 +422,13 @@ map_collect(struct loader *ld, const yaml_node_t *node, const char *path, const 
             for (size_t j = 0; j < nkeys; j++)
                 off += (size_t)snprintf(expected + off, sizeof(expected) - off, "%s%s",
                                         j ? ", " : "", keys[j]);
-            report(ld, node_line(key), "unknown key %s in %s (expected one of: %s)",
-                   quote(name, key->data.scalar.length, buf), where(path), expected);
+            ld_report(ld, ld_node_line(key), "unknown key %s in %s (expected one of: %s)",
+                      ld_quote(name, key->data.scalar.length, buf), ld_where(path), expected);
             continue;
         }
         if (fields[k].key != NULL) {
-            report(ld, node_line(key), "duplicate key \"%s\" in %s (first at line %zu)", keys[k],
-                   where(path), node_line(fields[k].key));
+            ld_report(ld, ld_node_line(key), "duplicate key \"%s\" in %s (first at line %zu)",
+                      keys[k], ld_where(path), ld_node_line(fields[k].key));
             continue;
         }
         fields[k].key = key;
@@ -443,17 +437,17 @@ map_collect(struct loader *ld, const yaml_node_t *node, const char *path, const 
     return true;
 }
 
-static void
-require(struct loader *ld, const yaml_node_t *map, const char *path, const char *key,
-        const struct field *field)
+void
+ld_require(struct loader *ld, const yaml_node_t *map, const char *path, const char *key,
+           const struct field *field)
 {
     if (field->key == NULL)
-        report(ld, node_line(map), "missing required key \"%s\" in %s", key, where(path));
+        ld_report(ld, ld_node_line(map), "missing required key \"%s\" in %s", key, ld_where(path));
 }
 
 /* A non-negative decimal integer of plain digits, at most `max`. */
-static bool
-parse_uint(const char *text, uint64_t max, uint64_t *out)
+bool
+ld_parse_uint(const char *text, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
 
@@ -472,11 +466,11 @@ parse_uint(const char *text, uint64_t max, uint64_t *out)
 }
 
 /* Names: [A-Za-z0-9._-]{1,63}. Stores a copy in *out. */
-static void
-load_name(struct loader *ld, const yaml_node_t *node, const char *path, char **out)
+void
+ld_name(struct loader *ld, const yaml_node_t *node, const char *path, char **out)
 {
     char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
     size_t len;
 
     if (text == NULL)
@@ -484,9 +478,9 @@ load_name(struct loader *ld, const yaml_node_t *node, const char *path, char **o
     len = strlen(text);
     if (len == 0 || len > LOAD_NAME_MAX ||
         strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len) {
-        report(ld, node_line(node),
-               "%s: expected a name of 1 to %d letters, digits, \".\", \"_\" or \"-\", got %s",
-               path, LOAD_NAME_MAX, describe(node, buf));
+        ld_report(ld, ld_node_line(node),
+                  "%s: expected a name of 1 to %d letters, digits, \".\", \"_\" or \"-\", got %s",
+                  path, LOAD_NAME_MAX, ld_describe(node, buf));
         return;
     }
     *out = strdup(text);
@@ -505,7 +499,7 @@ explain_addr(const char *text, char *why, size_t size)
     bool bracketed = text[0] == '[';
     const char *example = "like 127.0.0.1:8080 or [::1]:8080";
 
-    quote(text, strlen(text), buf);
+    ld_quote(text, strlen(text), buf);
     if (text[0] == '\0') {
         snprintf(why, size, "expected an IP address and port %s, got an empty value", example);
         return;
@@ -523,7 +517,7 @@ explain_addr(const char *text, char *why, size_t size)
                      example);
             return;
         }
-        quote(text + 1, (size_t)(close - text - 1), host);
+        ld_quote(text + 1, (size_t)(close - text - 1), host);
     } else {
         sep = strrchr(text, ':');
         if (sep == NULL) {
@@ -531,15 +525,15 @@ explain_addr(const char *text, char *why, size_t size)
                      buf);
             return;
         }
-        quote(text, (size_t)(sep - text), host);
+        ld_quote(text, (size_t)(sep - text), host);
     }
     port = sep + 1;
 
     if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port)) {
         char pbuf[QUOTE_BUF];
         snprintf(why, size, "port %s is not a number 1..65535 (addresses look %s)",
-                 quote(port, strlen(port), pbuf), example);
-    } else if (strlen(port) > 5 || !parse_uint(port, 65535, &n) || n == 0) {
+                 ld_quote(port, strlen(port), pbuf), example);
+    } else if (strlen(port) > 5 || !ld_parse_uint(port, 65535, &n) || n == 0) {
         /* All digits, so safe to show; a run of them is shortened. */
         snprintf(why, size, "port %.12s%s out of range 1..65535", port,
                  strlen(port) > 12 ? "..." : "");
@@ -557,18 +551,18 @@ explain_addr(const char *text, char *why, size_t size)
     }
 }
 
-static bool
-load_addr(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_addr *addr)
+bool
+ld_addr(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_addr *addr)
 {
     char why[512];
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
 
     if (text == NULL)
         return false;
     if (cfg_parse_addr(text, addr) == 0)
         return true;
     explain_addr(text, why, sizeof(why));
-    report(ld, node_line(node), "%s: %s", path, why);
+    ld_report(ld, ld_node_line(node), "%s: %s", path, why);
     return false;
 }
 
@@ -582,61 +576,61 @@ is_duration_shaped(const char *text)
                      strcmp(unit, "m") == 0 || strcmp(unit, "h") == 0);
 }
 
-static void
-load_duration(struct loader *ld, const yaml_node_t *node, const char *path, bool zero_ok,
-              uint32_t *ms)
+void
+ld_duration(struct loader *ld, const yaml_node_t *node, const char *path, bool zero_ok,
+            uint32_t *ms)
 {
     char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
     uint32_t v;
 
     if (text == NULL)
         return;
     if (cfg_parse_duration_ms(text, &v) < 0) {
         if (is_duration_shaped(text))
-            report(ld, node_line(node), "%s: %s is longer than the maximum, 24h", path,
-                   describe(node, buf));
+            ld_report(ld, ld_node_line(node), "%s: %s is longer than the maximum, 24h", path,
+                      ld_describe(node, buf));
         else
-            report(ld, node_line(node),
-                   "%s: expected a duration like 500ms, 10s, 2m, got %s (units ms, s, m, h; "
-                   "a plain number is seconds)",
-                   path, describe(node, buf));
+            ld_report(ld, ld_node_line(node),
+                      "%s: expected a duration like 500ms, 10s, 2m, got %s (units ms, s, m, h; "
+                      "a plain number is seconds)",
+                      path, ld_describe(node, buf));
         return;
     }
     if (v == 0 && !zero_ok) {
-        report(ld, node_line(node), "%s: must be longer than 0", path);
+        ld_report(ld, ld_node_line(node), "%s: must be longer than 0", path);
         return;
     }
     *ms = v;
 }
 
-static bool
-load_size(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t *bytes)
+bool
+ld_size(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t *bytes)
 {
     char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
 
     if (text == NULL)
         return false;
     if (cfg_parse_size(text, bytes) < 0) {
         size_t n = strspn(text, "0123456789");
         if (n > 0 && (text[n] == '\0' || (strchr("kKmMgG", text[n]) && text[n + 1] == '\0')))
-            report(ld, node_line(node), "%s: %s is too large", path, describe(node, buf));
+            ld_report(ld, ld_node_line(node), "%s: %s is too large", path, ld_describe(node, buf));
         else
-            report(ld, node_line(node), "%s: expected a size like 512, 16k, 10m, 1g, got %s", path,
-                   describe(node, buf));
+            ld_report(ld, ld_node_line(node), "%s: expected a size like 512, 16k, 10m, 1g, got %s",
+                      path, ld_describe(node, buf));
         return false;
     }
     return true;
 }
 
 /* Degrees as a plain decimal number ("50.11", "-46.63", "8"): no hex, inf or nan. */
-static bool
-load_degrees(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
-             double limit, double *out)
+bool
+ld_degrees(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
+           double limit, double *out)
 {
     char buf[QUOTE_BUF], *end;
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
     double v;
 
     if (text == NULL)
@@ -645,19 +639,19 @@ load_degrees(struct loader *ld, const yaml_node_t *node, const char *path, const
     v = strtod(text, &end);
     if (text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text) || *end != '\0' ||
         errno != 0 || !isfinite(v) || v < -limit || v > limit) {
-        report(ld, node_line(node), "%s: expected a %s in degrees, -%g..%g, got %s", path, what,
-               limit, limit, describe(node, buf));
+        ld_report(ld, ld_node_line(node), "%s: expected a %s in degrees, -%g..%g, got %s", path,
+                  what, limit, limit, ld_describe(node, buf));
         return false;
     }
     *out = v;
     return true;
 }
 
-static bool
-load_bool(struct loader *ld, const yaml_node_t *node, const char *path, bool *out)
+bool
+ld_bool(struct loader *ld, const yaml_node_t *node, const char *path, bool *out)
 {
     char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
 
     if (text == NULL)
         return false;
@@ -666,19 +660,12 @@ load_bool(struct loader *ld, const yaml_node_t *node, const char *path, bool *ou
     else if (strcmp(text, "false") == 0)
         *out = false;
     else {
-        report(ld, node_line(node), "%s: expected true or false, got %s", path,
-               describe(node, buf));
+        ld_report(ld, ld_node_line(node), "%s: expected true or false, got %s", path,
+                  ld_describe(node, buf));
         return false;
     }
     return true;
 }
-
-/* Uniqueness checks: sort (key, index) pairs and report every repeat at its own line. */
-struct uniq {
-    const char *key; /* borrows */
-    size_t line;
-    size_t index;
-};
 
 static int
 uniq_cmp(const void *a, const void *b)
@@ -691,9 +678,9 @@ uniq_cmp(const void *a, const void *b)
 }
 
 /* `seq` and `field` spell the path of an entry: "seq[index].field" or "seq[index]". */
-static void
-check_unique(struct loader *ld, struct uniq *u, size_t n, const char *seq, const char *field,
-             const char *noun)
+void
+ld_check_unique(struct loader *ld, struct uniq *u, size_t n, const char *seq, const char *field,
+                const char *noun)
 {
     char path[PATH_BUF];
 
@@ -709,71 +696,25 @@ check_unique(struct loader *ld, struct uniq *u, size_t n, const char *seq, const
             snprintf(path, sizeof(path), "%s[%zu].%s", seq, u[i].index, field);
         else
             snprintf(path, sizeof(path), "%s[%zu]", seq, u[i].index);
-        report(ld, u[i].line, "%s: duplicate %s \"%s\" (first at %s[%zu], line %zu)", path, noun,
-               u[i].key, seq, u[first].index, u[first].line);
+        ld_report(ld, u[i].line, "%s: duplicate %s \"%s\" (first at %s[%zu], line %zu)", path, noun,
+                  u[i].key, seq, u[first].index, u[first].line);
     }
-}
-
-/* The entry of a sequence marked "default: true" as found so far (regions, certificates). */
-struct defaults {
-    size_t count;
-    size_t first;      /* index of the first default entry */
-    size_t first_line; /* where it said so */
-};
-
-static void
-load_workers(struct loader *ld, const yaml_node_t *node)
-{
-    char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, "workers");
-    uint64_t n;
-
-    if (text == NULL)
-        return;
-    if (strcmp(text, "auto") == 0)
-        ld->cfg->workers = 0;
-    else if (parse_uint(text, CFG_MAX_WORKERS, &n) && n >= 1)
-        ld->cfg->workers = (unsigned)n;
-    else
-        report(ld, node_line(node), "workers: expected \"auto\" or a number 1..%d, got %s",
-               CFG_MAX_WORKERS, describe(node, buf));
-}
-
-static void
-load_log_level(struct loader *ld, const yaml_node_t *node)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    static const enum cfg_log_level levels[] = {CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO,
-                                                CFG_LOG_DEBUG};
-    char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, "log_level");
-
-    if (text == NULL)
-        return;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i]) == 0) {
-            ld->cfg->log_level = levels[i];
-            return;
-        }
-    }
-    report(ld, node_line(node), "log_level: expected one of error, warn, info, debug, got %s",
-           describe(node, buf));
 }
 
 /* A plain decimal number min..max (no unit), as for limits.max_headers. */
-static bool
-load_count(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t min, uint64_t max,
-           uint64_t *out)
+bool
+ld_count(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t min, uint64_t max,
+         uint64_t *out)
 {
     char buf[QUOTE_BUF];
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
     uint64_t v;
 
     if (text == NULL)
         return false;
-    if (!parse_uint(text, max, &v) || v < min) {
-        report(ld, node_line(node), "%s: expected a number %" PRIu64 "..%" PRIu64 ", got %s", path,
-               min, max, describe(node, buf));
+    if (!ld_parse_uint(text, max, &v) || v < min) {
+        ld_report(ld, ld_node_line(node), "%s: expected a number %" PRIu64 "..%" PRIu64 ", got %s",
+                  path, min, max, ld_describe(node, buf));
         return false;
     }
     *out = v;
@@ -781,45 +722,46 @@ load_count(struct loader *ld, const yaml_node_t *node, const char *path, uint64_
 }
 
 /* A size min..max; `range` says the same for people ("1k..16m (1024..16777216 bytes)"). */
-static bool
-load_size_in(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t min,
-             uint64_t max, const char *range, uint32_t *out)
+bool
+ld_size_in(struct loader *ld, const yaml_node_t *node, const char *path, uint64_t min, uint64_t max,
+           const char *range, uint32_t *out)
 {
     char buf[QUOTE_BUF];
     uint64_t v;
 
-    if (!load_size(ld, node, path, &v))
+    if (!ld_size(ld, node, path, &v))
         return false;
     if (v < min || v > max) {
-        report(ld, node_line(node), "%s: %s is out of range %s", path, describe(node, buf), range);
+        ld_report(ld, ld_node_line(node), "%s: %s is out of range %s", path, ld_describe(node, buf),
+                  range);
         return false;
     }
     *out = (uint32_t)v;
     return true;
 }
 
-/* A file to be read later (by tls_prepare). A relative path is taken from the directory
+/* A file to be read later (by tls_prepare, geo_open). A relative path is taken from the directory
  * of the configuration file, so that a file and its certificates can move together; the
  * joined path is what is stored. Nothing is checked on disk here. */
-static void
-load_path(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
-          char **out)
+void
+ld_path(struct loader *ld, const yaml_node_t *node, const char *path, const char *what, char **out)
 {
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
     size_t dlen, tlen;
     char *full;
 
     if (text == NULL)
         return;
     if (text[0] == '\0') {
-        report(ld, node_line(node), "%s: expected the path of %s, got an empty value", path, what);
+        ld_report(ld, ld_node_line(node), "%s: expected the path of %s, got an empty value", path,
+                  what);
         return;
     }
     dlen = text[0] == '/' ? 0 : strlen(ld->dir);
     tlen = strlen(text);
     if (dlen + tlen >= PATH_MAX) {
-        report(ld, node_line(node), "%s: the path is longer than %d bytes%s", path, PATH_MAX - 1,
-               dlen > 0 ? " once joined to the configuration's directory" : "");
+        ld_report(ld, ld_node_line(node), "%s: the path is longer than %d bytes%s", path,
+                  PATH_MAX - 1, dlen > 0 ? " once joined to the configuration's directory" : "");
         return;
     }
     full = malloc(dlen + tlen + 1);
@@ -833,16 +775,16 @@ load_path(struct loader *ld, const yaml_node_t *node, const char *path, const ch
 }
 
 /* A non-empty value kept as written for a later check (OpenSSL lists: tls_prepare). */
-static void
-load_string(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
-            char **out)
+void
+ld_string(struct loader *ld, const yaml_node_t *node, const char *path, const char *what,
+          char **out)
 {
-    const char *text = scalar(ld, node, path);
+    const char *text = ld_scalar(ld, node, path);
 
     if (text == NULL)
         return;
     if (text[0] == '\0') {
-        report(ld, node_line(node), "%s: expected %s, got an empty value", path, what);
+        ld_report(ld, ld_node_line(node), "%s: expected %s, got an empty value", path, what);
         return;
     }
     *out = strdup(text);
@@ -850,16 +792,15 @@ load_string(struct loader *ld, const yaml_node_t *node, const char *path, const 
         ld->oom = true;
 }
 
-#define CHOICES_MAX 4
-
 /* A non-empty sequence of distinct values, each one of `choices` (at most CHOICES_MAX),
- * spelled exactly. Fills picked[] with the index in `choices` of each item, in the file's
- * order, and *npicked with their count. `expected` lists the choices for messages ("h2 or
- * http/1.1"). Returns false when anything was wrong (reported). */
-static bool
-load_choices(struct loader *ld, const yaml_node_t *node, const char *path,
-             const char *const *choices, size_t nchoices, const char *expected,
-             size_t picked[CHOICES_MAX], size_t *npicked)
+ * spelled exactly or, with `fold_case`, in any ASCII case. Fills picked[] with the index
+ * in `choices` of each item, in the file's order, and *npicked with their count.
+ * `expected` lists the choices for messages ("h2 or http/1.1"). Returns false when
+ * anything was wrong (reported). */
+bool
+ld_choices(struct loader *ld, const yaml_node_t *node, const char *path, const char *const *choices,
+           size_t nchoices, bool fold_case, const char *expected, size_t picked[CHOICES_MAX],
+           size_t *npicked)
 {
     size_t first_index[CHOICES_MAX], first_line[CHOICES_MAX];
     bool seen[CHOICES_MAX] = {false};
@@ -868,50 +809,92 @@ load_choices(struct loader *ld, const yaml_node_t *node, const char *path,
     bool ok = true;
 
     *npicked = 0;
-    if (!expect(ld, node, YAML_SEQUENCE_NODE, path))
+    if (!ld_expect(ld, node, YAML_SEQUENCE_NODE, path))
         return false;
     n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (n == 0) {
-        report(ld, node_line(node), "%s: expected at least one of %s, got none", path, expected);
+        ld_report(ld, ld_node_line(node), "%s: expected at least one of %s, got none", path,
+                  expected);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
         const char *text;
         size_t c;
 
         if (item == NULL)
             return false;
-        subpath_index(sub, path, i);
-        if ((text = scalar(ld, item, sub)) == NULL) {
+        ld_subpath_index(sub, path, i);
+        if ((text = ld_scalar(ld, item, sub)) == NULL) {
             ok = false;
             continue;
         }
         for (c = 0; c < nchoices; c++)
-            if (strcmp(text, choices[c]) == 0)
+            if ((fold_case ? strcasecmp(text, choices[c]) : strcmp(text, choices[c])) == 0)
                 break;
         if (c == nchoices) {
-            report(ld, node_line(item), "%s: expected %s, got %s", sub, expected,
-                   describe(item, buf));
+            ld_report(ld, ld_node_line(item), "%s: expected %s, got %s", sub, expected,
+                      ld_describe(item, buf));
             ok = false;
         } else if (seen[c]) {
-            report(ld, node_line(item), "%s: duplicate \"%s\" (first at %s[%zu], line %zu)", sub,
-                   choices[c], path, first_index[c], first_line[c]);
+            ld_report(ld, ld_node_line(item), "%s: duplicate \"%s\" (first at %s[%zu], line %zu)",
+                      sub, choices[c], path, first_index[c], first_line[c]);
             ok = false;
         } else {
             seen[c] = true;
             first_index[c] = i;
-            first_line[c] = node_line(item);
+            first_line[c] = ld_node_line(item);
             picked[(*npicked)++] = c;
         }
     }
     return ok;
 }
 
-static int
-line_int(size_t line)
+int
+ld_line_int(size_t line)
 {
     return line > INT_MAX ? INT_MAX : (int)line;
+}
+
+/* ---- the core sections ---------------------------------------------------------- */
+
+static void
+load_workers(struct loader *ld, const yaml_node_t *node)
+{
+    char buf[QUOTE_BUF];
+    const char *text = ld_scalar(ld, node, "workers");
+    uint64_t n;
+
+    if (text == NULL)
+        return;
+    if (strcmp(text, "auto") == 0)
+        ld->cfg->workers = 0;
+    else if (ld_parse_uint(text, CFG_MAX_WORKERS, &n) && n >= 1)
+        ld->cfg->workers = (unsigned)n;
+    else
+        ld_report(ld, ld_node_line(node), "workers: expected \"auto\" or a number 1..%d, got %s",
+                  CFG_MAX_WORKERS, ld_describe(node, buf));
+}
+
+static void
+load_log_level(struct loader *ld, const yaml_node_t *node)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const enum cfg_log_level levels[] = {CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO,
+                                                CFG_LOG_DEBUG};
+    char buf[QUOTE_BUF];
+    const char *text = ld_scalar(ld, node, "log_level");
+
+    if (text == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(text, names[i]) == 0) {
+            ld->cfg->log_level = levels[i];
+            return;
+        }
+    }
+    ld_report(ld, ld_node_line(node), "log_level: expected one of error, warn, info, debug, got %s",
+              ld_describe(node, buf));
 }
 
 static void
@@ -923,30 +906,30 @@ load_cert(struct loader *ld, const yaml_node_t *node, const char *path, size_t i
     char sub[PATH_BUF];
     bool is_default;
 
-    if (!map_collect(ld, node, path, keys, 3, f))
+    if (!ld_map_collect(ld, node, path, keys, 3, f))
         return;
-    c->line = line_int(node_line(node));
-    require(ld, node, path, "cert", &f[0]);
-    require(ld, node, path, "key", &f[1]);
+    c->line = ld_line_int(ld_node_line(node));
+    ld_require(ld, node, path, "cert", &f[0]);
+    ld_require(ld, node, path, "key", &f[1]);
     if (f[0].value != NULL) {
-        subpath(sub, path, "cert");
-        load_path(ld, f[0].value, sub, "a PEM certificate (chain)", &c->cert_path);
+        ld_subpath(sub, path, "cert");
+        ld_path(ld, f[0].value, sub, "a PEM certificate (chain)", &c->cert_path);
     }
     if (f[1].value != NULL) {
-        subpath(sub, path, "key");
-        load_path(ld, f[1].value, sub, "a PEM private key", &c->key_path);
+        ld_subpath(sub, path, "key");
+        ld_path(ld, f[1].value, sub, "a PEM private key", &c->key_path);
     }
-    subpath(sub, path, "default");
-    if (f[2].value != NULL && load_bool(ld, f[2].value, sub, &is_default) && is_default) {
+    ld_subpath(sub, path, "default");
+    if (f[2].value != NULL && ld_bool(ld, f[2].value, sub, &is_default) && is_default) {
         if (d->count == 0) {
             d->first = index;
-            d->first_line = node_line(f[2].value);
+            d->first_line = ld_node_line(f[2].value);
             c->is_default = true;
         } else {
-            report(ld, node_line(f[2].value),
-                   "%s: only one certificate may be the default, and certificates[%zu] "
-                   "(line %zu) already is",
-                   sub, d->first, d->first_line);
+            ld_report(ld, ld_node_line(f[2].value),
+                      "%s: only one certificate may be the default, and certificates[%zu] "
+                      "(line %zu) already is",
+                      sub, d->first, d->first_line);
         }
         d->count++;
     }
@@ -959,12 +942,13 @@ load_certs(struct loader *ld, const yaml_node_t *node, const char *path, struct 
     char sub[PATH_BUF];
     size_t n;
 
-    if (!expect(ld, node, YAML_SEQUENCE_NODE, path))
+    if (!ld_expect(ld, node, YAML_SEQUENCE_NODE, path))
         return;
     n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (n == 0) {
-        report(ld, node_line(node),
-               "%s: expected at least one certificate ({cert: FILE, key: FILE}), got none", path);
+        ld_report(ld, ld_node_line(node),
+                  "%s: expected at least one certificate ({cert: FILE, key: FILE}), got none",
+                  path);
         return;
     }
     tls->certs = calloc(n, sizeof(*tls->certs));
@@ -974,10 +958,10 @@ load_certs(struct loader *ld, const yaml_node_t *node, const char *path, struct 
     }
     tls->ncerts = n;
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
         if (item == NULL)
             return;
-        subpath_index(sub, path, i);
+        ld_subpath_index(sub, path, i);
         load_cert(ld, item, sub, i, &tls->certs[i], &d);
     }
     /* Served to clients that send no name, or one no certificate has. */
@@ -992,27 +976,27 @@ load_tickets(struct loader *ld, const yaml_node_t *node, const char *path, struc
     struct field f[3];
     char sub[PATH_BUF], buf[QUOTE_BUF];
 
-    if (!map_collect(ld, node, path, keys, 3, f))
+    if (!ld_map_collect(ld, node, path, keys, 3, f))
         return;
     if (f[0].value != NULL) {
-        subpath(sub, path, "enabled");
-        load_bool(ld, f[0].value, sub, &tls->tickets);
+        ld_subpath(sub, path, "enabled");
+        ld_bool(ld, f[0].value, sub, &tls->tickets);
     }
     if (f[1].value != NULL) {
         /* More often would cost resumptions for nothing; the key ring frees retired keys
          * on the assumption that a period lasts at least that long (tls_ticket.c). */
         uint32_t ms = UINT32_MAX;
-        subpath(sub, path, "rotate");
-        load_duration(ld, f[1].value, sub, true, &ms);
+        ld_subpath(sub, path, "rotate");
+        ld_duration(ld, f[1].value, sub, true, &ms);
         if (ms != UINT32_MAX && ms < 60 * 1000)
-            report(ld, node_line(f[1].value), "%s: %s is shorter than the minimum, 1m", sub,
-                   describe(f[1].value, buf));
+            ld_report(ld, ld_node_line(f[1].value), "%s: %s is shorter than the minimum, 1m", sub,
+                      ld_describe(f[1].value, buf));
         else if (ms != UINT32_MAX)
             tls->ticket_rotate_ms = ms;
     }
     if (f[2].value != NULL) {
-        subpath(sub, path, "key_file");
-        load_path(ld, f[2].value, sub, "a ticket key file", &tls->ticket_key_file);
+        ld_subpath(sub, path, "key_file");
+        ld_path(ld, f[2].value, sub, "a ticket key file", &tls->ticket_key_file);
     }
 }
 
@@ -1071,7 +1055,7 @@ load_tls(struct loader *ld, const yaml_node_t *node, const char *path, struct cf
     size_t picked[CHOICES_MAX], npicked = 0;
     uint64_t v;
 
-    if (!map_collect(ld, node, path, keys, 8, f))
+    if (!ld_map_collect(ld, node, path, keys, 8, f))
         return;
     tls = calloc(1, sizeof(*tls));
     if (tls == NULL) {
@@ -1084,49 +1068,49 @@ load_tls(struct loader *ld, const yaml_node_t *node, const char *path, struct cf
     tls->ticket_rotate_ms = CFG_DEFAULT_TICKET_ROTATE_MS;
     tls->session_cache = 0;
 
-    require(ld, node, path, "certificates", &f[CERTS]);
+    ld_require(ld, node, path, "certificates", &f[CERTS]);
     if (f[CERTS].value != NULL) {
-        subpath(sub, path, "certificates");
+        ld_subpath(sub, path, "certificates");
         load_certs(ld, f[CERTS].value, sub, tls);
     }
     if (f[PROTOCOLS].value != NULL && !ld->aborted) {
-        subpath(sub, path, "protocols");
-        if (load_choices(ld, f[PROTOCOLS].value, sub, protocol_names, 2, "TLSv1.2 or TLSv1.3",
-                         picked, &npicked)) {
+        ld_subpath(sub, path, "protocols");
+        if (ld_choices(ld, f[PROTOCOLS].value, sub, protocol_names, 2, false, "TLSv1.2 or TLSv1.3",
+                       picked, &npicked)) {
             tls->protocols = 0;
             for (size_t i = 0; i < npicked; i++)
                 tls->protocols |= protocol_bits[picked[i]];
         }
     }
     if (f[CIPHERS].value != NULL) {
-        subpath(sub, path, "ciphers");
-        load_string(ld, f[CIPHERS].value, sub, "a TLS 1.2 cipher list in OpenSSL syntax",
-                    &tls->ciphers);
+        ld_subpath(sub, path, "ciphers");
+        ld_string(ld, f[CIPHERS].value, sub, "a TLS 1.2 cipher list in OpenSSL syntax",
+                  &tls->ciphers);
     }
     if (f[CIPHERSUITES].value != NULL) {
-        subpath(sub, path, "ciphersuites");
-        load_string(ld, f[CIPHERSUITES].value, sub, "a TLS 1.3 cipher suite list in OpenSSL syntax",
-                    &tls->ciphersuites);
+        ld_subpath(sub, path, "ciphersuites");
+        ld_string(ld, f[CIPHERSUITES].value, sub, "a TLS 1.3 cipher suite list in OpenSSL syntax",
+                  &tls->ciphersuites);
     }
     if (f[GROUPS].value != NULL) {
-        subpath(sub, path, "groups");
-        load_string(ld, f[GROUPS].value, sub, "a list of groups like X25519:P-256", &tls->groups);
+        ld_subpath(sub, path, "groups");
+        ld_string(ld, f[GROUPS].value, sub, "a list of groups like X25519:P-256", &tls->groups);
     }
     npicked = 0;
     if (f[ALPN].value != NULL && !ld->aborted) {
-        subpath(sub, path, "alpn");
-        if (!load_choices(ld, f[ALPN].value, sub, alpn_names, 2, "h2 or http/1.1", picked,
-                          &npicked))
+        ld_subpath(sub, path, "alpn");
+        if (!ld_choices(ld, f[ALPN].value, sub, alpn_names, 2, false, "h2 or http/1.1", picked,
+                        &npicked))
             npicked = 0;
     }
     tls_set_alpn(ld, tls, picked, npicked);
     if (f[TICKETS].value != NULL && !ld->aborted) {
-        subpath(sub, path, "session_tickets");
+        ld_subpath(sub, path, "session_tickets");
         load_tickets(ld, f[TICKETS].value, sub, tls);
     }
     if (f[CACHE].value != NULL) {
-        subpath(sub, path, "session_cache");
-        if (load_count(ld, f[CACHE].value, sub, 0, 1000000, &v))
+        ld_subpath(sub, path, "session_cache");
+        if (ld_count(ld, f[CACHE].value, sub, 0, 1000000, &v))
             tls->session_cache = (uint32_t)v;
     }
     tls_defaults(ld, tls);
@@ -1138,36 +1122,47 @@ static void
 load_listener(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_listener *l,
               size_t *name_line, size_t *addr_line)
 {
-    static const char *const keys[] = {"name", "address", "tls", "h2c"};
-    struct field f[4];
+    static const char *const keys[] = {"name", "address",        "tls",
+                                       "h2c",  "proxy_protocol", "client_ip"};
+    struct field f[6];
     char sub[PATH_BUF];
 
-    if (!map_collect(ld, node, path, keys, 4, f))
+    /* The top-level client_ip section, unless the listener has its own (below). */
+    l->client_ip = &ld->cfg->client_ip;
+    if (!ld_map_collect(ld, node, path, keys, 6, f))
         return;
-    l->line = line_int(node_line(node));
-    require(ld, node, path, "name", &f[0]);
-    require(ld, node, path, "address", &f[1]);
+    l->line = ld_line_int(ld_node_line(node));
+    ld_require(ld, node, path, "name", &f[0]);
+    ld_require(ld, node, path, "address", &f[1]);
     if (f[0].value != NULL) {
-        subpath(sub, path, "name");
-        load_name(ld, f[0].value, sub, &l->name);
-        *name_line = node_line(f[0].value);
+        ld_subpath(sub, path, "name");
+        ld_name(ld, f[0].value, sub, &l->name);
+        *name_line = ld_node_line(f[0].value);
     }
     if (f[1].value != NULL) {
-        *addr_line = node_line(f[1].value);
-        subpath(sub, path, "address");
-        if (!load_addr(ld, f[1].value, sub, &l->addr))
+        *addr_line = ld_node_line(f[1].value);
+        ld_subpath(sub, path, "address");
+        if (!ld_addr(ld, f[1].value, sub, &l->addr))
             l->addr.salen = 0;
     }
     if (f[2].value != NULL && !ld->aborted) {
-        subpath(sub, path, "tls");
+        ld_subpath(sub, path, "tls");
         load_tls(ld, f[2].value, sub, l);
     }
-    subpath(sub, path, "h2c");
-    if (f[3].value != NULL && load_bool(ld, f[3].value, sub, &l->h2c) && l->h2c && f[2].key != NULL)
-        report(ld, node_line(f[3].value),
-               "%s: h2c is for plain listeners, and this one has tls (line %zu); a TLS "
-               "listener offers HTTP/2 through tls.alpn",
-               sub, node_line(f[2].key));
+    ld_subpath(sub, path, "h2c");
+    if (f[3].value != NULL && ld_bool(ld, f[3].value, sub, &l->h2c) && l->h2c && f[2].key != NULL)
+        ld_report(ld, ld_node_line(f[3].value),
+                  "%s: h2c is for plain listeners, and this one has tls (line %zu); a TLS "
+                  "listener offers HTTP/2 through tls.alpn",
+                  sub, ld_node_line(f[2].key));
+    if (f[4].value != NULL) {
+        ld_subpath(sub, path, "proxy_protocol");
+        ld_bool(ld, f[4].value, sub, &l->proxy_protocol);
+    }
+    if (f[5].value != NULL && !ld->aborted) {
+        ld_subpath(sub, path, "client_ip");
+        cfg_load_routing_client_ip_own(ld, f[5].value, sub, l);
+    }
 }
 
 static void
@@ -1178,11 +1173,11 @@ load_listeners(struct loader *ld, const yaml_node_t *node)
     size_t n, nnames = 0, naddrs = 0;
     char path[PATH_BUF];
 
-    if (!expect(ld, node, YAML_SEQUENCE_NODE, "listeners"))
+    if (!ld_expect(ld, node, YAML_SEQUENCE_NODE, "listeners"))
         return;
     n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (n == 0) {
-        report(ld, node_line(node), "listeners: expected at least one listener, got none");
+        ld_report(ld, ld_node_line(node), "listeners: expected at least one listener, got none");
         return;
     }
     cfg->listeners = calloc(n, sizeof(*cfg->listeners));
@@ -1195,20 +1190,20 @@ load_listeners(struct loader *ld, const yaml_node_t *node)
     cfg->nlisteners = n;
 
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
         struct cfg_listener *l = &cfg->listeners[i];
         size_t name_line = 0, addr_line = 0;
         if (item == NULL)
             goto free_uniq;
-        subpath_index(path, "listeners", i);
+        ld_subpath_index(path, "listeners", i);
         load_listener(ld, item, path, l, &name_line, &addr_line);
         if (l->name != NULL)
             names[nnames++] = (struct uniq){l->name, name_line, i};
         if (l->addr.salen != 0)
             addrs[naddrs++] = (struct uniq){l->addr.text, addr_line, i};
     }
-    check_unique(ld, names, nnames, "listeners", "name", "listener name");
-    check_unique(ld, addrs, naddrs, "listeners", "address", "address");
+    ld_check_unique(ld, names, nnames, "listeners", "name", "listener name");
+    ld_check_unique(ld, addrs, naddrs, "listeners", "address", "address");
 
 free_uniq:
     free(names);
@@ -1221,10 +1216,11 @@ load_admin(struct loader *ld, const yaml_node_t *node)
     static const char *const keys[] = {"address"};
     struct field f[1];
 
-    if (!map_collect(ld, node, "admin", keys, 1, f))
+    ld->admin_line = ld_node_line(node);
+    if (!ld_map_collect(ld, node, "admin", keys, 1, f))
         return;
-    require(ld, node, "admin", "address", &f[0]);
-    if (f[0].value != NULL && load_addr(ld, f[0].value, "admin.address", &ld->cfg->admin))
+    ld_require(ld, node, "admin", "address", &f[0]);
+    if (f[0].value != NULL && ld_addr(ld, f[0].value, "admin.address", &ld->cfg->admin))
         ld->cfg->has_admin = true;
 }
 
@@ -1240,14 +1236,14 @@ load_timeouts(struct loader *ld, const yaml_node_t *node)
     struct field f[NKEYS];
     char path[PATH_BUF];
 
-    if (!map_collect(ld, node, "timeouts", keys, NKEYS, f))
+    if (!ld_map_collect(ld, node, "timeouts", keys, NKEYS, f))
         return;
     for (size_t k = 0; k < NKEYS; k++) {
         if (f[k].value == NULL)
             continue;
-        subpath(path, "timeouts", keys[k]);
+        ld_subpath(path, "timeouts", keys[k]);
         /* Only the shutdown grace may be zero: "stop at once". */
-        load_duration(ld, f[k].value, path, slots[k] == &t->shutdown_ms, slots[k]);
+        ld_duration(ld, f[k].value, path, slots[k] == &t->shutdown_ms, slots[k]);
     }
 }
 
@@ -1261,37 +1257,38 @@ load_limits(struct loader *ld, const yaml_node_t *node)
     char buf[QUOTE_BUF];
     uint64_t v;
 
-    if (!map_collect(ld, node, "limits", keys, 4, f))
+    if (!ld_map_collect(ld, node, "limits", keys, 4, f))
         return;
-    if (f[0].value != NULL && load_size(ld, f[0].value, "limits.max_header_bytes", &v)) {
+    if (f[0].value != NULL && ld_size(ld, f[0].value, "limits.max_header_bytes", &v)) {
         if (v < 1024 || v > CFG_MAX_HEADER_BYTES_LIMIT)
-            report(ld, node_line(f[0].value),
-                   "limits.max_header_bytes: %s is out of range 1k..%dk (%d..%d bytes)",
-                   describe(f[0].value, buf), CFG_MAX_HEADER_BYTES_LIMIT / 1024, 1024,
-                   CFG_MAX_HEADER_BYTES_LIMIT);
+            ld_report(ld, ld_node_line(f[0].value),
+                      "limits.max_header_bytes: %s is out of range 1k..%dk (%d..%d bytes)",
+                      ld_describe(f[0].value, buf), CFG_MAX_HEADER_BYTES_LIMIT / 1024, 1024,
+                      CFG_MAX_HEADER_BYTES_LIMIT);
         else
             lim->max_header_bytes = (uint32_t)v;
     }
     if (f[1].value != NULL) {
-        const char *text = scalar(ld, f[1].value, "limits.max_headers");
-        if (text != NULL && parse_uint(text, CFG_MAX_HEADERS_LIMIT, &v) && v >= 1)
+        const char *text = ld_scalar(ld, f[1].value, "limits.max_headers");
+        if (text != NULL && ld_parse_uint(text, CFG_MAX_HEADERS_LIMIT, &v) && v >= 1)
             lim->max_headers = (uint32_t)v;
         else if (text != NULL)
-            report(ld, node_line(f[1].value), "limits.max_headers: expected a number 1..%d, got %s",
-                   CFG_MAX_HEADERS_LIMIT, describe(f[1].value, buf));
+            ld_report(ld, ld_node_line(f[1].value),
+                      "limits.max_headers: expected a number 1..%d, got %s", CFG_MAX_HEADERS_LIMIT,
+                      ld_describe(f[1].value, buf));
     }
-    if (f[2].value != NULL && load_size(ld, f[2].value, "limits.max_body_bytes", &v))
+    if (f[2].value != NULL && ld_size(ld, f[2].value, "limits.max_body_bytes", &v))
         lim->max_body_bytes = v;
     if (f[3].value != NULL) {
-        const char *text = scalar(ld, f[3].value, "limits.max_connections");
+        const char *text = ld_scalar(ld, f[3].value, "limits.max_connections");
         if (text != NULL && strcmp(text, "auto") == 0)
             lim->max_connections = 0;
-        else if (text != NULL && parse_uint(text, CFG_MAX_CONNECTIONS_LIMIT, &v) && v >= 1)
+        else if (text != NULL && ld_parse_uint(text, CFG_MAX_CONNECTIONS_LIMIT, &v) && v >= 1)
             lim->max_connections = (uint32_t)v;
         else if (text != NULL)
-            report(ld, node_line(f[3].value),
-                   "limits.max_connections: expected \"auto\" or a number 1..%d, got %s",
-                   CFG_MAX_CONNECTIONS_LIMIT, describe(f[3].value, buf));
+            ld_report(ld, ld_node_line(f[3].value),
+                      "limits.max_connections: expected \"auto\" or a number 1..%d, got %s",
+                      CFG_MAX_CONNECTIONS_LIMIT, ld_describe(f[3].value, buf));
     }
 }
 
@@ -1307,19 +1304,18 @@ load_http2(struct loader *ld, const yaml_node_t *node)
     struct field f[4];
     uint64_t v;
 
-    if (!map_collect(ld, node, "http2", keys, 4, f))
+    if (!ld_map_collect(ld, node, "http2", keys, 4, f))
         return;
     if (f[0].value != NULL &&
-        load_count(ld, f[0].value, "http2.max_concurrent_streams", 1, 10000, &v))
+        ld_count(ld, f[0].value, "http2.max_concurrent_streams", 1, 10000, &v))
         h2->max_concurrent_streams = (uint32_t)v;
     if (f[1].value != NULL)
-        load_size_in(ld, f[1].value, "http2.initial_window_size", 1, INT32_MAX,
-                     "1..2147483647 bytes (2^31 - 1)", &h2->initial_window_size);
+        ld_size_in(ld, f[1].value, "http2.initial_window_size", 1, INT32_MAX,
+                   "1..2147483647 bytes (2^31 - 1)", &h2->initial_window_size);
     if (f[2].value != NULL)
-        load_size_in(ld, f[2].value, "http2.max_header_list_size", 1024, 16u << 20,
-                     "1k..16m (1024..16777216 bytes)", &h2->max_header_list_size);
-    if (f[3].value != NULL &&
-        load_count(ld, f[3].value, "http2.max_resets_per_10s", 1, 1000000, &v))
+        ld_size_in(ld, f[2].value, "http2.max_header_list_size", 1024, 16u << 20,
+                   "1k..16m (1024..16777216 bytes)", &h2->max_header_list_size);
+    if (f[3].value != NULL && ld_count(ld, f[3].value, "http2.max_resets_per_10s", 1, 1000000, &v))
         h2->max_resets_per_10s = (uint32_t)v;
 }
 
@@ -1330,15 +1326,15 @@ load_access_log(struct loader *ld, const yaml_node_t *node)
     struct field f[1];
     const char *text;
 
-    if (!map_collect(ld, node, "access_log", keys, 1, f))
+    if (!ld_map_collect(ld, node, "access_log", keys, 1, f))
         return;
-    require(ld, node, "access_log", "path", &f[0]);
-    if (f[0].value == NULL || (text = scalar(ld, f[0].value, "access_log.path")) == NULL)
+    ld_require(ld, node, "access_log", "path", &f[0]);
+    if (f[0].value == NULL || (text = ld_scalar(ld, f[0].value, "access_log.path")) == NULL)
         return;
     if (text[0] == '\0') {
-        report(ld, node_line(f[0].value),
-               "access_log.path: expected \"-\" for standard output or a file path, got an "
-               "empty value");
+        ld_report(ld, ld_node_line(f[0].value),
+                  "access_log.path: expected \"-\" for standard output or a file path, got an "
+                  "empty value");
         return;
     }
     ld->cfg->access_log_path = strdup(text);
@@ -1353,17 +1349,17 @@ load_location(struct loader *ld, const yaml_node_t *node, const char *path, stru
     struct field f[2];
     char sub[PATH_BUF];
 
-    if (!map_collect(ld, node, path, keys, 2, f))
+    if (!ld_map_collect(ld, node, path, keys, 2, f))
         return;
-    require(ld, node, path, "lat", &f[0]);
-    require(ld, node, path, "lon", &f[1]);
+    ld_require(ld, node, path, "lat", &f[0]);
+    ld_require(ld, node, path, "lon", &f[1]);
     if (f[0].value != NULL) {
-        subpath(sub, path, "lat");
-        load_degrees(ld, f[0].value, sub, "latitude", 90, &r->lat);
+        ld_subpath(sub, path, "lat");
+        ld_degrees(ld, f[0].value, sub, "latitude", 90, &r->lat);
     }
     if (f[1].value != NULL) {
-        subpath(sub, path, "lon");
-        load_degrees(ld, f[1].value, sub, "longitude", 180, &r->lon);
+        ld_subpath(sub, path, "lon");
+        ld_degrees(ld, f[1].value, sub, "longitude", 180, &r->lon);
     }
 }
 
@@ -1374,11 +1370,12 @@ load_backends(struct loader *ld, const yaml_node_t *node, const char *path, stru
     size_t n, naddrs = 0;
     char sub[PATH_BUF];
 
-    if (!expect(ld, node, YAML_SEQUENCE_NODE, path))
+    if (!ld_expect(ld, node, YAML_SEQUENCE_NODE, path))
         return;
     n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (n == 0) {
-        report(ld, node_line(node), "%s: expected at least one backend address, got none", path);
+        ld_report(ld, ld_node_line(node), "%s: expected at least one backend address, got none",
+                  path);
         return;
     }
     r->backends = calloc(n, sizeof(*r->backends));
@@ -1390,14 +1387,14 @@ load_backends(struct loader *ld, const yaml_node_t *node, const char *path, stru
     r->nbackends = n;
 
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
         if (item == NULL)
             goto free_uniq;
-        subpath_index(sub, path, i);
-        if (load_addr(ld, item, sub, &r->backends[i].addr))
-            addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, node_line(item), i};
+        ld_subpath_index(sub, path, i);
+        if (ld_addr(ld, item, sub, &r->backends[i].addr))
+            addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, ld_node_line(item), i};
     }
-    check_unique(ld, addrs, naddrs, path, NULL, "backend");
+    ld_check_unique(ld, addrs, naddrs, path, NULL, "backend");
 
 free_uniq:
     free(addrs);
@@ -1407,43 +1404,55 @@ static void
 load_region(struct loader *ld, const yaml_node_t *node, size_t index, struct cfg_region *r,
             struct defaults *d)
 {
-    static const char *const keys[] = {"name", "location", "backends", "default"};
-    struct field f[4];
+    static const char *const keys[] = {"name",      "location", "backends",    "default",
+                                       "countries", "balance",  "health_check"};
+    struct field f[7];
     char path[PATH_BUF], sub[PATH_BUF];
     bool is_default;
 
-    subpath_index(path, "regions", index);
-    if (!map_collect(ld, node, path, keys, 4, f))
+    ld_subpath_index(path, "regions", index);
+    if (!ld_map_collect(ld, node, path, keys, 7, f))
         return;
     for (size_t k = 0; k < 3; k++)
-        require(ld, node, path, keys[k], &f[k]);
+        ld_require(ld, node, path, keys[k], &f[k]);
 
     if (f[0].value != NULL) {
-        subpath(sub, path, "name");
-        load_name(ld, f[0].value, sub, &r->name);
+        ld_subpath(sub, path, "name");
+        ld_name(ld, f[0].value, sub, &r->name);
     }
     if (f[1].value != NULL) {
-        subpath(sub, path, "location");
+        ld_subpath(sub, path, "location");
         load_location(ld, f[1].value, sub, r);
     }
     if (f[2].value != NULL && !ld->aborted) {
-        subpath(sub, path, "backends");
+        ld_subpath(sub, path, "backends");
         load_backends(ld, f[2].value, sub, r);
     }
-    subpath(sub, path, "default");
-    if (f[3].value != NULL && load_bool(ld, f[3].value, sub, &is_default) && is_default) {
+    ld_subpath(sub, path, "default");
+    if (f[3].value != NULL && ld_bool(ld, f[3].value, sub, &is_default) && is_default) {
         if (d->count == 0) {
             d->first = index;
-            d->first_line = node_line(f[3].value);
+            d->first_line = ld_node_line(f[3].value);
         } else {
-            report(ld, node_line(f[3].value),
-                   "%s: only one region may be the default, and regions[%zu] (line %zu) "
-                   "already is",
-                   sub, d->first, d->first_line);
+            ld_report(ld, ld_node_line(f[3].value),
+                      "%s: only one region may be the default, and regions[%zu] (line %zu) "
+                      "already is",
+                      sub, d->first, d->first_line);
         }
         d->count++;
         r->is_default = true;
     }
+    if (f[4].value != NULL && !ld->aborted) {
+        ld_subpath(sub, path, "countries");
+        cfg_load_routing_countries(ld, f[4].value, sub, index, r);
+    }
+    if (f[5].value != NULL) {
+        ld_subpath(sub, path, "balance");
+        cfg_load_routing_balance(ld, f[5].value, sub, r);
+    }
+    /* Every region gets its settings, from the top level when it says nothing. */
+    ld_subpath(sub, path, "health_check");
+    cfg_load_health_region(ld, f[6].value, sub, &r->health_check);
 }
 
 static void
@@ -1454,13 +1463,18 @@ load_regions(struct loader *ld, const yaml_node_t *node)
     struct uniq *names;
     size_t n, nnames = 0;
 
-    if (!expect(ld, node, YAML_SEQUENCE_NODE, "regions"))
+    ld->regions_line = ld_node_line(node);
+    if (!ld_expect(ld, node, YAML_SEQUENCE_NODE, "regions"))
         return;
-    n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    n = ld_seq_len(node);
     if (n == 0) {
-        report(ld, node_line(node), "regions: expected at least one region, got none");
+        ld_report(ld, ld_node_line(node), "regions: expected at least one region, got none");
         return;
     }
+    /* The route table's size. The regions are still walked, for their own errors. */
+    if (n > CFG_MAX_REGIONS)
+        ld_report(ld, ld_node_line(node), "regions: expected at most %d regions, got %zu",
+                  CFG_MAX_REGIONS, n);
     cfg->regions = calloc(n, sizeof(*cfg->regions));
     names = calloc(n, sizeof(*names));
     if (cfg->regions == NULL || names == NULL) {
@@ -1470,23 +1484,23 @@ load_regions(struct loader *ld, const yaml_node_t *node)
     cfg->nregions = n;
 
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(ld, node->data.sequence.items.start[i]);
+        yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
         if (item == NULL)
             goto free_uniq;
         load_region(ld, item, i, &cfg->regions[i], &d);
         if (cfg->regions[i].name != NULL)
-            names[nnames++] = (struct uniq){cfg->regions[i].name, node_line(item), i};
+            names[nnames++] = (struct uniq){cfg->regions[i].name, ld_node_line(item), i};
     }
-    check_unique(ld, names, nnames, "regions", "name", "region name");
+    ld_check_unique(ld, names, nnames, "regions", "name", "region name");
 
     if (n == 1) {
         /* A lone region is the default whether it says so or not. */
         cfg->regions[0].is_default = true;
         cfg->default_region = 0;
     } else if (d.count == 0) {
-        report(ld, node_line(node),
-               "regions: none has \"default: true\"; with several regions exactly one must be "
-               "the default");
+        ld_report(ld, ld_node_line(node),
+                  "regions: none has \"default: true\"; with several regions exactly one must be "
+                  "the default");
     } else {
         cfg->default_region = d.first;
     }
@@ -1497,7 +1511,7 @@ free_uniq:
 
 /* Checks between sections, once each is known. */
 static void
-check_across(struct loader *ld, const struct field *admin)
+check_across(struct loader *ld)
 {
     const struct cfg *cfg = ld->cfg;
 
@@ -1506,45 +1520,62 @@ check_across(struct loader *ld, const struct field *admin)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
         if (l->addr.salen != 0 && strcmp(l->addr.text, cfg->admin.text) == 0)
-            report(ld, node_line(admin->value),
-                   "admin.address: %s is already listeners[%zu].address (line %d)", cfg->admin.text,
-                   i, l->line);
+            ld_report(ld, ld->admin_line,
+                      "admin.address: %s is already listeners[%zu].address (line %d)",
+                      cfg->admin.text, i, l->line);
     }
 }
+
+/* One top-level key. */
+struct cfg_section {
+    const char *key;
+    void (*load)(struct loader *ld, const yaml_node_t *node);
+    void (*absent)(struct loader *ld); /* what leaving it out means; NULL: nothing */
+    bool required;
+};
+
+/* The top level, in the order the sections are loaded (whatever the file's order), which
+ * is also the order unknown-key messages list them in. A section that builds on another
+ * comes after it: regions inherit the top-level health_check. */
+static const struct cfg_section sections[] = {
+    {"workers", load_workers, NULL, false},
+    {"log_level", load_log_level, NULL, false},
+    {"listeners", load_listeners, NULL, true},
+    {"admin", load_admin, NULL, false},
+    {"timeouts", load_timeouts, NULL, false},
+    {"limits", load_limits, NULL, false},
+    {"http2", load_http2, NULL, false},
+    {"access_log", load_access_log, NULL, false},
+    {"client_ip", cfg_load_routing_client_ip, NULL, false},
+    {"geoip", cfg_load_routing_geoip, NULL, false},
+    {"routing", cfg_load_routing_section, cfg_load_routing_absent, false},
+    {"health_check", cfg_load_health_section, NULL, false},
+    {"regions", load_regions, NULL, true},
+};
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 static void
 load_root(struct loader *ld, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"workers", "log_level", "listeners",  "admin",  "timeouts",
-                                       "limits",  "http2",     "access_log", "regions"};
-    enum { WORKERS = 0, LOG_LEVEL, LISTENERS, ADMIN, TIMEOUTS, LIMITS, HTTP2, ACCESS_LOG, REGIONS };
-    struct field f[9];
+    const char *keys[NSECTIONS];
+    struct field f[NSECTIONS];
 
-    if (!map_collect(ld, root, "", keys, 9, f))
+    for (size_t i = 0; i < NSECTIONS; i++)
+        keys[i] = sections[i].key;
+    if (!ld_map_collect(ld, root, "", keys, NSECTIONS, f))
         return;
-    require(ld, root, "", "listeners", &f[LISTENERS]);
-    require(ld, root, "", "regions", &f[REGIONS]);
+    for (size_t i = 0; i < NSECTIONS; i++)
+        if (sections[i].required)
+            ld_require(ld, root, "", sections[i].key, &f[i]);
 
-    if (f[WORKERS].value != NULL)
-        load_workers(ld, f[WORKERS].value);
-    if (f[LOG_LEVEL].value != NULL)
-        load_log_level(ld, f[LOG_LEVEL].value);
-    if (f[LISTENERS].value != NULL)
-        load_listeners(ld, f[LISTENERS].value);
-    if (f[ADMIN].value != NULL && !ld->aborted)
-        load_admin(ld, f[ADMIN].value);
-    if (f[TIMEOUTS].value != NULL && !ld->aborted)
-        load_timeouts(ld, f[TIMEOUTS].value);
-    if (f[LIMITS].value != NULL && !ld->aborted)
-        load_limits(ld, f[LIMITS].value);
-    if (f[HTTP2].value != NULL && !ld->aborted)
-        load_http2(ld, f[HTTP2].value);
-    if (f[ACCESS_LOG].value != NULL && !ld->aborted)
-        load_access_log(ld, f[ACCESS_LOG].value);
-    if (f[REGIONS].value != NULL && !ld->aborted)
-        load_regions(ld, f[REGIONS].value);
+    for (size_t i = 0; i < NSECTIONS && !ld->aborted; i++) {
+        if (f[i].value != NULL)
+            sections[i].load(ld, f[i].value);
+        else if (sections[i].absent != NULL)
+            sections[i].absent(ld);
+    }
     if (!ld->aborted)
-        check_across(ld, &f[ADMIN]);
+        check_across(ld);
 }
 
 /* Line of byte `offset` in `text`, 1-based. */
@@ -1571,19 +1602,19 @@ report_yaml_error(struct loader *ld, const yaml_parser_t *parser, const char *te
     case YAML_READER_ERROR:
         /* Encoding errors carry a byte offset rather than a mark. */
         if (parser->problem_value != -1)
-            report(ld, line_of_offset(text, len, parser->problem_offset),
-                   "invalid YAML: %s (byte 0x%02x at offset %zu)", problem,
-                   (unsigned)parser->problem_value & 0xffu, parser->problem_offset);
+            ld_report(ld, line_of_offset(text, len, parser->problem_offset),
+                      "invalid YAML: %s (byte 0x%02x at offset %zu)", problem,
+                      (unsigned)parser->problem_value & 0xffu, parser->problem_offset);
         else
-            report(ld, line_of_offset(text, len, parser->problem_offset),
-                   "invalid YAML: %s (at offset %zu)", problem, parser->problem_offset);
+            ld_report(ld, line_of_offset(text, len, parser->problem_offset),
+                      "invalid YAML: %s (at offset %zu)", problem, parser->problem_offset);
         break;
     default:
         if (parser->context != NULL)
-            report(ld, parser->problem_mark.line + 1, "invalid YAML: %s (%s at line %zu)", problem,
-                   parser->context, parser->context_mark.line + 1);
+            ld_report(ld, parser->problem_mark.line + 1, "invalid YAML: %s (%s at line %zu)",
+                      problem, parser->context, parser->context_mark.line + 1);
         else
-            report(ld, parser->problem_mark.line + 1, "invalid YAML: %s", problem);
+            ld_report(ld, parser->problem_mark.line + 1, "invalid YAML: %s", problem);
         break;
     }
 }
@@ -1602,8 +1633,8 @@ check_single_document(struct loader *ld, yaml_parser_t *parser, const char *text
     }
     root = yaml_document_get_root_node(&next);
     if (root != NULL)
-        report(ld, node_line(root),
-               "a second YAML document starts here; the file must hold exactly one");
+        ld_report(ld, ld_node_line(root),
+                  "a second YAML document starts here; the file must hold exactly one");
     yaml_document_delete(&next);
 }
 
@@ -1624,7 +1655,7 @@ prepare_tls(struct loader *ld)
         errors_adopt(ld, tls_errors);
     free(tls_errors);
     if (ld->nerrors == 0 && ld->dropped == 0)
-        report(ld, 0, "setting up TLS failed without a reason (out of memory?)");
+        ld_report(ld, 0, "setting up TLS failed without a reason (out of memory?)");
     return -1;
 }
 
@@ -1660,9 +1691,9 @@ load_text(const char *name, const char *dir, const char *text, size_t len, char 
 
     root = yaml_document_get_root_node(&doc);
     if (root == NULL) {
-        report(&ld, 1,
-               "the file is empty; expected a mapping with at least listeners and "
-               "regions");
+        ld_report(&ld, 1,
+                  "the file is empty; expected a mapping with at least listeners and "
+                  "regions");
         goto delete_doc;
     }
     ld.doc = &doc;
@@ -1670,11 +1701,18 @@ load_text(const char *name, const char *dir, const char *text, size_t len, char 
     load_root(&ld, root);
     check_single_document(&ld, &parser, text, len);
 
-    /* Certificates are read only for a file that is otherwise right: reading them for a
-     * file with a typo would only add noise to the real error. */
-    if (ld.nerrors == 0 && ld.dropped == 0 && !ld.oom && prepare_tls(&ld) == 0) {
-        result = ld.cfg;
-        ld.cfg = NULL;
+    if (ld_clean(&ld))
+        cfg_load_routing_build(&ld);
+    /* The files the configuration names (the GeoIP database, certificates) are read only
+     * for a file that is otherwise right: reading them for a file with a typo would only
+     * add noise to the real error. Both are read, so one run reports both. */
+    if (ld_clean(&ld)) {
+        int geo_rc = cfg_load_routing_open_geoip(&ld);
+        int tls_rc = prepare_tls(&ld);
+        if (geo_rc == 0 && tls_rc == 0 && ld_clean(&ld)) {
+            result = ld.cfg;
+            ld.cfg = NULL;
+        }
     }
 
 delete_doc:
@@ -1707,14 +1745,14 @@ read_file(struct loader *ld, const char *path, char **text, size_t *len)
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        report(ld, 0, "cannot open: %s", strerror(errno));
+        ld_report(ld, 0, "cannot open: %s", strerror(errno));
         return -1;
     }
     for (;;) {
         size_t got;
         if (size > LOAD_MAX_FILE_BYTES) {
-            report(ld, 0, "larger than %u MiB; is this the configuration file?",
-                   LOAD_MAX_FILE_BYTES >> 20);
+            ld_report(ld, 0, "larger than %u MiB; is this the configuration file?",
+                      LOAD_MAX_FILE_BYTES >> 20);
             goto free_buf;
         }
         if (size == cap) {
@@ -1731,7 +1769,7 @@ read_file(struct loader *ld, const char *path, char **text, size_t *len)
         size += got;
         if (got == 0) {
             if (ferror(f)) {
-                report(ld, 0, "cannot read: %s", strerror(errno));
+                ld_report(ld, 0, "cannot read: %s", strerror(errno));
                 goto free_buf;
             }
             break;

@@ -68,12 +68,13 @@ struct conn {
     bool tls_handshaking;
     bool tls_read_blocked; /* SSL_read needs the socket writable first */
     bool h2c_allowed;    /* plain listener with h2c: a client may start with the preface */
+    bool proxy_pending;  /* waiting for the PROXY protocol header */
     uint8_t proto;       /* enum conn_proto */
     uint32_t id;
     uint64_t deadline_ms;    /* end of the current phase that must finish in time (TLS
                                 handshake, request head, lingering close), monotonic ms */
     struct worker *w;        /* borrows */
-    struct listener_rt *ls;  /* borrows; may be gone after a reload: use only at accept */
+    struct listener_rt *ls;  /* borrows; NULL once a reload dropped the listener */
     struct conn *prev, *next; /* the worker's list of live connections */
     struct conn *next_reap;
     struct buf in;

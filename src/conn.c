@@ -12,8 +12,10 @@
 #include "clock.h"
 #include "h1_conn.h"
 #include "h2_conn.h"
-#include "tls.h"
 #include "log.h"
+#include "proxy_proto.h"
+#include "sock.h"
+#include "tls.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -23,6 +25,7 @@
 _Static_assert(sizeof(struct conn) <= 400, "struct conn is the per-idle-connection cost");
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_begin(struct conn *c);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -119,23 +122,99 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
         w->nconns++;
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
         atomic_store_explicit(&w->stats.active_conns, w->nconns, memory_order_relaxed);
-        if (ls->tls) {
-            c->ssl = tls_conn_new(ls->tls, fd);
-            if (!c->ssl) {
-                log_error("out of memory for a TLS connection");
-                conn_close(c);
-                continue;
-            }
-            c->tls_snap = worker_snapshot_use(w);
-            c->tls_handshaking = true;
-            /* The whole handshake must fit in the header timeout. */
+        if (ls->proxy_protocol) {
+            /* The header must come within the header timeout, like a request head. */
+            c->proxy_pending = true;
             conn_deadline_start(c, w->snap->tv_client_header,
                                 w->snap->cfg->timeouts.client_header_ms);
         } else {
-            c->h2c_allowed = ls->h2c;
-            h1_conn_start(c);
+            conn_begin(c);
         }
     }
+}
+
+/* The connection is ours to talk to: start TLS, or HTTP on a plain listener. */
+static void
+conn_begin(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct listener_rt *ls = c->ls;
+    if (ls->tls) {
+        c->ssl = tls_conn_new(ls->tls, c->fd);
+        if (!c->ssl) {
+            log_error("out of memory for a TLS connection");
+            conn_close(c);
+            return;
+        }
+        c->tls_snap = worker_snapshot_use(w);
+        c->tls_handshaking = true;
+        /* The whole handshake must fit in the header timeout. */
+        conn_deadline_start(c, w->snap->tv_client_header,
+                            w->snap->cfg->timeouts.client_header_ms);
+    } else {
+        c->h2c_allowed = ls->h2c;
+        h1_conn_start(c);
+    }
+}
+
+/* Read the PROXY protocol header, and not a byte more: what follows is TLS or HTTP and
+ * belongs to them. The header is peeked until complete, then consumed by its length, so
+ * no bytes need handing over. A header that is bad, too long, late, or missing (a client
+ * speaking HTTP at once) closes the connection without a word: the sender is a balancer
+ * that was misconfigured or someone who is not one. */
+static void
+conn_proxy_continue(struct conn *c)
+{
+    char head[PROXY_PROTO_MAX_BYTES];
+    ssize_t n;
+    do
+        n = recv(c->fd, head, sizeof(head), MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) {
+        if (!conn_deadline_rearm(c))
+            conn_close(c);
+        return;
+    }
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    struct proxy_proto_result pp;
+    int r = proxy_proto_parse(head, (size_t)n, &pp);
+    if (r == PROXY_PROTO_PARTIAL && (size_t)n < sizeof(head)) {
+        if (!conn_deadline_rearm(c)) {
+            log_debug("client %u: PROXY header not complete within client_header", c->id);
+            conn_close(c);
+        }
+        return;
+    }
+    if (r < 0) {
+        char ip[SOCK_ADDR_TEXT_MAX];
+        sock_ip_text(&c->peer.sa, ip, sizeof(ip));
+        log_info("client %u from %s: not a valid PROXY protocol header; closing", c->id, ip);
+        conn_close(c);
+        return;
+    }
+    /* Take exactly the header off the socket: the kernel holds what we peeked. */
+    ssize_t got;
+    do
+        got = read(c->fd, head, (size_t)r);
+    while (got < 0 && errno == EINTR);
+    if (got != r || c->ls == NULL) {
+        conn_close(c);
+        return;
+    }
+    c->proxy_pending = false;
+    if (pp.has_addr) {
+        size_t len = pp.src.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                   : sizeof(struct sockaddr_in);
+        memcpy(&c->peer, &pp.src, len);
+    }
+    conn_begin(c);
+    /* Bytes after the header may be waiting already; the read event will not say so
+     * again once they were peeked. */
+    if (!c->closing)
+        conn_schedule_read(c);
 }
 
 void
@@ -383,6 +462,13 @@ static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (c->proxy_pending) {
+        if (what & EV_TIMEOUT)
+            conn_close(c);
+        else
+            conn_proxy_continue(c);
+        return;
+    }
     if (c->tls_handshaking) {
         if (what & EV_TIMEOUT)
             conn_close(c);

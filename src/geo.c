@@ -1,31 +1,568 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* The GeoIP database behind geo.h: opens an MMDB file with libmaxminddb (memory-mapped),
+ * refuses it unless its whole search tree and its data records check out, and answers
+ * lookups with country, continent and coordinates. It knows nothing of regions (route.c)
+ * or of where the client address came from (client_ip.c). */
 #include "geo.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-void
-geo_close(struct geo_db *db)
+#include <sys/stat.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <maxminddb.h>
+
+/* At open, at most this many distinct data records are decoded (an even sample beyond
+ * it): every record of a test or sample file, a part of a full GeoLite2-City, whose
+ * hundreds of thousands would add most of a second to every reload (~0.5 us each). The
+ * search tree itself is always walked in full. */
+#define GEO_VERIFY_RECORDS 16384
+
+struct geo_db {
+    MMDB_s mmdb;    /* owns the mapping of the file */
+    char desc[160]; /* geo_describe()'s answer, built once at open */
+};
+
+/* Record paths read by every lookup (GeoIP2/GeoLite2 City and Country, DB-IP Lite). */
+static const char *const path_country[] = {"country", "iso_code", NULL};
+static const char *const path_registered[] = {"registered_country", "iso_code", NULL};
+static const char *const path_continent[] = {"continent", "code", NULL};
+static const char *const path_location[] = {"location", NULL};
+static const char *const path_latitude[] = {"latitude", NULL};   /* within location */
+static const char *const path_longitude[] = {"longitude", NULL}; /* within location */
+
+/* Addresses looked up through the same code as geo_lookup() once the tree walk passed:
+ * spread over both families, and those of MaxMind's test files. Not finding one is fine. */
+static const char *const probe_addrs[] = {
+    "1.1.1.1",       "8.8.8.8",
+    "81.2.69.142",   "89.160.20.112",
+    "175.16.199.0",  "202.196.224.0",
+    "216.160.83.56", "2.125.160.216",
+    "67.43.156.0",   "128.101.101.101",
+    "149.101.100.0", "192.0.2.1",
+    "0.0.0.0",       "255.255.255.255",
+    "2001:218::",    "2001:480::",
+    "2a02:cf40::",   "2c0f:ff40::",
+    "::1",           "::",
+    "2001:db8:1::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+};
+
+/* Sets bit number `bit` (0 is the most significant) of a 128-bit address. */
+static void
+addr_set_bit(uint8_t addr[16], unsigned bit)
 {
-    (void)db;
+    addr[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
 }
+
+/* Writes "a.b.c.d/len" or "x::/len" for the network of `depth` bits at `addr` into buf,
+ * IPv4 for an IPv4 database and for the IPv4 part (::/96) of an IPv6 one. */
+static void
+format_network(const MMDB_s *mmdb, const uint8_t addr[16], unsigned depth, char *buf, size_t len)
+{
+    char text[INET6_ADDRSTRLEN];
+    static const uint8_t zero[12];
+
+    if (mmdb->metadata.ip_version == 4) {
+        inet_ntop(AF_INET, addr, text, sizeof(text));
+        snprintf(buf, len, "%s/%u", text, depth);
+    } else if (depth >= 96 && memcmp(addr, zero, sizeof(zero)) == 0) {
+        inet_ntop(AF_INET, addr + 12, text, sizeof(text));
+        snprintf(buf, len, "%s/%u", text, depth - 96);
+    } else {
+        inet_ntop(AF_INET6, addr, text, sizeof(text));
+        snprintf(buf, len, "%s/%u", text, depth);
+    }
+}
+
+/* Copies a two-letter code ("DE", "EU") out of `data` into out[3], upper-cased. Anything
+ * else (missing, another type, another length, not letters) leaves out empty: an odd
+ * value is unknown, not an error. */
+static void
+copy_code(const MMDB_entry_data_s *data, char out[3])
+{
+    out[0] = '\0';
+    if (!data->has_data || data->type != MMDB_DATA_TYPE_UTF8_STRING || data->data_size != 2) {
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        char c = data->utf8_string[i];
+        if (c >= 'a' && c <= 'z') {
+            c = (char)(c - 'a' + 'A');
+        }
+        if (c < 'A' || c > 'Z') {
+            out[0] = '\0';
+            return;
+        }
+        out[i] = c;
+    }
+    out[2] = '\0';
+}
+
+/* Reads a coordinate as a double; float and integer encodings are accepted too, since
+ * other writers use them. Returns false when absent or of another type. */
+static bool
+read_degrees(const MMDB_entry_data_s *data, double *out)
+{
+    if (!data->has_data) {
+        return false;
+    }
+    switch (data->type) {
+    case MMDB_DATA_TYPE_DOUBLE:
+        *out = data->double_value;
+        return true;
+    case MMDB_DATA_TYPE_FLOAT:
+        *out = data->float_value;
+        return true;
+    case MMDB_DATA_TYPE_INT32:
+        *out = data->int32;
+        return true;
+    case MMDB_DATA_TYPE_UINT16:
+        *out = data->uint16;
+        return true;
+    case MMDB_DATA_TYPE_UINT32:
+        *out = data->uint32;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Reads one path of a record. Returns an MMDB status; a path the record does not have,
+ * or whose shape differs (a string where a map was expected), is MMDB_SUCCESS with
+ * data->has_data false. Only a broken record (bad data, pointer off the end) fails. */
+static int
+get_path(MMDB_entry_s *entry, MMDB_entry_data_s *data, const char *const *path)
+{
+    int status = MMDB_aget_value(entry, data, path);
+    if (status == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR) {
+        data->has_data = false;
+        return MMDB_SUCCESS;
+    }
+    if (status != MMDB_SUCCESS) {
+        data->has_data = false;
+    }
+    return status;
+}
+
+/* Decodes the record at `entry` into *out (cleared first). Returns an MMDB status; on
+ * failure *out is all unknown. The one decoder used by lookups and by the check at open. */
+static int
+decode_record(MMDB_entry_s entry, struct geo_info *out)
+{
+    MMDB_entry_data_s data;
+    double lat, lon;
+    bool has_lat, has_lon;
+    int status;
+
+    memset(out, 0, sizeof(*out));
+    if ((status = get_path(&entry, &data, path_country)) != MMDB_SUCCESS) {
+        goto fail;
+    }
+    copy_code(&data, out->country);
+    if (out->country[0] == '\0') {
+        if ((status = get_path(&entry, &data, path_registered)) != MMDB_SUCCESS) {
+            goto fail;
+        }
+        copy_code(&data, out->country);
+    }
+    if ((status = get_path(&entry, &data, path_continent)) != MMDB_SUCCESS) {
+        goto fail;
+    }
+    copy_code(&data, out->continent);
+    /* Both coordinates from the location map, not twice past a City record's names. */
+    if ((status = get_path(&entry, &data, path_location)) != MMDB_SUCCESS) {
+        goto fail;
+    }
+    has_lat = has_lon = false;
+    if (data.has_data && data.type == MMDB_DATA_TYPE_MAP) {
+        MMDB_entry_s location = {.mmdb = entry.mmdb, .offset = data.offset};
+        if ((status = get_path(&location, &data, path_latitude)) != MMDB_SUCCESS) {
+            goto fail;
+        }
+        has_lat = read_degrees(&data, &lat);
+        if ((status = get_path(&location, &data, path_longitude)) != MMDB_SUCCESS) {
+            goto fail;
+        }
+        has_lon = read_degrees(&data, &lon);
+    }
+    if (has_lat && has_lon && isfinite(lat) && isfinite(lon) && lat >= -90.0 && lat <= 90.0 &&
+        lon >= -180.0 && lon <= 180.0) {
+        out->has_coords = true;
+        out->lat = (float)lat;
+        out->lon = (float)lon;
+    }
+    return MMDB_SUCCESS;
+
+fail:
+    memset(out, 0, sizeof(*out));
+    return status;
+}
+
+/* geo_lookup() with the MMDB status of a failure in *status (MMDB_SUCCESS otherwise). */
+static int
+lookup_status(const struct geo_db *db, const struct sockaddr *sa, struct geo_info *out, int *status)
+{
+    struct sockaddr_in v4;
+    MMDB_lookup_result_s res;
+    int mmdb_error = MMDB_SUCCESS;
+
+    memset(out, 0, sizeof(*out));
+    *status = MMDB_SUCCESS;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            /* ::ffff:a.b.c.d is a.b.c.d: an IPv4 database has no IPv6 tree at all, and an
+             * IPv6 one keeps IPv4 under ::/96, where libmaxminddb looks for AF_INET. */
+            memset(&v4, 0, sizeof(v4));
+            v4.sin_family = AF_INET;
+            memcpy(&v4.sin_addr, &v6->sin6_addr.s6_addr[12], 4);
+            sa = (const struct sockaddr *)&v4;
+        }
+    } else if (sa->sa_family != AF_INET) {
+        *status = MMDB_INVALID_LOOKUP_PATH_ERROR;
+        return -1;
+    }
+
+    res = MMDB_lookup_sockaddr(&db->mmdb, sa, &mmdb_error);
+    if (mmdb_error == MMDB_IPV6_LOOKUP_IN_IPV4_DATABASE_ERROR) {
+        return 1; /* an IPv4-only database does not know any IPv6 client */
+    }
+    if (mmdb_error != MMDB_SUCCESS) {
+        *status = mmdb_error;
+        return -1;
+    }
+    if (!res.found_entry) {
+        return 1;
+    }
+    if ((*status = decode_record(res.entry, out)) != MMDB_SUCCESS) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Walks the whole search tree from the root, each node once (an IPv6 tree shares its
+ * IPv4 subtree between ::/96, ::ffff:0:0/96 and 6to4), and checks that every record is a
+ * node, empty, or data inside the data section; marks each data record's offset in
+ * `seen` (one bit per byte of the data section) and counts the distinct ones.
+ * Returns 0, or -1 with the reason in err. */
+static int
+verify_tree(const MMDB_s *mmdb, uint8_t *visited, uint8_t *seen, uint32_t *distinct, char *err,
+            size_t errlen)
+{
+    struct frame {
+        uint32_t node;
+        uint16_t depth;
+        uint8_t addr[16];
+    } stack[2 * 129];
+    size_t top = 0;
+    unsigned bits = mmdb->metadata.ip_version == 6 ? 128 : 32;
+    uint32_t node_count = mmdb->metadata.node_count;
+    char net[64];
+
+    memset(&stack[0], 0, sizeof(stack[0]));
+    top = 1;
+    while (top > 0) {
+        struct frame f = stack[--top];
+        MMDB_search_node_s node;
+        int status;
+
+        if (visited[f.node / 8] & (1u << (f.node % 8))) {
+            continue;
+        }
+        visited[f.node / 8] |= (uint8_t)(1u << (f.node % 8));
+        status = MMDB_read_node(mmdb, f.node, &node);
+        if (status != MMDB_SUCCESS) {
+            format_network(mmdb, f.addr, f.depth, net, sizeof(net));
+            snprintf(err, errlen, "corrupt search tree at %s (node %" PRIu32 "): %s", net, f.node,
+                     MMDB_strerror(status));
+            return -1;
+        }
+        /* Right first, so that the left (lower) half is walked first. */
+        for (int side = 1; side >= 0; side--) {
+            uint64_t record = side ? node.right_record : node.left_record;
+            uint8_t type = side ? node.right_record_type : node.left_record_type;
+            MMDB_entry_s entry = side ? node.right_record_entry : node.left_record_entry;
+            struct frame child = f;
+
+            child.depth = (uint16_t)(f.depth + 1);
+            if (side) {
+                addr_set_bit(child.addr, f.depth);
+            }
+            switch (type) {
+            case MMDB_RECORD_TYPE_SEARCH_NODE:
+                if (child.depth >= bits) {
+                    format_network(mmdb, child.addr, child.depth, net, sizeof(net));
+                    snprintf(err, errlen,
+                             "corrupt search tree at %s: deeper than %u bits (node %" PRIu32 ")",
+                             net, bits, f.node);
+                    return -1;
+                }
+                child.node = (uint32_t)record;
+                stack[top++] = child;
+                break;
+            case MMDB_RECORD_TYPE_EMPTY:
+                break;
+            case MMDB_RECORD_TYPE_DATA:
+                /* A record just past the nodes points into the 16-byte separator, which
+                 * libmaxminddb turns into a huge offset. */
+                if (entry.offset >= mmdb->data_section_size) {
+                    goto outside;
+                }
+                if (!(seen[entry.offset / 8] & (1u << (entry.offset % 8)))) {
+                    seen[entry.offset / 8] |= (uint8_t)(1u << (entry.offset % 8));
+                    (*distinct)++;
+                }
+                break;
+            default:
+            outside:
+                format_network(mmdb, child.addr, child.depth, net, sizeof(net));
+                if (record == 0) {
+                    /* libmaxminddb's one loop check: nothing may point at the root */
+                    snprintf(err, errlen,
+                             "corrupt search tree at %s: record points back to the root "
+                             "(node %" PRIu32 ")",
+                             net, f.node);
+                    return -1;
+                }
+                snprintf(err, errlen,
+                         "corrupt search tree at %s: record %" PRIu64
+                         " points outside the data section (%" PRIu32 " nodes, %" PRIu32
+                         " data bytes)",
+                         net, record, node_count, mmdb->data_section_size);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Decodes the data records marked in `seen` the way a lookup does: all of them when
+ * there are at most GEO_VERIFY_RECORDS, else every k-th in file order. Returns 0, or -1
+ * with the reason in err. */
+static int
+verify_records(const MMDB_s *mmdb, const uint8_t *seen, uint32_t distinct, char *err, size_t errlen)
+{
+    uint32_t stride = distinct / GEO_VERIFY_RECORDS + 1;
+    uint32_t n = 0;
+
+    for (uint32_t off = 0; off < mmdb->data_section_size; off++) {
+        struct geo_info info;
+        MMDB_entry_s entry = {.mmdb = mmdb, .offset = off};
+        int status;
+
+        if (off % 8 == 0 && seen[off / 8] == 0) {
+            off += 7; /* nothing starts in these 8 bytes */
+            continue;
+        }
+        if (!(seen[off / 8] & (1u << (off % 8))) || n++ % stride != 0) {
+            continue;
+        }
+        status = decode_record(entry, &info);
+        if (status != MMDB_SUCCESS) {
+            snprintf(err, errlen, "corrupt data record at data offset %" PRIu32 ": %s", off,
+                     MMDB_strerror(status));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Looks up probe_addrs through lookup_status(). Returns 0, or -1 with the reason. */
+static int
+verify_probes(const struct geo_db *db, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(probe_addrs) / sizeof(probe_addrs[0]); i++) {
+        struct sockaddr_storage ss;
+        struct geo_info info;
+        int status;
+
+        memset(&ss, 0, sizeof(ss));
+        if (strchr(probe_addrs[i], ':') != NULL) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            s6->sin6_family = AF_INET6;
+            inet_pton(AF_INET6, probe_addrs[i], &s6->sin6_addr);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            s4->sin_family = AF_INET;
+            inet_pton(AF_INET, probe_addrs[i], &s4->sin_addr);
+        }
+        if (lookup_status(db, (const struct sockaddr *)&ss, &info, &status) < 0) {
+            snprintf(err, errlen, "lookup of %s failed: %s", probe_addrs[i], MMDB_strerror(status));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Runs the checks geo_open() promises on an opened database. Returns 0 or -1 with err. */
+static int
+verify(const struct geo_db *db, char *err, size_t errlen)
+{
+    const MMDB_s *mmdb = &db->mmdb;
+    uint8_t *visited, *seen;
+    uint32_t distinct = 0;
+    int rc = -1;
+
+    if (mmdb->metadata.ip_version != 4 && mmdb->metadata.ip_version != 6) {
+        snprintf(err, errlen, "not an IP database (metadata ip_version %u)",
+                 (unsigned)mmdb->metadata.ip_version);
+        return -1;
+    }
+    if (mmdb->metadata.node_count == 0) {
+        snprintf(err, errlen, "corrupt search tree: no nodes");
+        return -1;
+    }
+    visited = calloc((size_t)mmdb->metadata.node_count / 8 + 1, 1);
+    seen = calloc((size_t)mmdb->data_section_size / 8 + 1, 1);
+    if (visited == NULL || seen == NULL) {
+        snprintf(err, errlen, "out of memory checking the database");
+        goto free_maps;
+    }
+    if (verify_tree(mmdb, visited, seen, &distinct, err, errlen) < 0 ||
+        verify_records(mmdb, seen, distinct, err, errlen) < 0 ||
+        verify_probes(db, err, errlen) < 0) {
+        goto free_maps;
+    }
+    rc = 0;
+
+free_maps:
+    free(seen);
+    free(visited);
+    return rc;
+}
+
+/* Fills db->desc from the metadata: "GeoIP2-City (22 KiB, IPv6, 1234 nodes, built
+ * 2023-09-26)". database_type comes from the file, so only printable ASCII is kept. */
+static void
+describe(struct geo_db *db)
+{
+    const MMDB_metadata_s *md = &db->mmdb.metadata;
+    char type[64] = "unknown type";
+    char built[32] = "unknown";
+    time_t epoch = (time_t)md->build_epoch;
+    struct tm tm;
+    long long kib;
+
+    if (md->database_type != NULL && md->database_type[0] != '\0') {
+        size_t i;
+        for (i = 0; md->database_type[i] != '\0' && i < sizeof(type) - 1; i++) {
+            char c = md->database_type[i];
+            type[i] = (c >= 0x20 && c < 0x7f) ? c : '?';
+        }
+        type[i] = '\0';
+    }
+    if (md->build_epoch > 0 && gmtime_r(&epoch, &tm) != NULL) {
+        strftime(built, sizeof(built), "%Y-%m-%d", &tm);
+    }
+    kib = (db->mmdb.file_size + 512) / 1024;
+    snprintf(db->desc, sizeof(db->desc), "%s (%lld KiB, IPv%u, %" PRIu32 " nodes, built %s)", type,
+             (long long)(kib > 0 ? kib : 1), (unsigned)md->ip_version, md->node_count, built);
+}
+
+/* Turns an MMDB_open() failure into geo_open()'s one-line reason. */
+static void
+open_error(int status, int saved_errno, char *err, size_t errlen)
+{
+    switch (status) {
+    case MMDB_FILE_OPEN_ERROR:
+    case MMDB_IO_ERROR:
+        snprintf(err, errlen, "cannot open: %s", strerror(saved_errno));
+        break;
+    case MMDB_INVALID_METADATA_ERROR:
+        snprintf(err, errlen, "not a MaxMind DB file, or truncated (invalid metadata)");
+        break;
+    case MMDB_INVALID_DATA_ERROR:
+        /* the metadata marker is there but its map does not decode: cut in the map */
+        snprintf(err, errlen, "not a MaxMind DB file, or truncated (corrupt metadata)");
+        break;
+    case MMDB_UNKNOWN_DATABASE_FORMAT_ERROR:
+        snprintf(err, errlen, "unsupported MaxMind DB format version (%s)", MMDB_strerror(status));
+        break;
+    default:
+        snprintf(err, errlen, "cannot open: %s", MMDB_strerror(status));
+        break;
+    }
+}
+
 struct geo_db *
 geo_open(const char *path, char *err, size_t errlen)
 {
-    (void)path;
-    snprintf(err, errlen, "GeoIP support is being written");
+    struct geo_db *db;
+    struct stat st;
+    int status;
+
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, errlen, "no file name");
+        return NULL;
+    }
+    /* libmaxminddb's own answers to these are "Invalid argument" from mmap. */
+    if (stat(path, &st) < 0) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "not a regular file");
+        return NULL;
+    }
+    if (st.st_size == 0) {
+        snprintf(err, errlen, "empty file");
+        return NULL;
+    }
+
+    db = calloc(1, sizeof(*db));
+    if (db == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    errno = 0;
+    status = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
+    if (status != MMDB_SUCCESS) {
+        open_error(status, errno, err, errlen);
+        goto free_db; /* MMDB_open() already released what it had taken */
+    }
+    if (verify(db, err, errlen) < 0) {
+        goto close_mmdb;
+    }
+    describe(db);
+    return db;
+
+close_mmdb:
+    MMDB_close(&db->mmdb);
+free_db:
+    free(db);
     return NULL;
 }
+
+void
+geo_close(struct geo_db *db)
+{
+    if (db == NULL) {
+        return;
+    }
+    MMDB_close(&db->mmdb);
+    free(db);
+}
+
 const char *
 geo_describe(const struct geo_db *db)
 {
-    (void)db;
-    return "";
+    return db != NULL ? db->desc : "no database";
 }
+
 int
 geo_lookup(const struct geo_db *db, const struct sockaddr *sa, struct geo_info *out)
 {
-    (void)db;
-    (void)sa;
-    memset(out, 0, sizeof(*out));
-    return 1;
+    int status;
+
+    if (db == NULL || sa == NULL) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    return lookup_status(db, sa, out, &status);
 }

@@ -62,8 +62,8 @@ h1_send_error(struct conn *c, int status)
     char head[256];
     int hlen = snprintf(head, sizeof(head),
                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                        "Connection: close\r\n\r\n",
-                        status, reason, plen);
+                        "%sConnection: close\r\n\r\n",
+                        status, reason, plen, status == 503 ? STREAM_RETRY_AFTER_HEADER : "");
     if ((uint32_t)(hlen + plen) > buf_room(&c->out)) {
         conn_close(c);
         return;
@@ -171,6 +171,7 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
         .tls = c->ssl ? SSL_get_version(c->ssl) : NULL,
         .client_ip = ip,
         .client_addr = &c->peer.sa,
+        .client_ip_cfg = c->ls ? c->ls->client_ip : NULL,
         .protocol = protocol_name(x),
     };
     x->state = req->body == H1_BODY_NONE ? H1_WAIT : H1_BODY;

@@ -414,10 +414,12 @@ h2_respond_error(struct h2_stream *hs, int status)
     nghttp2_nv nv[] = {
         {(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE},
         {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"retry-after", (uint8_t *)STREAM_RETRY_AFTER_S, 11,
+         sizeof(STREAM_RETRY_AFTER_S) - 1, NGHTTP2_NV_FLAG_NONE},
     };
     hs->head_sent = true;
     hs->rst_after_eof = !hs->remote_ended;
-    nghttp2_submit_response(hs->sess->ng, hs->id, nv, 2, NULL);
+    nghttp2_submit_response(hs->sess->ng, hs->id, nv, status == 503 ? 3 : 2, NULL);
     /* Body bytes that came with the request are not wanted: their window goes back. */
     if (hs->pend_len) {
         nghttp2_session_consume(hs->sess->ng, hs->id, hs->pend_len);
@@ -548,6 +550,7 @@ h2_start_stream(struct h2_stream *hs)
         .proto = c->ssl ? "https" : "http",
         .client_ip = ip,
         .client_addr = &c->peer.sa,
+        .client_ip_cfg = c->ls ? c->ls->client_ip : NULL,
         .protocol = "HTTP/2",
         .tls = c->ssl ? SSL_get_version(c->ssl) : NULL,
     };

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Round-robin with down-skipping. */
+/* Round-robin and least-outstanding backend choice, both skipping backends marked down. */
 #include "lb.h"
 
 size_t
@@ -31,6 +31,35 @@ size_t
 lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
                      lb_down_until_fn down_until, lb_load_fn load, const void *ctx)
 {
-    (void)load; /* being written */
-    return lb_round_robin(cursor, n, now_ms, exclude, down_until, ctx);
+    size_t best = LB_NONE, soonest = LB_NONE;
+    uint32_t best_load = 0;
+    uint64_t soonest_until = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (*cursor + k) % n;
+        if (i == exclude)
+            continue;
+        uint64_t until = down_until(ctx, i);
+        if (until > now_ms) {
+            /* Only matters when nobody is up: then, as lb_round_robin, the soonest back. */
+            if (soonest == LB_NONE || until < soonest_until) {
+                soonest = i;
+                soonest_until = until;
+            }
+            continue;
+        }
+        /* Strictly fewer: on a tie the first from the cursor keeps it, so equal loads
+         * rotate as the cursor moves. */
+        uint32_t l = load(ctx, i);
+        if (best == LB_NONE || l < best_load) {
+            best = i;
+            best_load = l;
+            if (l == 0)
+                break; /* nobody has fewer */
+        }
+    }
+    if (best == LB_NONE)
+        best = soonest;
+    if (best != LB_NONE)
+        *cursor = (uint32_t)((best + 1) % n);
+    return best;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Choosing a backend within a region's pool: round-robin that skips backends marked down
- * (a failed connect, later a failed health check). Pure code: the caller owns the cursor
- * and says through a callback until when each backend is down, so this is table-tested
- * without sockets. */
+/* Choosing a backend within a region's pool: round-robin or least outstanding requests,
+ * both skipping backends marked down (a failed connect, later a failed health check).
+ * Pure code: the caller owns the cursor and says through callbacks until when each
+ * backend is down and how loaded it is, so this is table-tested without sockets. */
 #ifndef MERIDIAN_LB_H
 #define MERIDIAN_LB_H
 

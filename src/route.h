@@ -7,8 +7,8 @@
  * "Healthy" comes from the caller through a callback, as lb.h does for backends, so this
  * is pure code: no allocation, no locks, no I/O; table-tested.
  *
- * A region whose healthy share of backends is below `spill_below` keeps only
- * healthy_share / spill_below of its traffic and passes the rest on to the next region
+ * A region whose share of backends not down (up, or not checked yet) is below
+ * `spill_below` keeps only share / spill_below of its traffic and passes the rest on to the next region
  * in order (Envoy's priority levels with overprovisioning): a region left with one
  * backend of four does not take all of its clients onto that one. */
 #ifndef MERIDIAN_ROUTE_H
@@ -39,7 +39,8 @@ struct route_table {
 /* Fill `t` for `n` regions at lat[i]/lon[i] (degrees), `default_region`, and the
  * countries: countries[i] is a string of concatenated two-letter codes ("GBDEFR") or
  * NULL. A country listed by two regions goes to the first. Returns 0, or -1 when n is 0
- * or above ROUTE_MAX_REGIONS or a code is not two letters A..Z. */
+ * or above ROUTE_MAX_REGIONS, default_region >= n, spill_below is not within 0..1, a
+ * coordinate is not finite, or a code is not two letters A..Z. */
 int route_table_init(struct route_table *t, size_t n, const double *lat, const double *lon,
                      const char *const *countries, size_t default_region, float spill_below);
 
@@ -54,7 +55,8 @@ struct route_health {
 typedef void (*route_health_fn)(const void *ctx, size_t region, struct route_health *out);
 
 /* The regions in order of preference for a client at `where` (see the file comment):
- * fills order[0..nregions-1]. */
+ * fills order[0..nregions-1]. A NaN or infinite coordinate counts as no coordinates; a
+ * country that is not two upper-case letters, or that no region lists, as no country. */
 void route_rank(const struct route_table *t, const struct geo_info *where, uint8_t *order);
 
 struct route_choice {
@@ -71,7 +73,7 @@ int route_choose(const struct route_table *t, const struct geo_info *where, uint
                  route_health_fn health, const void *ctx, struct route_choice *out);
 
 /* Great-circle distance in km between two points in degrees (haversine, mean Earth
- * radius 6371 km). For /route's answer and the tests. */
+ * radius 6371 km); NaN if an input is NaN. For /route's answer and the tests. */
 double route_distance_km(double lat1, double lon1, double lat2, double lon2);
 
 #endif

@@ -23,8 +23,11 @@
 #include "cfg.h"
 #include "cfg_load.h"
 #include "clock.h"
+#include "geo.h"
+#include "health.h"
 #include "log.h"
 #include "sock.h"
+#include "status.h"
 #include "tls.h"
 #include "tls_ticket.h"
 #include "version.h"
@@ -41,6 +44,7 @@ struct server {
     atomic_uint nrunning;    /* workers started (read by workers waking each other) */
     struct worker *workers;  /* owns */
     struct admin *admin;     /* owns */
+    struct health_registry *health; /* owns: backend health across generations */
     int signal_fd;            /* the process signals, read as data: see server_run */
     struct event *signal_ev;
     struct event *tick;      /* owns: once a second (ticket key rotation) */
@@ -194,6 +198,22 @@ server_conn_count(struct server *srv, unsigned *max)
     return atomic_load(&srv->conns);
 }
 
+/* Counters of a region that stays (same name) go on from where they were. */
+static void
+carry_region_stats(struct cfg *next, const struct cfg *prev)
+{
+    for (size_t i = 0; prev && i < next->nregions; i++) {
+        struct cfg_region *r = &next->regions[i];
+        int j = cfg_region_index(prev, r->name);
+        if (j < 0)
+            continue;
+        struct cfg_region *old = &prev->regions[j];
+        atomic_store(&r->stat_requests, atomic_load(&old->stat_requests));
+        atomic_store(&r->stat_failovers_in, atomic_load(&old->stat_failovers_in));
+        atomic_store(&r->stat_failovers_out, atomic_load(&old->stat_failovers_out));
+    }
+}
+
 static void
 publish(struct server *srv, struct cfg *next)
 {
@@ -246,6 +266,15 @@ server_reload(struct server *srv)
         log_error("reload refused: cannot install session ticket keys");
         goto refuse_listeners;
     }
+    /* Last, since it retires the health of backends `next` drops: nothing may fail
+     * after it. */
+    if (health_apply(srv->health, next) < 0) {
+        log_error("reload refused: out of memory for health checks");
+        goto refuse_listeners;
+    }
+    carry_region_stats(next, prev);
+    if (next->geo)
+        log_info("GeoIP database %s: %s", next->geoip_path, geo_describe(next->geo));
     log_set_level(next->log_level);
     server_release_cfg(prev);
     publish(srv, next);
@@ -389,19 +418,24 @@ server_status_json(struct server *srv)
     for (size_t i = 0; i < cfg->nlisteners; i++)
         OUT("%s{\"name\":\"%s\",\"address\":\"%s\"}", i ? "," : "", cfg->listeners[i].name,
             cfg->listeners[i].addr.text);
-    OUT("],\"regions\":[");
-    for (size_t i = 0; i < cfg->nregions; i++) {
-        const struct cfg_region *r = &cfg->regions[i];
-        OUT("%s{\"name\":\"%s\",\"default\":%s,\"backends\":[", i ? "," : "", r->name,
-            i == cfg->default_region ? "true" : "false");
-        for (size_t b = 0; b < r->nbackends; b++)
-            OUT("%s\"%s\"", b ? "," : "", r->backends[b].addr.text);
-        OUT("]}");
-    }
-    OUT("]}\n");
+    uint64_t geo_errors = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        geo_errors += atomic_load(&srv->workers[i].stats.geo_errors);
+    OUT("],\"geoip\":{\"database\":");
 #undef OUT
+    struct status_buf b = {out, n, cap, 0};
+    status_json_str(&b, cfg->geo ? cfg->geoip_path : NULL);
+    status_printf(&b, ",\"description\":");
+    status_json_str(&b, cfg->geo ? geo_describe(cfg->geo) : NULL);
+    status_printf(&b, ",\"lookup_errors\":%llu},", (unsigned long long)geo_errors);
+    status_regions_json(&b, cfg);
+    status_printf(&b, "}\n");
     server_release_cfg(cfg);
-    return out;
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }
 
 int
@@ -459,6 +493,13 @@ server_run(const char *cfg_path)
         log_error("cannot install session ticket keys");
         goto out_cfg;
     }
+    srv->health = health_registry_new(srv->nworkers);
+    if (!srv->health || health_apply(srv->health, cfg) < 0) {
+        log_error("out of memory at start");
+        goto out_cfg;
+    }
+    if (cfg->geo)
+        log_info("GeoIP database %s: %s", cfg->geoip_path, geo_describe(cfg->geo));
     publish(srv, cfg);
 
     unsigned started = 0;
@@ -513,6 +554,7 @@ out_workers:
     tls_ticket_shutdown();
     admin_free(srv->admin);
     cfg_unref(srv->current);
+    health_registry_free(srv->health);
     free(srv->workers);
     event_base_free(srv->base);
     pthread_mutex_destroy(&srv->cfg_lock);
@@ -520,6 +562,7 @@ out_workers:
 
 out_cfg:
     cfg_unref(cfg);
+    health_registry_free(srv->health);
     free(srv->workers);
     if (srv->base)
         event_base_free(srv->base);

@@ -64,8 +64,11 @@ struct stream_request {
     bool encode_chunked;  /* body of unknown length (HTTP/2 DATA): the stream frames it */
     uint64_t content_length;
     const char *proto;    /* "http" or "https": X-Forwarded-Proto */
-    const char *client_ip; /* text */
+    const char *client_ip; /* text: the TCP peer (or the PROXY header's source) */
     const struct sockaddr *client_addr;
+    /* Whom to believe about the real client: the listener's client_ip section (NULL: the
+     * generation's top-level one). */
+    const struct client_ip_cfg *client_ip_cfg;
     const char *protocol; /* for the access log: "HTTP/1.1" ... */
     const char *tls;      /* static: "TLSv1.3", or NULL on plain connections */
 };
@@ -135,7 +138,9 @@ struct stream {
     char *log_target;           /* owns: method and target for the access log, or NULL */
     const char *protocol;
     const char *tls;            /* static string, or NULL */
-    char client_ip[48];
+    bool failed_over;           /* served by another region than the nearest */
+    char country[3];            /* the client's, "" if unknown */
+    char client_ip[48];         /* the client as resolved (trusted headers, PROXY) */
     char reqid[REQID_MAX_LEN + 1];
 };
 

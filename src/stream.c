@@ -13,12 +13,17 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "client_ip.h"
 #include "clock.h"
+#include "geo.h"
+#include "geo_cache.h"
 #include "hdr.h"
+#include "health.h"
 #include "writer.h"
 #include "lb.h"
 #include "log.h"
 #include "route.h"
+#include "sock.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -141,10 +146,19 @@ put_u64(struct writer *o, uint64_t v)
 /* Serialise the request for the backend: origin-form, HTTP/1.1, hop-by-hop headers
  * removed, X-Forwarded-* and X-Request-Id set, framing restated. Returns bytes written,
  * or 0 if it does not fit. */
+/* Whether `name` is the configured header `ours` (NULL: none), which a client may not
+ * send on: the backend would take it for ours. */
+static bool
+is_our_header(struct span name, const char *ours)
+{
+    return ours && name.len == strlen(ours) && strncasecmp(name.ptr, ours, name.len) == 0;
+}
+
 static size_t
 write_request_head(struct stream *s, const struct stream_request *req, char *dst, size_t room)
 {
     struct writer o = {dst, dst + room, false};
+    const struct cfg_routing *rt = &s->snap->cfg->routing;
     bool has_conn_tokens = req->flags & H1_F_HAS_CONN_TOKENS;
     bool have_xff = false;
 
@@ -163,6 +177,9 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
         case HDR_OTHER:
             if (has_conn_tokens && hdr_named_by_connection(h->name, req->headers,
                                                             req->num_headers))
+                continue;
+            if (is_our_header(h->name, rt->country_header) ||
+                is_our_header(h->name, rt->region_header))
                 continue;
             WRITER_SPAN(&o, h->name);
             WRITER_LIT(&o, ": ");
@@ -196,6 +213,18 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
     WRITER_LIT(&o, "\r\nX-Request-Id: ");
     put_str(&o, s->reqid);
     WRITER_LIT(&o, "\r\n");
+    if (rt->country_header && s->country[0]) {
+        put_str(&o, rt->country_header);
+        WRITER_LIT(&o, ": ");
+        writer_put(&o, s->country, 2);
+        WRITER_LIT(&o, "\r\n");
+    }
+    if (rt->region_header) {
+        put_str(&o, rt->region_header);
+        WRITER_LIT(&o, ": ");
+        put_str(&o, s->snap->cfg->regions[s->region].name);
+        WRITER_LIT(&o, "\r\n");
+    }
     if (req->body == H1_BODY_LENGTH) {
         WRITER_LIT(&o, "Content-Length: ");
         put_u64(&o, req->content_length);
@@ -225,11 +254,79 @@ pick_request_id(struct stream *s, const struct stream_request *req)
 
 /* ---- choosing and reaching a backend ---- */
 
+/* What the balancer and the region choice see of one region's backends: this worker's
+ * pools (a failed connect marks one down for a while) and, where health checks run, the
+ * shared health of each backend. */
+struct region_view {
+    const struct cfg_region *cr;
+    const struct snapshot_region *sr;
+    uint64_t now;
+};
+
 static uint64_t
 pool_down_until(const void *ctx, size_t i)
 {
-    struct upstream_pool *const *pools = ctx;
-    return pools[i]->down_until_ms;
+    const struct region_view *v = ctx;
+    const struct health_target *t = v->cr->backends[i].health;
+    if (t) {
+        enum health_state hs = health_state_of(t);
+        if (hs == HEALTH_DOWN)
+            return UINT64_MAX;
+        if (hs == HEALTH_UNCHECKED && v->sr->pools[i]->down_until_ms <= v->now)
+            return v->now + 1; /* after any backend known to be up */
+    }
+    return v->sr->pools[i]->down_until_ms;
+}
+
+static uint32_t
+pool_load(const void *ctx, size_t i)
+{
+    const struct region_view *v = ctx;
+    return v->sr->pools[i]->nbusy;
+}
+
+/* Health of region `region` for route_choose(). A backend without health checks counts
+ * as up unless this worker saw it fail lately; then it is doubtful (counted with the
+ * unchecked ones: tried when nothing better is up, as before checks existed). */
+struct route_view {
+    const struct snapshot *snap;
+    uint64_t now;
+};
+
+static void
+region_health(const void *ctx, size_t region, struct route_health *out)
+{
+    const struct route_view *v = ctx;
+    const struct cfg_region *cr = &v->snap->cfg->regions[region];
+    const struct snapshot_region *sr = &v->snap->regions[region];
+    uint64_t now = v->now;
+    out->up = out->unchecked = 0;
+    out->total = (uint32_t)cr->nbackends;
+    for (size_t b = 0; b < cr->nbackends; b++) {
+        const struct health_target *t = cr->backends[b].health;
+        enum health_state hs = t ? health_state_of(t)
+                                 : sr->pools[b]->down_until_ms <= now ? HEALTH_UP
+                                                                      : HEALTH_UNCHECKED;
+        if (hs == HEALTH_UP)
+            out->up++;
+        else if (hs == HEALTH_UNCHECKED)
+            out->unchecked++;
+    }
+}
+
+static struct health_target *
+stream_health(const struct stream *s)
+{
+    return s->snap->cfg->regions[s->region].backends[s->backend].health;
+}
+
+/* The backend failed a real request (refused, reset, silent): this worker avoids it for
+ * a while, and the shared health counts it (passive check). */
+static void
+stream_backend_failed(struct stream *s)
+{
+    upstream_pool_failed(stream_pool(s));
+    health_report_failure(stream_health(s));
 }
 
 static struct upstream_pool *
@@ -244,10 +341,14 @@ static int
 stream_connect(struct stream *s, size_t exclude)
 {
     struct snapshot_region *r = &s->snap->regions[s->region];
-    uint64_t now = clock_mono_ms();
+    const struct cfg_region *cr = &s->snap->cfg->regions[s->region];
+    struct region_view view = {cr, r, clock_mono_ms()};
     for (;;) {
-        size_t i = lb_round_robin(&r->rr_cursor, r->npools, now, exclude, pool_down_until,
-                                  r->pools);
+        size_t i = cr->balance == CFG_BALANCE_LEAST_OUTSTANDING
+                       ? lb_least_outstanding(&r->rr_cursor, r->npools, view.now, exclude,
+                                              pool_down_until, pool_load, &view)
+                       : lb_round_robin(&r->rr_cursor, r->npools, view.now, exclude,
+                                        pool_down_until, &view);
         if (i == LB_NONE)
             return 502;
         s->backend = i;
@@ -258,7 +359,7 @@ stream_connect(struct stream *s, size_t exclude)
         log_warn("connect to %s failed: %s", pool->addr.text, strerror(-rc));
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
             return 503;
-        upstream_pool_failed(pool);
+        stream_backend_failed(s);
         if (exclude != LB_NONE || r->npools == 1)
             return 502;
         exclude = i; /* one more try, elsewhere */
@@ -298,10 +399,10 @@ stream_retry(struct stream *s, bool connect_failed)
     bool stale = s->uc && s->uc->reused && !connect_failed;
     size_t exclude = LB_NONE;
     if (!stale) {
+        stream_backend_failed(s);
         if (s->retried)
             return false;
         s->retried = true;
-        upstream_pool_failed(stream_pool(s));
         exclude = s->backend;
     }
     stream_detach(s, false);
@@ -375,6 +476,69 @@ stream_commit_sent(struct stream *s)
     s->retryable = false;
 }
 
+/* ---- who the client is, where, and which region serves it ---- */
+
+static uint32_t
+stream_random(struct worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+/* The per-request steps before a backend is chosen, in order: the client's address (the
+ * peer, or what a trusted proxy says), its place (a trusted CDN's headers, else the GeoIP
+ * database through the worker's cache), and the region (nearest healthy). Fills
+ * s->client_ip, s->country, s->region, s->failed_over. Returns 0, or -1 when no region
+ * has a backend to try. */
+static int
+stream_route(struct stream *s, const struct stream_request *req, const struct cfg *cfg)
+{
+    struct worker *w = s->w;
+    const struct client_ip_cfg *ci = req->client_ip_cfg ? req->client_ip_cfg : &cfg->client_ip;
+    const struct sockaddr *client = req->client_addr;
+    struct sockaddr_storage resolved;
+    bool trusted = ci->nnets && client_ip_is_trusted(ci->nets, ci->nnets, req->client_addr);
+    if (trusted && client_ip_resolve(ci, req->client_addr, req->headers, req->num_headers,
+                                     &resolved) >= 0) {
+        client = (const struct sockaddr *)&resolved;
+        sock_ip_text(client, s->client_ip, sizeof(s->client_ip));
+    } else {
+        size_t iplen = strnlen(req->client_ip, sizeof(s->client_ip) - 1);
+        memcpy(s->client_ip, req->client_ip, iplen);
+        s->client_ip[iplen] = '\0';
+    }
+
+    struct geo_info where = {{0}, {0}, false, 0, 0};
+    bool placed = trusted && ci->use_cdn_location &&
+                  client_ip_cdn_location(req->headers, req->num_headers, &where);
+    if (!placed && cfg->geo &&
+        geo_cache_lookup(&w->geo_cache, cfg->geo, cfg->generation, client, &where) < 0)
+        atomic_fetch_add_explicit(&w->stats.geo_errors, 1, memory_order_relaxed);
+    memcpy(s->country, where.country, sizeof(s->country));
+
+    struct route_view view = {s->snap, clock_mono_ms()};
+    struct route_choice choice;
+    if (route_choose(&cfg->route, &where, stream_random(w), region_health, &view, &choice) < 0) {
+        s->region = cfg->default_region; /* for the log line */
+        return -1;
+    }
+    s->region = choice.region;
+    s->failed_over = choice.failed_over;
+    struct cfg_region *regions = s->snap->cfg->regions;
+    atomic_fetch_add_explicit(&regions[choice.region].stat_requests, 1, memory_order_relaxed);
+    if (choice.failed_over) {
+        atomic_fetch_add_explicit(&regions[choice.region].stat_failovers_in, 1,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&regions[choice.nearest].stat_failovers_out, 1,
+                                  memory_order_relaxed);
+    }
+    return 0;
+}
+
 /* ---- starting ---- */
 
 int
@@ -393,11 +557,9 @@ stream_start(struct stream *s, const struct stream_request *req)
                                                                         : STREAM_REQ_BODY;
     s->protocol = req->protocol;
     s->tls = req->tls;
-    size_t iplen = strnlen(req->client_ip, sizeof(s->client_ip) - 1);
-    memcpy(s->client_ip, req->client_ip, iplen);
-    s->client_ip[iplen] = '\0';
-    s->region = cfg->default_region;
     pick_request_id(s, req);
+    if (stream_route(s, req, cfg) < 0)
+        return 503; /* no region has a backend to try: answered with Retry-After */
 
     if (cfg->access_log_path) {
         size_t n = req->method.len + 1 + req->path.len;
@@ -520,6 +682,8 @@ stream_log(struct stream *s, int status)
         .bytes = s->bytes_sent,
         .duration_us = now - s->t_start_us,
         .region = cfg->regions[s->region].name,
+        .country = s->country[0] ? s->country : NULL,
+        .failover = s->failed_over,
         .backend = s->t_upstream_us ? stream_pool(s)->addr.text : NULL,
         .upstream_us = s->t_head_us ? (int64_t)(s->t_head_us - s->t_upstream_us) : -1,
         .request_id = s->reqid,
@@ -616,8 +780,10 @@ stream_response_head(struct stream *s)
         stream_fail(s, 502);
         return FLOW_GONE;
     }
-    if (!s->t_head_us)
+    if (!s->t_head_us) {
         s->t_head_us = clock_mono_us();
+        health_report_success(stream_health(s));
+    }
     stream_commit_sent(s);
 
     bool raw_chunked = false;
@@ -846,6 +1012,8 @@ stream_upstream_timeout(struct stream *s)
         return;
     }
     stream_log_msg(CFG_LOG_WARN, s, "no response within upstream_response");
+    if (s->resp_state == STREAM_RESP_HEAD)
+        health_report_failure(stream_health(s)); /* accepts, never answers */
     stream_fail(s, 504);
 }
 

@@ -12,6 +12,11 @@
 
 #include "stream-t.h"
 
+/* Our own 503s (no region with a backend to try, out of memory) tell the client when to
+ * come back: about when a health check may have brought a backend back. */
+#define STREAM_RETRY_AFTER_S "5"
+#define STREAM_RETRY_AFTER_HEADER "Retry-After: " STREAM_RETRY_AFTER_S "\r\n"
+
 struct stream *stream_new(struct worker *w, const struct stream_client_ops *ops, void *client);
 
 /* Pick a backend and send the request head. Returns 0 when started (the ops may already

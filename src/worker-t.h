@@ -15,6 +15,7 @@
 
 #include "access_log.h"
 #include "buf.h"
+#include "geo_cache.h"
 #include "reqid.h"
 
 struct cfg;
@@ -24,6 +25,8 @@ struct stream;
 struct upstream_pool;
 struct h1_header;
 struct tls_listener;
+struct client_ip_cfg;
+struct health_target;
 
 struct snapshot_region {
     uint32_t rr_cursor;
@@ -55,6 +58,8 @@ struct listener_rt {
     struct worker *w;          /* borrows */
     struct tls_listener *tls;  /* borrows from the current generation; NULL: plain */
     bool h2c;                  /* plain listener that also takes HTTP/2 prior knowledge */
+    bool proxy_protocol;       /* connections start with a PROXY header */
+    const struct client_ip_cfg *client_ip; /* borrows from the current generation */
     struct listener_rt *next;
     struct event ev;
 };
@@ -67,6 +72,7 @@ struct worker_stats {
     atomic_uint_fast64_t active_conns;
     atomic_uint_fast64_t tls_full;    /* TLS handshakes completed without resumption */
     atomic_uint_fast64_t tls_resumed; /* ... and with (ticket or session cache) */
+    atomic_uint_fast64_t geo_errors;  /* GeoIP lookups that failed on corrupt data */
     atomic_uint generation; /* the config generation this worker runs */
 };
 
@@ -111,6 +117,9 @@ struct worker {
     uint32_t next_conn_id;
     struct conn *reap;          /* closed connections waiting to be freed */
     struct upstream_pool *pools; /* owns */
+    struct health_target *checks; /* holds refs: the targets this worker checks */
+    struct geo_cache geo_cache;
+    uint64_t rng;                /* xorshift state for route choice */
 
     struct h1_header *headers;  /* owns: parse scratch of max_headers entries */
     uint32_t headers_cap;

@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "h1_parse.h"
 #include "h2_conn.h"
+#include "health.h"
 #include "log.h"
 #include "server.h"
 #include "stream.h"
@@ -214,6 +215,23 @@ worker_accept_backoff(struct worker *w, int err)
     event_add(&w->accept_resume_ev, &tv);
 }
 
+/* Close and free every listener on w->listeners. Connections accepted on them forget
+ * them (a connection still waiting for its PROXY header then has nowhere to go on). */
+static void
+worker_free_listeners(struct worker *w)
+{
+    if (w->listeners)
+        for (struct conn *c = w->conns; c; c = c->next)
+            c->ls = NULL;
+    while (w->listeners) {
+        struct listener_rt *ls = w->listeners;
+        w->listeners = ls->next;
+        event_del(&ls->ev);
+        close(ls->fd);
+        free(ls);
+    }
+}
+
 /* Make the listeners match `cfg`: keep sockets this worker already has, start accepting
  * on new ones, close the ones the generation dropped. */
 static void
@@ -246,17 +264,13 @@ worker_sync_listeners(struct worker *w, const struct cfg *cfg)
         /* The generation's TLS contexts: new connections use them from now on. */
         ls->tls = cfg->listeners[i].tls ? cfg->listeners[i].tls->runtime : NULL;
         ls->h2c = cfg->listeners[i].h2c;
+        ls->proxy_protocol = cfg->listeners[i].proxy_protocol;
+        ls->client_ip = cfg->listeners[i].client_ip;
         ls->next = keep;
         keep = ls;
     }
     /* What is left was dropped by this generation. */
-    while (w->listeners) {
-        struct listener_rt *ls = w->listeners;
-        w->listeners = ls->next;
-        event_del(&ls->ev);
-        close(ls->fd);
-        free(ls);
-    }
+    worker_free_listeners(w);
     w->listeners = keep;
 }
 
@@ -265,13 +279,7 @@ worker_close_listeners(struct worker *w)
 {
     w->accepting = false;
     event_del(&w->accept_resume_ev);
-    while (w->listeners) {
-        struct listener_rt *ls = w->listeners;
-        w->listeners = ls->next;
-        event_del(&ls->ev);
-        close(ls->fd);
-        free(ls);
-    }
+    worker_free_listeners(w);
 }
 
 static int
@@ -301,6 +309,7 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     atomic_store_explicit(&w->stats.generation, cfg->generation, memory_order_release);
     if (old)
         snapshot_release(old);
+    health_worker_adopt(w, cfg);
     return 0;
 }
 
@@ -423,6 +432,7 @@ worker_init(struct worker *w, struct server *srv, unsigned id)
     conn_worker_init(w);
     buf_pool_init(&w->bufs, BUF_MIN_SIZE + BUF_HEADROOM, BUF_POOL_KEEP);
     reqid_gen_init(&w->reqids, 0);
+    w->rng = 0x9e3779b97f4a7c15ull * (id + 1) ^ clock_mono_us();
     return 0;
 }
 
@@ -436,6 +446,7 @@ worker_main(void *arg)
 
     /* Stopped: whatever is still open goes now. */
     conn_close_all(w);
+    health_worker_stop(w);
     access_log_flush(&w->alog);
     h2_worker_deinit(w); /* thread-local scratch: must be freed on this thread */
     return NULL;
@@ -483,6 +494,7 @@ worker_deinit(struct worker *w)
         event_del(&w->shutdown_ev);
     close(w->wake_fd);
     free(w->headers);
+    geo_cache_deinit(&w->geo_cache);
     buf_pool_deinit(&w->bufs);
     event_base_free(w->base);
 }

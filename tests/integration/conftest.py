@@ -304,3 +304,108 @@ def meridian(tmp_path):
         assert "WARNING: ThreadSanitizer" not in err, err[-4000:]
         assert "runtime error:" not in err, err[-4000:]
         assert rc in (0, None), f"meridian exited with {rc}: {err[-2000:]}"
+
+
+# ---- geo routing, client identity and health checks (test_geo, test_client_ip, test_health) ----
+
+# MaxMind's public test databases sit beside the checkout (../shared/geoip); the project's own
+# sample database is built into the build tree from geoip/sample.json.
+GEOIP_DIR = os.path.join(os.path.dirname(TOP), "shared", "geoip")
+SAMPLE_MMDB = os.path.join(BUILD, "geoip", "sample.mmdb")
+
+
+def yaml_flow(v):
+    """A Python value as one line of YAML flow style (strings always double-quoted)."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k}: {yaml_flow(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(yaml_flow(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(str(v))
+
+
+def geo_config(listen_port, admin_port, regions, listeners=None, workers=2, log_level="info",
+               access_log=None, **sections):
+    """A whole Meridian config with geo routing. regions: dicts with name, lat, lon,
+    backends and any other region keys (countries, balance, health_check, default: true).
+    listeners: dicts (name, address, ...); default one plain listener on listen_port.
+    sections: top-level keys (client_ip, geoip, routing, health_check, timeouts...) as
+    Python values; each top-level key is on a line of its own (see config_line())."""
+    if listeners is None:
+        listeners = [{"name": "main", "address": f"127.0.0.1:{listen_port}"}]
+    lines = [f"workers: {workers}", f"log_level: {log_level}",
+             f'admin: {{ address: "127.0.0.1:{admin_port}" }}']
+    if access_log:
+        lines.append(f"access_log: {yaml_flow({'path': str(access_log)})}")
+    for key, value in sections.items():
+        if value is not None:
+            lines.append(f"{key}: {yaml_flow(value)}")
+    lines.append("listeners:")
+    lines += [f"  - {yaml_flow(l)}" for l in listeners]
+    lines.append("regions:")
+    for r in regions:
+        r = dict(r)
+        spec = {"name": r.pop("name"), "location": {"lat": r.pop("lat"), "lon": r.pop("lon")},
+                "backends": list(r.pop("backends"))}
+        spec.update(r)
+        lines.append(f"  - {yaml_flow(spec)}")
+    return "\n".join(lines) + "\n"
+
+
+def config_line(text, prefix):
+    """The 1-based number of the first line of a config text that starts with prefix."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.startswith(prefix):
+            return i
+    raise AssertionError(f"no line starting with {prefix!r}")
+
+
+def region_status(m, name):
+    """The /status entry of one region."""
+    for r in m.status()["regions"]:
+        if r["name"] == name:
+            return r
+    raise AssertionError(f"no region {name!r} in /status")
+
+
+def backend_states(m):
+    """{backend address: health state} over every region in /status."""
+    out = {}
+    for r in m.status()["regions"]:
+        for b in r["backends"]:
+            out[b["address"]] = b["state"]
+    return out
+
+
+def wait_backends(m, want, timeout=10.0):
+    """Wait until /status shows each address in `want` ({address: state}) in that state;
+    returns the time.monotonic() at which it was first seen."""
+    deadline = time.monotonic() + timeout * SLOW
+    st = last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            st = backend_states(m)
+            if all(st.get(a) == s for a, s in want.items()):
+                return time.monotonic()
+        except Exception as e:  # noqa: BLE001 - polling tolerates transient errors
+            last_exc = e
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for backend states {want}: last seen {st} "
+                         f"(last error: {last_exc})")
+
+
+def access_log_by_client(path, n, timeout=5.0):
+    """Wait for n JSON lines in an access log; {client_ip: line} (workers write their own
+    lines, so lines of sequential requests may come in either order)."""
+    def lines():
+        try:
+            with open(path) as f:
+                out = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return None
+        return out if len(out) >= n else None
+    out = wait_for(lines, timeout=timeout, what=f"{n} access log lines in {path}")
+    return {line["client_ip"]: line for line in out}

@@ -8,6 +8,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -337,6 +338,51 @@ test_region_index(void **state)
 
 /* ---- good files ------------------------------------------------------------------- */
 
+#define COUNTRY(a, b) (((a) - 'A') * 26 + ((b) - 'A'))
+
+/* What a file without client_ip, geoip, routing or health_check gets: trust nobody, no
+ * database, the default headers and spilling, no active checks anywhere. */
+static void
+check_routing_defaults(const struct cfg *cfg)
+{
+    assert_null(cfg->client_ip.nets);
+    assert_int_equal(cfg->client_ip.nnets, 0);
+    assert_int_equal(cfg->client_ip.nsources, 1);
+    assert_int_equal(cfg->client_ip.sources[0], CLIENT_IP_XFF);
+    assert_false(cfg->client_ip.use_cdn_location);
+    assert_null(cfg->geoip_path);
+    assert_null(cfg->geo);
+    assert_true(cfg->routing.spill_below == CFG_DEFAULT_SPILL_BELOW);
+    assert_string_equal(cfg->routing.country_header, "X-Client-Country");
+    assert_string_equal(cfg->routing.region_header, "X-Client-Region");
+    assert_false(cfg->health_check.enabled);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        assert_ptr_equal(cfg->listeners[i].client_ip, &cfg->client_ip);
+        assert_null(cfg->listeners[i].client_ip_own);
+        assert_false(cfg->listeners[i].proxy_protocol);
+    }
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct cfg_health_check *hc = &cfg->regions[i].health_check;
+        assert_null(cfg->regions[i].countries);
+        assert_int_equal(cfg->regions[i].balance, CFG_BALANCE_ROUND_ROBIN);
+        assert_false(hc->enabled);
+        assert_string_equal(hc->path, "/");
+        assert_null(hc->host);
+        assert_int_equal(hc->interval_ms, CFG_DEFAULT_HC_INTERVAL_MS);
+        assert_int_equal(hc->timeout_ms, CFG_DEFAULT_HC_TIMEOUT_MS);
+        assert_int_equal(hc->rise, CFG_DEFAULT_HC_RISE);
+        assert_int_equal(hc->fall, CFG_DEFAULT_HC_FALL);
+        assert_int_equal(hc->expect_lo, 200);
+        assert_int_equal(hc->expect_hi, 399);
+        assert_true(hc->passive);
+    }
+    assert_int_equal(cfg->route.nregions, cfg->nregions);
+    assert_int_equal(cfg->route.default_region, cfg->default_region);
+    assert_true(cfg->route.spill_below == CFG_DEFAULT_SPILL_BELOW);
+    for (size_t c = 0; c < 26 * 26; c++)
+        assert_int_equal(cfg->route.by_country[c], 0);
+}
+
 static void
 check_minimal(const struct cfg *cfg)
 {
@@ -364,6 +410,7 @@ check_minimal(const struct cfg *cfg)
     assert_int_equal(cfg->http2.initial_window_size, CFG_DEFAULT_H2_WINDOW);
     assert_int_equal(cfg->http2.max_header_list_size, CFG_DEFAULT_H2_MAX_HEADER_LIST);
     assert_int_equal(cfg->http2.max_resets_per_10s, CFG_DEFAULT_H2_MAX_RESETS);
+    check_routing_defaults(cfg);
 }
 
 static void
@@ -521,6 +568,106 @@ check_tls(const struct cfg *cfg)
     assert_int_equal(cfg->http2.max_resets_per_10s, 50);
 }
 
+/* good_routing.yaml: every new key away from its default. */
+static void
+check_routing(const struct cfg *cfg)
+{
+    const struct client_ip_cfg *ci = &cfg->client_ip, *own;
+    const struct cfg_health_check *top = &cfg->health_check, *hc;
+
+    assert_int_equal(ci->nnets, 3);
+    assert_int_equal(ci->nets[0].family, AF_INET);
+    assert_int_equal(ci->nets[0].prefix, 32);
+    assert_int_equal(ci->nets[1].family, AF_INET6);
+    assert_int_equal(ci->nets[1].prefix, 128);
+    assert_int_equal(ci->nets[2].family, AF_INET);
+    assert_int_equal(ci->nets[2].prefix, 8);
+    assert_int_equal(ci->nets[2].addr[0], 10);
+    assert_int_equal(ci->nsources, 3); /* names in any case, in the file's order */
+    assert_int_equal(ci->sources[0], CLIENT_IP_FORWARDED);
+    assert_int_equal(ci->sources[1], CLIENT_IP_XFF);
+    assert_int_equal(ci->sources[2], CLIENT_IP_CF_VIEWER);
+    assert_true(ci->use_cdn_location);
+
+    assert_true(cfg->routing.spill_below == 0.25f);
+    assert_string_equal(cfg->routing.country_header, "X-Geo-Country");
+    assert_null(cfg->routing.region_header);
+    assert_null(cfg->geoip_path);
+
+    assert_true(top->enabled);
+    assert_int_equal(top->line, 12);
+    assert_string_equal(top->path, "/healthz?full=1");
+    assert_string_equal(top->host, "backend.example");
+    assert_int_equal(top->interval_ms, 5000);
+    assert_int_equal(top->timeout_ms, 500);
+    assert_int_equal(top->rise, 3);
+    assert_int_equal(top->fall, 4);
+    assert_int_equal(top->expect_lo, 200);
+    assert_int_equal(top->expect_hi, 299);
+    assert_false(top->passive);
+
+    /* A listener without client_ip borrows the top level's; one with its own owns it, and
+     * what it leaves out has the defaults, not the top level's values. */
+    assert_true(cfg->listeners[0].proxy_protocol);
+    assert_ptr_equal(cfg->listeners[0].client_ip, &cfg->client_ip);
+    assert_null(cfg->listeners[0].client_ip_own);
+    assert_false(cfg->listeners[1].proxy_protocol);
+    own = cfg->listeners[1].client_ip_own;
+    assert_non_null(own);
+    assert_ptr_equal(cfg->listeners[1].client_ip, own);
+    assert_int_equal(own->nnets, 1);
+    assert_int_equal(own->nets[0].prefix, 24);
+    assert_int_equal(own->nets[0].addr[2], 2);
+    assert_int_equal(own->nsources, 1);
+    assert_int_equal(own->sources[0], CLIENT_IP_CF_VIEWER);
+    assert_false(own->use_cdn_location);
+
+    /* eu: no health_check key, so the top level's, strings copied. */
+    assert_string_equal(cfg->regions[0].countries, "GBDEFR");
+    assert_int_equal(cfg->regions[0].balance, CFG_BALANCE_LEAST_OUTSTANDING);
+    hc = &cfg->regions[0].health_check;
+    assert_true(hc->enabled);
+    assert_int_equal(hc->line, 12);
+    assert_string_equal(hc->path, "/healthz?full=1");
+    assert_ptr_not_equal(hc->path, top->path);
+    assert_string_equal(hc->host, "backend.example");
+    assert_ptr_not_equal(hc->host, top->host);
+    assert_int_equal(hc->interval_ms, 5000);
+    assert_int_equal(hc->expect_hi, 299);
+    assert_false(hc->passive);
+
+    /* us: its keys over the top level's. */
+    assert_string_equal(cfg->regions[1].countries, "USCA");
+    assert_int_equal(cfg->regions[1].balance, CFG_BALANCE_ROUND_ROBIN);
+    hc = &cfg->regions[1].health_check;
+    assert_true(hc->enabled);
+    assert_int_equal(hc->line, 42);
+    assert_string_equal(hc->path, "/ready");
+    assert_string_equal(hc->host, "backend.example");
+    assert_int_equal(hc->interval_ms, 10000);
+    assert_int_equal(hc->timeout_ms, 500);
+    assert_int_equal(hc->rise, 3);
+    assert_int_equal(hc->fall, 4);
+    assert_int_equal(hc->expect_lo, 200);
+    assert_int_equal(hc->expect_hi, 204);
+    assert_false(hc->passive);
+
+    /* ap: "health_check: false" turns checks off there. */
+    assert_null(cfg->regions[2].countries);
+    assert_false(cfg->regions[2].health_check.enabled);
+
+    /* The route table: countries point at their region (index + 1). */
+    assert_int_equal(cfg->route.nregions, 3);
+    assert_int_equal(cfg->route.default_region, 0);
+    assert_true(cfg->route.spill_below == 0.25f);
+    assert_int_equal(cfg->route.by_country[COUNTRY('G', 'B')], 1);
+    assert_int_equal(cfg->route.by_country[COUNTRY('D', 'E')], 1);
+    assert_int_equal(cfg->route.by_country[COUNTRY('F', 'R')], 1);
+    assert_int_equal(cfg->route.by_country[COUNTRY('U', 'S')], 2);
+    assert_int_equal(cfg->route.by_country[COUNTRY('C', 'A')], 2);
+    assert_int_equal(cfg->route.by_country[COUNTRY('J', 'P')], 0);
+}
+
 /* The shipped example must load and say what its comments promise. */
 static void
 check_example(const struct cfg *cfg)
@@ -545,6 +692,40 @@ check_example(const struct cfg *cfg)
     }
     assert_int_equal(cfg->default_region, 0);
     assert_string_equal(cfg->regions[4].backends[1].addr.text, "127.0.0.1:9010");
+
+    /* Loopback proxies trusted; no GeoIP database (its section is commented out). */
+    assert_int_equal(cfg->client_ip.nnets, 2);
+    assert_int_equal(cfg->client_ip.nsources, 1);
+    assert_int_equal(cfg->client_ip.sources[0], CLIENT_IP_XFF);
+    assert_false(cfg->client_ip.use_cdn_location);
+    assert_ptr_equal(cfg->listeners[0].client_ip, &cfg->client_ip);
+    assert_false(cfg->listeners[0].proxy_protocol);
+    assert_null(cfg->geoip_path);
+    assert_null(cfg->geo);
+    assert_true(cfg->routing.spill_below == 0.5f);
+    assert_string_equal(cfg->routing.country_header, "X-Client-Country");
+    assert_string_equal(cfg->routing.region_header, "X-Client-Region");
+    /* The health_check section shows the defaults. */
+    assert_true(cfg->health_check.enabled);
+    assert_string_equal(cfg->health_check.path, "/");
+    assert_null(cfg->health_check.host);
+    assert_int_equal(cfg->health_check.interval_ms, CFG_DEFAULT_HC_INTERVAL_MS);
+    assert_int_equal(cfg->health_check.timeout_ms, CFG_DEFAULT_HC_TIMEOUT_MS);
+    assert_int_equal(cfg->health_check.rise, CFG_DEFAULT_HC_RISE);
+    assert_int_equal(cfg->health_check.fall, CFG_DEFAULT_HC_FALL);
+    assert_int_equal(cfg->health_check.expect_lo, 200);
+    assert_int_equal(cfg->health_check.expect_hi, 399);
+    assert_true(cfg->health_check.passive);
+    for (size_t i = 0; i < 5; i++)
+        assert_true(cfg->regions[i].health_check.enabled);
+    assert_int_equal(cfg->regions[0].health_check.interval_ms, CFG_DEFAULT_HC_INTERVAL_MS);
+    assert_int_equal(cfg->regions[1].health_check.interval_ms, 5000);
+    assert_int_equal(cfg->regions[1].health_check.fall, CFG_DEFAULT_HC_FALL);
+    assert_string_equal(cfg->regions[0].countries, "GBIE");
+    assert_int_equal(cfg->regions[0].balance, CFG_BALANCE_ROUND_ROBIN);
+    assert_int_equal(cfg->regions[1].balance, CFG_BALANCE_LEAST_OUTSTANDING);
+    assert_int_equal(cfg->route.nregions, 5);
+    assert_int_equal(cfg->route.by_country[COUNTRY('I', 'E')], 1);
 }
 
 struct good_case {
@@ -559,6 +740,7 @@ static const struct good_case good_cases[] = {
     {"/tests/unit/testdata/cfg/good_anchors.yaml", check_anchors},
     {"/tests/unit/testdata/cfg/good_quoted.yaml", check_quoted},
     {"/tests/unit/testdata/cfg/good_tls.yaml", check_tls},
+    {"/tests/unit/testdata/cfg/good_routing.yaml", check_routing},
     {"/conf/meridian.yaml", check_example},
 };
 
@@ -595,7 +777,8 @@ static const struct bad_case bad_cases[] = {
      2,
      {"bad_unknown_key.yaml:2: missing required key \"listeners\" in the top level\n",
       "bad_unknown_key.yaml:3: unknown key \"listner\" in the top level (expected one of: "
-      "workers, log_level, listeners, admin, timeouts, limits, http2, access_log, regions)\n"}},
+      "workers, log_level, listeners, admin, timeouts, limits, http2, access_log, client_ip, "
+      "geoip, routing, health_check, regions)\n"}},
     {"bad_duration.yaml",
      4,
      {"bad_duration.yaml:5: timeouts.client_header: must be longer than 0\n",
@@ -754,6 +937,80 @@ static const struct bad_case bad_cases[] = {
       "bad_http2.yaml:8: unknown key \"max_frame_size\" in http2 (expected one of: "
       "max_concurrent_streams, initial_window_size, max_header_list_size, "
       "max_resets_per_10s)\n"}},
+    {"bad_client_ip.yaml",
+     12,
+     {"bad_client_ip.yaml:2: client_ip.trusted_proxies[0]: \"10.0.0.1/8\" has host bits set "
+      "under /8 (the network is 10.0.0.0/8)\n",
+      "bad_client_ip.yaml:2: client_ip.trusted_proxies[1]: \"bogus\" is not an IP address or "
+      "network (write one like 10.0.0.0/8, 2001:db8::/32 or 127.0.0.1; names are never looked "
+      "up)\n",
+      "bad_client_ip.yaml:2: client_ip.trusted_proxies[2]: the prefix length in \"10.0.0.0/33\" "
+      "is not a number 0..32\n",
+      "bad_client_ip.yaml:2: client_ip.trusted_proxies[3]: the prefix length in \"::1/129\" is "
+      "not a number 0..128\n",
+      "bad_client_ip.yaml:2: client_ip.trusted_proxies[4]: expected a single value, got a "
+      "sequence\n",
+      "bad_client_ip.yaml:3: client_ip.headers[1]: duplicate \"x-forwarded-for\" (first at "
+      "client_ip.headers[0], line 3)\n",
+      "bad_client_ip.yaml:3: client_ip.headers[2]: expected x-forwarded-for, forwarded or "
+      "cloudfront-viewer-address, got \"x-real-ip\"\n",
+      "bad_client_ip.yaml:4: client_ip.use_cdn_location: expected true or false, got \"yes\"\n",
+      "bad_client_ip.yaml:8: listeners[0].proxy_protocol: expected true or false, got "
+      "\"maybe\"\n",
+      "bad_client_ip.yaml:9: listeners[0].client_ip.headers: expected at least one of "
+      "x-forwarded-for, forwarded or cloudfront-viewer-address, got none\n",
+      "bad_client_ip.yaml:9: listeners[0].client_ip: use_cdn_location needs trusted_proxies: "
+      "headers are only believed from trusted peers\n",
+      "bad_client_ip.yaml:12: listeners[1].client_ip: expected a mapping, got a sequence\n"}},
+    {"bad_routing.yaml",
+     9,
+     {"bad_routing.yaml:3: routing.spill_below: expected a share from 0 to 100%, like 50% or 0.5 "
+      "(0 turns spilling off), got \"150%\"\n",
+      "bad_routing.yaml:4: routing.country_header: expected a header field name (letters, "
+      "digits and !#$%&'*+-.^_`|~), or false to send none, got \"X Country\"\n",
+      "bad_routing.yaml:5: routing.region_header: \"Content-Length\" is a header Meridian sets "
+      "or acts on itself; choose another name\n",
+      "bad_routing.yaml:6: missing required key \"database\" in geoip\n",
+      "bad_routing.yaml:10: regions[0].countries[1]: expected a two-letter country code like "
+      "GB, got \"DEU\"\n",
+      "bad_routing.yaml:10: regions[0].countries[2]: duplicate country GB (first at line 10)\n",
+      "bad_routing.yaml:10: regions[0].countries[3]: expected a two-letter country code like "
+      "GB, got \"1A\"\n",
+      "bad_routing.yaml:11: regions[0].balance: expected round_robin or least_outstanding, got "
+      "\"random\"\n",
+      "bad_routing.yaml:16: regions[1].countries[1]: country GB is listed by region \"eu\" "
+      "(regions[0]), line 10, and by region \"uk\" (regions[1]), line 16; a country belongs "
+      "to one region\n"}},
+    {"bad_health.yaml",
+     16,
+     {"bad_health.yaml:3: health_check.path: expected a path starting with \"/\", at most 255 "
+      "visible ASCII characters (no spaces), got \"healthz\"\n",
+      "bad_health.yaml:4: health_check.host: expected a host name like backend.example, of "
+      "letters, digits, \".\", \"-\", \"_\" (an IP literal and a port may use \":\", \"[\" and "
+      "\"]\"), got \"back end\"\n",
+      "bad_health.yaml:5: health_check.interval: \"50ms\" is out of range 100ms..1h\n",
+      "bad_health.yaml:6: health_check.timeout: must be longer than 0\n",
+      "bad_health.yaml:7: health_check.rise: expected a number 1..100, got \"0\"\n",
+      "bad_health.yaml:8: health_check.fall: expected a number 1..100, got \"101\"\n",
+      "bad_health.yaml:9: health_check.expect_status: expected a status 100..599, a class like "
+      "2xx, or a range like 200-399, got \"600\"\n",
+      "bad_health.yaml:10: health_check.passive: expected true or false, got \"sometimes\"\n",
+      "bad_health.yaml:11: unknown key \"port\" in health_check (expected one of: path, host, "
+      "interval, timeout, rise, fall, expect_status, passive)\n",
+      "bad_health.yaml:16: regions[0].health_check.expect_status: expected a status 100..599, a "
+      "class like 2xx, or a range like 200-399, got \"399-200\"\n",
+      "bad_health.yaml:16: regions[0].health_check.timeout: 2s is longer than the interval, 1s; "
+      "a check must end before the next one starts\n",
+      "bad_health.yaml:21: regions[1].health_check: expected a mapping of health check keys, or "
+      "false to turn checks off for this region, got \"off\"\n",
+      /* The top level's timeout was refused: the default, 1s, is what the region meets. */
+      "bad_health.yaml:25: regions[2].health_check.interval: 500ms is shorter than the "
+      "timeout, 1s; a check must end before the next one starts\n",
+      "bad_health.yaml:29: regions[3].health_check.path: expected a path starting with \"/\"",
+      "bad_health.yaml:29: regions[3].health_check.interval: \"2h\" is out of range "
+      "100ms..1h\n",
+      "bad_health.yaml:29: regions[3].health_check.expect_status: expected a status 100..599, "
+      "a class like 2xx, or a range like 200-399, got \"2xxx\"\n"}},
 };
 
 static size_t
@@ -883,30 +1140,50 @@ expect_error(const char *yaml, size_t len, const char *fragment)
     free(errors);
 }
 
-/* No small cap on the number of regions: a few thousand load, and the default is found. */
+/* CFG_MAX_REGIONS regions load (the route table's size) and the default is found; one
+ * more is refused, and the regions past the cap are still walked for their own errors. */
 static void
 test_many_regions(void **state)
 {
-    struct text t = {NULL, 0, 0};
-    char *errors = NULL;
-    struct cfg *cfg;
-    const size_t n = 3000;
+    for (size_t n = CFG_MAX_REGIONS; n <= CFG_MAX_REGIONS + 2; n++) {
+        struct text t = {NULL, 0, 0};
+        char *errors = NULL;
+        struct cfg *cfg;
 
-    text_add(&t, "%sregions:\n", base_yaml);
-    for (size_t i = 0; i < n; i++)
-        text_add(&t,
-                 "  - {name: r%zu, location: {lat: %zu, lon: %zu}, backends: [\"10.%zu.%zu.1:80\"]"
-                 "%s}\n",
-                 i, i % 90, i % 180, i / 256, i % 256, i == 2999 ? ", default: true" : "");
-    cfg = cfg_load_text("many", t.buf, t.len, &errors);
-    if (cfg == NULL)
-        fail_msg("did not load:\n%.2000s", errors);
-    assert_int_equal(cfg->nregions, n);
-    assert_int_equal(cfg->default_region, 2999);
-    assert_int_equal(cfg_region_index(cfg, "r1234"), 1234);
-    assert_string_equal(cfg->path, "many");
-    cfg_unref(cfg);
-    free(t.buf);
+        text_add(&t, "%sregions:\n", base_yaml);
+        for (size_t i = 0; i < n; i++)
+            text_add(&t,
+                     "  - {name: r%zu, location: {lat: %zu, lon: %zu}, backends: "
+                     "[\"10.%zu.%zu.1:80\"]%s}\n",
+                     i, i % 90, i % 180, i / 256, i % 256,
+                     i == CFG_MAX_REGIONS - 1 ? ", default: true"
+                     : i == CFG_MAX_REGIONS   ? ", balance: nearest"
+                                              : "");
+        cfg = cfg_load_text("many", t.buf, t.len, &errors);
+        if (n == CFG_MAX_REGIONS) {
+            if (cfg == NULL)
+                fail_msg("did not load:\n%.2000s", errors);
+            assert_int_equal(cfg->nregions, n);
+            assert_int_equal(cfg->default_region, CFG_MAX_REGIONS - 1);
+            assert_int_equal(cfg->route.nregions, n);
+            assert_int_equal(cfg->route.default_region, CFG_MAX_REGIONS - 1);
+            assert_int_equal(cfg_region_index(cfg, "r12"), 12);
+            assert_string_equal(cfg->path, "many");
+            cfg_unref(cfg);
+        } else {
+            char want[128];
+            assert_null(cfg);
+            snprintf(want, sizeof(want), "many:3: regions: expected at most %d regions, got %zu\n",
+                     CFG_MAX_REGIONS, n);
+            if (strstr(errors, want) == NULL)
+                fail_msg("missing \"%s\" in:\n%s", want, errors);
+            assert_non_null(strstr(errors, "many:19: regions[16].balance: expected round_robin or "
+                                           "least_outstanding, got \"nearest\"\n"));
+            assert_int_equal(count_lines(errors), 2);
+            free(errors);
+        }
+        free(t.buf);
+    }
 }
 
 /* Billion laughs: a small document whose aliases name a region and its backend list
@@ -1238,6 +1515,549 @@ test_tls_prepare_contract(void **state)
     free(errors);
 }
 
+/* ---- client_ip, geoip, routing, health_check, region and listener keys ------------- */
+
+/* One listener on line 1 and one region on line 2; a case's own lines follow from 3. */
+#define L1 "listeners: [{name: a, address: \"127.0.0.1:8080\"}]\n"
+#define R2 "regions: [{name: a, location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:9001\"]}]\n"
+/* The same region with `extra` keys, on line 2. */
+#define R2X(extra)                                                                                 \
+    "regions: [{name: a, location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:9001\"], " extra "}]"  \
+    "\n"
+
+/* Each text must fail with exactly `nlines` lines, one of them `fragment`. */
+struct key_case {
+    const char *yaml;
+    size_t nlines;
+    const char *fragment;
+};
+
+static const struct key_case key_cases[] = {
+    /* client_ip */
+    {L1 R2 "client_ip: {trusted_proxies: 10.0.0.0/8}\n", 1,
+     "inline:3: client_ip.trusted_proxies: expected a sequence, got \"10.0.0.0/8\"\n"},
+    {L1 R2 "client_ip: {trusted_proxies: [\"2001:db8::1/32\"]}\n", 1,
+     "inline:3: client_ip.trusted_proxies[0]: \"2001:db8::1/32\" has host bits set under /32 "
+     "(the network is 2001:db8::/32)\n"},
+    {L1 R2 "client_ip: {trusted_proxies: [\"10.0.0.0/\"]}\n", 1,
+     "inline:3: client_ip.trusted_proxies[0]: the prefix length in \"10.0.0.0/\" is not a "
+     "number 0..32\n"},
+    {L1 R2 "client_ip: {trusted_proxies: [10.0.0.0/8x]}\n", 1,
+     "inline:3: client_ip.trusted_proxies[0]: the prefix length in \"10.0.0.0/8x\" is not a "
+     "number 0..32\n"},
+    {L1 R2 "client_ip: {trusted_proxies: [localhost]}\n", 1,
+     "inline:3: client_ip.trusted_proxies[0]: \"localhost\" is not an IP address or network"},
+    {L1 R2 "client_ip: {trusted_proxies: [\"127.0.0.1:80\"]}\n", 1,
+     "inline:3: client_ip.trusted_proxies[0]: \"127.0.0.1:80\" is not an IP address or "
+     "network"},
+    {L1 R2 "client_ip: {trusted_proxies: [\"\"]}\n", 1,
+     "inline:3: client_ip.trusted_proxies[0]: expected an IP address or network like "
+     "10.0.0.0/8, 2001:db8::/32 or 127.0.0.1, got \"\"\n"},
+    {L1 R2 "client_ip:\n  trusted_proxies: [10.0.0.0/8, 10.0.0.1/7]\n", 1,
+     "inline:4: client_ip.trusted_proxies[1]: \"10.0.0.1/7\" has host bits set under /7 (the "
+     "network is 10.0.0.0/7)\n"},
+    {L1 R2 "client_ip: {headers: x-forwarded-for}\n", 1,
+     "inline:3: client_ip.headers: expected a sequence, got \"x-forwarded-for\"\n"},
+    {L1 R2 "client_ip: {headers: [forwarded, FORWARDED]}\n", 1,
+     "inline:3: client_ip.headers[1]: duplicate \"forwarded\" (first at client_ip.headers[0], "
+     "line 3)\n"},
+    {L1 R2 "client_ip: {headers: [x-real-ip]}\n", 1,
+     "inline:3: client_ip.headers[0]: expected x-forwarded-for, forwarded or "
+     "cloudfront-viewer-address, got \"x-real-ip\"\n"},
+    {L1 R2 "client_ip:\n  trusted_proxies: []\n  use_cdn_location: true\n", 1,
+     "inline:5: client_ip: use_cdn_location needs trusted_proxies: headers are only believed "
+     "from trusted peers\n"},
+    {L1 R2 "client_ip: {use_cdn_location: true}\n", 1,
+     "inline:3: client_ip: use_cdn_location needs trusted_proxies"},
+    {L1 R2 "client_ip: {trusted: [10.0.0.0/8]}\n", 1,
+     "inline:3: unknown key \"trusted\" in client_ip (expected one of: trusted_proxies, "
+     "headers, use_cdn_location)\n"},
+    {L1 R2 "client_ip: [10.0.0.0/8]\n", 1,
+     "inline:3: client_ip: expected a mapping, got a sequence\n"},
+    /* listeners */
+    {"listeners:\n  - name: a\n    address: 127.0.0.1:8080\n    proxy_protocol: 1\n" R2X(""), 1,
+     "inline:4: listeners[0].proxy_protocol: expected true or false, got \"1\"\n"},
+    {"listeners:\n  - name: a\n    address: 127.0.0.1:8080\n"
+     "    client_ip: {trusted_proxies: [bogus]}\n" R2X(""),
+     1, "inline:4: listeners[0].client_ip.trusted_proxies[0]: \"bogus\" is not an IP address"},
+    {"listeners:\n  - name: a\n    address: 127.0.0.1:8080\n"
+     "    client_ip: {use_cdn_location: true}\n"
+     "client_ip: {trusted_proxies: [10.0.0.0/8]}\n" R2X(""),
+     1,
+     /* The listener's section replaces the top level's: its trust is not inherited. */
+     "inline:4: listeners[0].client_ip: use_cdn_location needs trusted_proxies"},
+    {"listeners:\n  - name: a\n    address: 127.0.0.1:8080\n    client_ip: true\n" R2X(""), 1,
+     "inline:4: listeners[0].client_ip: expected a mapping, got \"true\"\n"},
+    /* geoip */
+    {L1 R2 "geoip: {database: \"\"}\n", 1,
+     "inline:3: geoip.database: expected the path of a MaxMind DB file (.mmdb), got an empty "
+     "value\n"},
+    {L1 R2 "geoip: x.mmdb\n", 1, "inline:3: geoip: expected a mapping, got \"x.mmdb\"\n"},
+    {L1 R2 "geoip:\n", 1, "inline:3: geoip: expected a mapping, got an empty value\n"},
+    {L1 R2 "geoip: {path: x.mmdb}\n", 2,
+     "inline:3: unknown key \"path\" in geoip (expected one of: database)\n"},
+    {L1 R2 "geoip: {path: x.mmdb}\n", 2, "inline:3: missing required key \"database\" in geoip\n"},
+    {L1 R2 "geoip: {database: [a.mmdb]}\n", 1,
+     "inline:3: geoip.database: expected a single value, got a sequence\n"},
+    /* routing */
+    {L1 R2 "routing: {spill_below: 0.5.1}\n", 1,
+     "inline:3: routing.spill_below: expected a share from 0 to 100%, like 50% or 0.5 (0 turns "
+     "spilling off), got \"0.5.1\"\n"},
+    {L1 R2 "routing: {spill_below: -10%}\n", 1, "got \"-10%\"\n"},
+    {L1 R2 "routing: {spill_below: 1.5}\n", 1, "inline:3: routing.spill_below: expected a share"},
+    {L1 R2 "routing: {spill_below: 50}\n", 1, "inline:3: routing.spill_below: expected a share"},
+    {L1 R2 "routing: {spill_below: 100.5%}\n", 1, "got \"100.5%\"\n"},
+    {L1 R2 "routing: {spill_below: \"%\"}\n", 1, "got \"%\"\n"},
+    {L1 R2 "routing: {spill_below: \".\"}\n", 1, "got \".\"\n"},
+    {L1 R2 "routing: {spill_below: 5e-1}\n", 1, "got \"5e-1\"\n"},
+    {L1 R2 "routing: {spill_below: 50 %}\n", 1, "got \"50 %\"\n"},
+    {L1 R2 "routing: {spill_below: [0.5]}\n", 1,
+     "inline:3: routing.spill_below: expected a single value, got a sequence\n"},
+    {L1 R2 "routing: {country_header: X-Forwarded-For}\n", 1,
+     "inline:3: routing.country_header: \"X-Forwarded-For\" is a header Meridian sets or acts "
+     "on itself; choose another name\n"},
+    {L1 R2 "routing: {region_header: host}\n", 1,
+     "inline:3: routing.region_header: \"host\" is a header Meridian sets or acts on itself"},
+    {L1 R2 "routing: {region_header: transfer-encoding}\n", 1,
+     "inline:3: routing.region_header: \"transfer-encoding\" is a header Meridian sets"},
+    {L1 R2 "routing: {region_header: \"X:Region\"}\n", 1,
+     "inline:3: routing.region_header: expected a header field name (letters, digits and "
+     "!#$%&'*+-.^_`|~), or false to send none, got \"X:Region\"\n"},
+    {L1 R2 "routing: {country_header: \"X-Ctry\\n\"}\n", 1,
+     "inline:3: routing.country_header: expected a header field name"},
+    {L1 R2 "routing:\n  country_header: x-a\n  region_header: X-A\n", 1,
+     "inline:5: routing.region_header: \"X-A\" is also routing.country_header; the two headers "
+     "need different names\n"},
+    {L1 R2 "routing: {country_header: x-client-region}\n", 1,
+     "inline:3: routing.country_header: \"x-client-region\" is also routing.region_header; the "
+     "two headers need different names\n"},
+    {L1 R2 "routing: {spill: 50%}\n", 1,
+     "inline:3: unknown key \"spill\" in routing (expected one of: spill_below, country_header, "
+     "region_header)\n"},
+    {L1 R2 "routing: []\n", 1, "inline:3: routing: expected a mapping, got a sequence\n"},
+    /* health_check */
+    {L1 R2 "health_check: true\n", 1, "inline:3: health_check: expected a mapping, got \"true\"\n"},
+    {L1 R2 "health_check: {interval: 1h, timeout: 24h}\n", 1,
+     "inline:3: health_check.timeout: 24h is longer than the interval, 1h; a check must end "
+     "before the next one starts\n"},
+    {L1 R2 "health_check: {timeout: 2001ms}\n", 1,
+     "inline:3: health_check.timeout: 2001ms is longer than the interval, 2s; a check must end "
+     "before the next one starts\n"},
+    {L1 R2 "health_check: {interval: 61m}\n", 1,
+     "inline:3: health_check.interval: \"61m\" is out of range 100ms..1h\n"},
+    {L1 R2 "health_check: {interval: 99ms}\n", 1,
+     "inline:3: health_check.interval: \"99ms\" is out of range 100ms..1h\n"},
+    {L1 R2 "health_check: {interval: 0}\n", 1,
+     "inline:3: health_check.interval: \"0\" is out of range 100ms..1h\n"},
+    {L1 R2 "health_check: {interval: 25h}\n", 1,
+     "inline:3: health_check.interval: \"25h\" is longer than the maximum, 24h\n"},
+    {L1 R2 "health_check: {interval: soon}\n", 1,
+     "inline:3: health_check.interval: expected a duration like 500ms, 10s, 2m, got \"soon\""},
+    {L1 R2 "health_check: {timeout: 0ms}\n", 1,
+     "inline:3: health_check.timeout: must be longer than 0\n"},
+    {L1 R2 "health_check: {rise: 1k}\n", 1,
+     "inline:3: health_check.rise: expected a number 1..100, got \"1k\"\n"},
+    {L1 R2 "health_check: {fall: 0}\n", 1,
+     "inline:3: health_check.fall: expected a number 1..100, got \"0\"\n"},
+    {L1 R2 "health_check: {path: \"\"}\n", 1,
+     "inline:3: health_check.path: expected a path starting with \"/\", at most 255 visible "
+     "ASCII characters (no spaces), got an empty value\n"},
+    {L1 R2 "health_check: {path: \"/\\x7f\"}\n", 1,
+     "inline:3: health_check.path: expected a path starting with \"/\", at most 255 visible "
+     "ASCII characters (no spaces), got \"/\\x7f\"\n"},
+    {L1 R2 "health_check: {path: \"/caf\xc3\xa9\"}\n", 1, "inline:3: health_check.path: expected"},
+    {L1 R2 "health_check: {path: \"/a\\tb\"}\n", 1, "got \"/a\\x09b\"\n"},
+    {L1 R2 "health_check: {host: \"\"}\n", 1,
+     "inline:3: health_check.host: expected a host name like backend.example"},
+    {L1 R2 "health_check: {host: \"a/b\"}\n", 1,
+     "inline:3: health_check.host: expected a host name like backend.example"},
+    {L1 R2 "health_check: {expect_status: 99}\n", 1,
+     "inline:3: health_check.expect_status: expected a status 100..599, a class like 2xx, or a "
+     "range like 200-399, got \"99\"\n"},
+    {L1 R2 "health_check: {expect_status: 6xx}\n", 1, "got \"6xx\"\n"},
+    {L1 R2 "health_check: {expect_status: 0xx}\n", 1, "got \"0xx\"\n"},
+    {L1 R2 "health_check: {expect_status: 20x}\n", 1, "got \"20x\"\n"},
+    {L1 R2 "health_check: {expect_status: 2000}\n", 1, "got \"2000\"\n"},
+    {L1 R2 "health_check: {expect_status: 200-}\n", 1, "got \"200-\"\n"},
+    {L1 R2 "health_check: {expect_status: -200}\n", 1, "got \"-200\"\n"},
+    {L1 R2 "health_check: {expect_status: 200-600}\n", 1, "got \"200-600\"\n"},
+    {L1 R2 "health_check: {expect_status: 200 - 399}\n", 1, "got \"200 - 399\"\n"},
+    {L1 R2 "health_check: {expect_status: 2xx-3xx}\n", 1, "got \"2xx-3xx\"\n"},
+    {L1 R2 "health_check: {expect_status: [200]}\n", 1,
+     "inline:3: health_check.expect_status: expected a single value, got a sequence\n"},
+    {L1 R2 "health_check: {passive: on}\n", 1,
+     "inline:3: health_check.passive: expected true or false, got \"on\"\n"},
+    /* a region's keys */
+    {L1 R2X("countries: GB"), 1,
+     "inline:2: regions[0].countries: expected a sequence, got \"GB\"\n"},
+    {L1 R2X("countries: [G]"), 1,
+     "inline:2: regions[0].countries[0]: expected a two-letter country code like GB, got "
+     "\"G\"\n"},
+    {L1 R2X("countries: [\"\xc3\x89\"]"), 1,
+     "inline:2: regions[0].countries[0]: expected a two-letter country code like GB, got "
+     "\"\xc3\x89\"\n"},
+    {L1 R2X("countries: [G1]"), 1, "got \"G1\"\n"},
+    {L1 R2X("countries: [[GB]]"), 1,
+     "inline:2: regions[0].countries[0]: expected a single value, got a sequence\n"},
+    {L1 R2X("countries: [GB, FR, gb]"), 1,
+     "inline:2: regions[0].countries[2]: duplicate country GB (first at line 2)\n"},
+    {L1 "regions:\n  - {name: eu, location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:1\"], "
+        "countries: [FR, DE], default: true}\n"
+        "  - {name: fr, location: {lat: 1, lon: 1}, backends: [\"127.0.0.1:2\"]}\n"
+        "  - name: world\n    location: {lat: 2, lon: 2}\n    backends: [\"127.0.0.1:3\"]\n"
+        "    countries:\n      - US\n      - fr\n",
+     1,
+     "inline:10: regions[2].countries[1]: country FR is listed by region \"eu\" (regions[0]), "
+     "line 3, and by region \"world\" (regions[2]), line 10; a country belongs to one region\n"},
+    {L1 R2X("balance: Round_Robin"), 1,
+     "inline:2: regions[0].balance: expected round_robin or least_outstanding, got "
+     "\"Round_Robin\"\n"},
+    {L1 R2X("balance: [round_robin]"), 1,
+     "inline:2: regions[0].balance: expected a single value, got a sequence\n"},
+    {L1 R2X("health_check: [1]"), 1,
+     "inline:2: regions[0].health_check: expected a mapping of health check keys, or false to "
+     "turn checks off for this region, got a sequence\n"},
+    {L1 R2X("health_check: no"), 1,
+     "inline:2: regions[0].health_check: expected a mapping of health check keys, or false to "
+     "turn checks off for this region, got \"no\"\n"},
+    {L1 R2X("health_check: \"a\\0b\""), 1,
+     "inline:2: regions[0].health_check: contains a NUL byte\n"},
+    {L1 R2X("health_check: {timeout: 3s}"), 1,
+     "inline:2: regions[0].health_check.timeout: 3s is longer than the interval, 2s; a check "
+     "must end before the next one starts\n"},
+    {L1 R2X("health_check: {interval: 1s}") "health_check: {timeout: 1500ms}\n", 1,
+     "inline:2: regions[0].health_check.interval: 1s is shorter than the timeout, 1500ms; a "
+     "check must end before the next one starts\n"},
+    {L1 R2X("health_check: {rise: 2, port: 80}"), 1,
+     "inline:2: unknown key \"port\" in regions[0].health_check (expected one of: path, host, "
+     "interval, timeout, rise, fall, expect_status, passive)\n"},
+    {L1 R2X("weight: 2"), 1,
+     "inline:2: unknown key \"weight\" in regions[0] (expected one of: name, location, "
+     "backends, default, countries, balance, health_check)\n"},
+};
+
+static void
+test_key_cases(void **state)
+{
+    for (size_t i = 0; i < N_ELEMS(key_cases); i++) {
+        const struct key_case *c = &key_cases[i];
+        char *errors = NULL;
+        struct cfg *cfg = cfg_load_text("inline", c->yaml, strlen(c->yaml), &errors);
+
+        if (cfg != NULL)
+            fail_msg("case %zu loaded, but should fail with %s", i, c->fragment);
+        assert_non_null(errors);
+        if (strstr(errors, c->fragment) == NULL)
+            fail_msg("case %zu: missing\n  %s\nin\n%s", i, c->fragment, errors);
+        if (count_lines(errors) != c->nlines)
+            fail_msg("case %zu: %zu error lines, want %zu:\n%s", i, count_lines(errors), c->nlines,
+                     errors);
+        free(errors);
+    }
+}
+
+static struct cfg *load_text_or_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Loads the text `fmt` makes; fails the test when it does not load. */
+static struct cfg *
+load_text_or_fail(const char *fmt, ...)
+{
+    struct text t = {NULL, 0, 0};
+    char *errors = NULL, buf[4096];
+    struct cfg *cfg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    text_add(&t, "%s", buf);
+    cfg = cfg_load_text("inline", t.buf, t.len, &errors);
+    if (cfg == NULL)
+        fail_msg("did not load:\n%s\nerrors:\n%s", t.buf, errors);
+    assert_null(errors);
+    free(t.buf);
+    return cfg;
+}
+
+/* Every form and limit of the new values, accepted. */
+static void
+test_routing_values(void **state)
+{
+    static const struct {
+        const char *text;
+        float share;
+    } shares[] = {
+        {"50%", 0.5f}, {"0", 0.0f},        {"0%", 0.0f},      {"100%", 1.0f},
+        {"1", 1.0f},   {"0.25", 0.25f},    {"12.5%", 0.125f}, {".5", 0.5f},
+        {"1.0", 1.0f}, {"\"75%\"", 0.75f}, {"007%", 0.07f},   {"0.0", 0.0f},
+    };
+    static const struct {
+        const char *text;
+        unsigned lo, hi;
+    } statuses[] = {
+        {"200", 200, 200},     {"100", 100, 100},     {"599", 599, 599},
+        {"2xx", 200, 299},     {"5XX", 500, 599},     {"1xx", 100, 199},
+        {"100-599", 100, 599}, {"204-204", 204, 204}, {"\"200-399\"", 200, 399},
+    };
+    static const struct {
+        const char *yaml;   /* country_header's value */
+        const char *stored; /* NULL: not sent */
+    } headers[] = {
+        {"X-Geo", "X-Geo"},  {"\"x!#$%&'*+-.^_`|~9\"", "x!#$%&'*+-.^_`|~9"},
+        {"\"\"", NULL},      {"false", NULL},
+        {"\"false\"", NULL},
+    };
+    struct cfg *cfg;
+
+    for (size_t i = 0; i < N_ELEMS(shares); i++) {
+        cfg = load_text_or_fail(L1 R2 "routing: {spill_below: %s}\n", shares[i].text);
+        if (fabsf(cfg->routing.spill_below - shares[i].share) > 1e-6f)
+            fail_msg("spill_below %s: %g, want %g", shares[i].text, cfg->routing.spill_below,
+                     shares[i].share);
+        assert_true(cfg->route.spill_below == cfg->routing.spill_below);
+        cfg_unref(cfg);
+    }
+    for (size_t i = 0; i < N_ELEMS(statuses); i++) {
+        cfg = load_text_or_fail(L1 R2 "health_check: {expect_status: %s}\n", statuses[i].text);
+        if (cfg->health_check.expect_lo != statuses[i].lo ||
+            cfg->health_check.expect_hi != statuses[i].hi)
+            fail_msg("expect_status %s: %u..%u, want %u..%u", statuses[i].text,
+                     cfg->health_check.expect_lo, cfg->health_check.expect_hi, statuses[i].lo,
+                     statuses[i].hi);
+        assert_int_equal(cfg->regions[0].health_check.expect_lo, statuses[i].lo);
+        cfg_unref(cfg);
+    }
+    for (size_t i = 0; i < N_ELEMS(headers); i++) {
+        cfg = load_text_or_fail(L1 R2 "routing: {country_header: %s}\n", headers[i].yaml);
+        if (headers[i].stored == NULL)
+            assert_null(cfg->routing.country_header);
+        else
+            assert_string_equal(cfg->routing.country_header, headers[i].stored);
+        assert_string_equal(cfg->routing.region_header, "X-Client-Region");
+        cfg_unref(cfg);
+    }
+
+    /* The limits of the health check numbers, and a path of the longest length. */
+    cfg = load_text_or_fail(L1 R2 "health_check: {interval: 100ms, timeout: 100ms, rise: 1, "
+                                  "fall: 100, host: \"[::1]:8080\", path: \"/%0254d\"}\n",
+                            0);
+    assert_int_equal(cfg->health_check.interval_ms, 100);
+    assert_int_equal(cfg->health_check.timeout_ms, 100);
+    assert_int_equal(cfg->health_check.rise, 1);
+    assert_int_equal(cfg->health_check.fall, 100);
+    assert_string_equal(cfg->health_check.host, "[::1]:8080");
+    assert_int_equal(strlen(cfg->health_check.path), 255);
+    assert_true(cfg->health_check.passive);
+    cfg_unref(cfg);
+    cfg = load_text_or_fail(L1 R2 "health_check: {interval: 1h, timeout: 1h, rise: 100, fall: "
+                                  "1, passive: true}\n");
+    assert_int_equal(cfg->health_check.interval_ms, 3600000);
+    assert_int_equal(cfg->health_check.rise, 100);
+    assert_string_equal(cfg->health_check.path, "/"); /* given a section, the default path */
+    cfg_unref(cfg);
+    {
+        struct text t = {NULL, 0, 0};
+        text_add(&t, L1 R2 "health_check: {path: \"/%0255d\"}\n", 0);
+        expect_error(t.buf, t.len, "inline:3: health_check.path: expected a path");
+        free(t.buf);
+    }
+
+    /* Networks of every size; a listener's empty client_ip is all defaults. */
+    cfg = load_text_or_fail("listeners:\n  - {name: a, address: \"127.0.0.1:8080\", "
+                            "client_ip: {}}\n" R2
+                            "client_ip: {trusted_proxies: [0.0.0.0/0, \"::/0\", "
+                            "192.0.2.255/32, \"2001:db8::/128\"], headers: [forwarded]}\n");
+    assert_int_equal(cfg->client_ip.nnets, 4);
+    assert_int_equal(cfg->client_ip.nets[0].prefix, 0);
+    assert_int_equal(cfg->client_ip.nets[1].prefix, 0);
+    assert_int_equal(cfg->client_ip.nets[1].family, AF_INET6);
+    assert_int_equal(cfg->client_ip.nsources, 1);
+    assert_int_equal(cfg->client_ip.sources[0], CLIENT_IP_FORWARDED);
+    assert_non_null(cfg->listeners[0].client_ip_own);
+    assert_ptr_equal(cfg->listeners[0].client_ip, cfg->listeners[0].client_ip_own);
+    assert_int_equal(cfg->listeners[0].client_ip->nnets, 0);
+    assert_int_equal(cfg->listeners[0].client_ip->nsources, 1);
+    assert_int_equal(cfg->listeners[0].client_ip->sources[0], CLIENT_IP_XFF);
+    cfg_unref(cfg);
+
+    /* An empty countries list lists none; codes are stored upper case. */
+    cfg = load_text_or_fail(L1 "regions:\n  - {name: a, location: {lat: 0, lon: 0}, backends: "
+                               "[\"127.0.0.1:1\"], countries: [], default: true}\n"
+                               "  - {name: b, location: {lat: 9, lon: 9}, backends: "
+                               "[\"127.0.0.1:2\"], countries: [nz, Au, zA]}\n");
+    assert_null(cfg->regions[0].countries);
+    assert_string_equal(cfg->regions[1].countries, "NZAUZA");
+    assert_int_equal(cfg->route.by_country[COUNTRY('Z', 'A')], 2);
+    assert_int_equal(cfg->route.by_country[COUNTRY('A', 'U')], 2);
+    assert_int_equal(cfg->route.default_region, 0);
+    cfg_unref(cfg);
+}
+
+/* A region's health_check: every key it gives over the top level's, the rest inherited;
+ * `false` turns checks off, `true` on; without a top level, over the defaults. */
+static void
+test_health_inheritance(void **state)
+{
+    const struct cfg_health_check *hc;
+    struct cfg *cfg;
+
+    cfg = load_text_or_fail(
+        L1 "health_check: {host: h.example, interval: 3s, passive: false, expect_status: 200}\n"
+           "regions:\n"
+           "  - {name: a, location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:1\"], default: true,"
+           " health_check: {path: /a, passive: true, timeout: 3s}}\n"
+           "  - {name: b, location: {lat: 1, lon: 1}, backends: [\"127.0.0.1:2\"], "
+           "health_check: false}\n"
+           "  - {name: c, location: {lat: 2, lon: 2}, backends: [\"127.0.0.1:3\"]}\n"
+           "  - {name: d, location: {lat: 3, lon: 3}, backends: [\"127.0.0.1:4\"], "
+           "health_check: true}\n");
+    assert_true(cfg->health_check.enabled);
+    assert_int_equal(cfg->health_check.line, 2);
+    hc = &cfg->regions[0].health_check;
+    assert_true(hc->enabled);
+    assert_int_equal(hc->line, 4);
+    assert_string_equal(hc->path, "/a");
+    assert_string_equal(hc->host, "h.example");
+    assert_int_equal(hc->interval_ms, 3000);
+    assert_int_equal(hc->timeout_ms, 3000);
+    assert_int_equal(hc->rise, CFG_DEFAULT_HC_RISE);
+    assert_int_equal(hc->expect_lo, 200);
+    assert_int_equal(hc->expect_hi, 200);
+    assert_true(hc->passive);
+    hc = &cfg->regions[1].health_check;
+    assert_false(hc->enabled);
+    hc = &cfg->regions[2].health_check;
+    assert_true(hc->enabled);
+    assert_int_equal(hc->line, 2);
+    assert_string_equal(hc->path, "/");
+    assert_string_equal(hc->host, "h.example");
+    assert_false(hc->passive);
+    hc = &cfg->regions[3].health_check;
+    assert_true(hc->enabled);
+    assert_int_equal(hc->interval_ms, 3000);
+    /* The top level's own copy is untouched by the regions'. */
+    assert_string_equal(cfg->health_check.path, "/");
+    assert_true(cfg->health_check.timeout_ms == CFG_DEFAULT_HC_TIMEOUT_MS);
+    cfg_unref(cfg);
+
+    cfg = load_text_or_fail(
+        L1 "regions:\n"
+           "  - {name: a, location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:1\"], default: true,"
+           " health_check: {rise: 5}}\n"
+           "  - {name: b, location: {lat: 1, lon: 1}, backends: [\"127.0.0.1:2\"]}\n"
+           "  - {name: c, location: {lat: 2, lon: 2}, backends: [\"127.0.0.1:3\"], "
+           "health_check: {}}\n"
+           "  - {name: d, location: {lat: 3, lon: 3}, backends: [\"127.0.0.1:4\"], "
+           "health_check: false}\n");
+    assert_false(cfg->health_check.enabled);
+    hc = &cfg->regions[0].health_check;
+    assert_true(hc->enabled);
+    assert_string_equal(hc->path, "/");
+    assert_null(hc->host);
+    assert_int_equal(hc->rise, 5);
+    assert_int_equal(hc->fall, CFG_DEFAULT_HC_FALL);
+    assert_int_equal(hc->interval_ms, CFG_DEFAULT_HC_INTERVAL_MS);
+    assert_int_equal(hc->timeout_ms, CFG_DEFAULT_HC_TIMEOUT_MS);
+    assert_int_equal(hc->expect_lo, 200);
+    assert_int_equal(hc->expect_hi, 399);
+    assert_true(hc->passive);
+    assert_false(cfg->regions[1].health_check.enabled);
+    assert_true(cfg->regions[2].health_check.enabled);
+    assert_false(cfg->regions[3].health_check.enabled);
+    cfg_unref(cfg);
+}
+
+/* ---- the GeoIP database ----------------------------------------------------------- */
+
+#define GEOIP_DIR SRCDIR "/../shared/geoip/"
+#define CITY_DB GEOIP_DIR "GeoIP2-City-Test.mmdb"
+
+/* A database that cannot be used is refused at the line of geoip.database, with the
+ * path and geo_open's reason; it is opened only for a file that is otherwise right. */
+static void
+test_geoip_refused(void **state)
+{
+    static const char *const bad[] = {
+        "/nonexistent/meridian-test.mmdb", GEOIP_DIR "MaxMind-DB-test-broken-search-tree-24.mmdb",
+        GEOIP_DIR "MaxMind-DB-test-broken-pointers-24.mmdb",
+        TESTDATA "good_minimal.yaml", /* not a database at all */
+    };
+
+    for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        struct text t = {NULL, 0, 0};
+        char *errors = NULL, want[4096];
+
+        text_add(&t, L1 "geoip:\n  database: %s\n" R2, bad[i]);
+        assert_null(cfg_load_text("inline", t.buf, t.len, &errors));
+        assert_non_null(errors);
+        snprintf(want, sizeof(want), "inline:3: geoip.database: %s: ", bad[i]);
+        if (strncmp(errors, want, strlen(want)) != 0)
+            fail_msg("want \"%s...\", got:\n%s", want, errors);
+        assert_int_equal(count_lines(errors), 1);
+        free(errors);
+
+        /* With another error in the file, the database is not looked at. */
+        t.len = 0;
+        text_add(&t, L1 "geoip:\n  database: %s\n" R2 "workers: 0\n", bad[i]);
+        assert_null(cfg_load_text("inline", t.buf, t.len, &errors));
+        assert_int_equal(count_lines(errors), 1);
+        assert_non_null(strstr(errors, "inline:5: workers: expected"));
+        free(errors);
+        free(t.buf);
+    }
+}
+
+/* A relative database path is taken from the config file's directory, as certificate
+ * paths are; a valid database is opened into the generation. The valid cases need
+ * MaxMind's test database beside the checkout. */
+static void
+test_geoip_paths(void **state)
+{
+    char dir[] = "/tmp/meridian-test-geo-XXXXXX", conf[256], link[256], *errors = NULL, want[512];
+    struct text t = {NULL, 0, 0};
+    bool have_city = access(CITY_DB, R_OK) == 0;
+    struct cfg *cfg;
+    FILE *f;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(conf, sizeof(conf), "%s/meridian.yaml", dir);
+    snprintf(link, sizeof(link), "%s/city.mmdb", dir);
+
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs(L1 R2 "geoip: {database: absent.mmdb}\n", f);
+    fclose(f);
+    assert_null(cfg_load_file(conf, &errors));
+    snprintf(want, sizeof(want), "%s:3: geoip.database: %s/absent.mmdb: ", conf, dir);
+    if (strncmp(errors, want, strlen(want)) != 0)
+        fail_msg("want \"%s...\", got:\n%s", want, errors);
+    free(errors);
+
+    if (have_city) {
+        assert_int_equal(symlink(CITY_DB, link), 0);
+        f = fopen(conf, "w");
+        assert_non_null(f);
+        fputs(L1 R2 "geoip: {database: city.mmdb}\n", f);
+        fclose(f);
+        cfg = load_file_or_fail(conf);
+        assert_string_equal(cfg->geoip_path, link);
+        assert_non_null(cfg->geo);
+        cfg_unref(cfg);
+
+        text_add(&t, L1 R2 "geoip: {database: %s}\n", CITY_DB);
+        cfg = load_text_or_fail("%s", t.buf);
+        assert_string_equal(cfg->geoip_path, CITY_DB);
+        assert_non_null(cfg->geo);
+        cfg_unref(cfg);
+        free(t.buf);
+        unlink(link);
+    } else {
+        print_message("[  SKIP    ] %s not found: valid databases not tried\n", CITY_DB);
+    }
+    unlink(conf);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1260,6 +2080,11 @@ main(void)
         cmocka_unit_test(test_tls_absolute_paths),
         cmocka_unit_test(test_tls_http2_limits),
         cmocka_unit_test(test_tls_prepare_contract),
+        cmocka_unit_test(test_key_cases),
+        cmocka_unit_test(test_routing_values),
+        cmocka_unit_test(test_health_inheritance),
+        cmocka_unit_test(test_geoip_refused),
+        cmocka_unit_test(test_geoip_paths),
         cmocka_unit_test_setup_teardown(test_tls_relative_paths, save_cwd, restore_cwd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker's cache of recent GeoIP answers, in front of geo_lookup(): a direct-mapped
+ * table keyed by client address and tagged with the config generation whose database
+ * answered, so a reload never serves an answer from the database it replaced. Walking a
+ * City database's tree and decoding the record costs about a microsecond; the clients of
+ * an edge node come back (keep-alive, page loads, CDN edges that repeat), so most
+ * requests find their answer here. One per worker: no lock, no atomic. */
+#ifndef MERIDIAN_GEO_CACHE_H
+#define MERIDIAN_GEO_CACHE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "geo-t.h"
+
+#define GEO_CACHE_SLOTS 8192 /* a power of two; 48 bytes each: 384 KiB per worker */
+
+struct geo_db;
+struct geo_cache_slot;
+
+struct geo_cache {
+    struct geo_cache_slot *slots; /* owns; allocated at the first lookup */
+    uint64_t hits, misses;        /* the owning worker's; read racily for /status */
+};
+
+/* geo_lookup() through the cache. `generation` tags the database `db` belongs to (a
+ * config generation number, never 0). Same return values as geo_lookup(); when the cache
+ * cannot be allocated, it simply asks the database. */
+int geo_cache_lookup(struct geo_cache *c, const struct geo_db *db, unsigned generation,
+                     const struct sockaddr *sa, struct geo_info *out);
+
+void geo_cache_deinit(struct geo_cache *c);
+
+#endif

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/* Routing as the admin endpoint shows it (see status.h). */
+#include "status.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "client_ip.h"
+#include "geo.h"
+#include "health.h"
+#include "route.h"
+
+void
+status_printf(struct status_buf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+void
+status_json_str(struct status_buf *b, const char *s)
+{
+    if (s == NULL) {
+        status_printf(b, "null");
+        return;
+    }
+    status_printf(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            status_printf(b, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            status_printf(b, "\\u%04x", c);
+        else
+            status_printf(b, "%c", c);
+    }
+    status_printf(b, "\"");
+}
+
+/* What the admin side knows of a region's health: the shared health of checked
+ * backends; unchecked ones (no health_check) count as up, since the workers' own
+ * short-lived marks are theirs alone. */
+static void
+admin_region_health(const void *ctx, size_t region, struct route_health *out)
+{
+    const struct cfg *cfg = ctx;
+    const struct cfg_region *r = &cfg->regions[region];
+    out->up = out->unchecked = 0;
+    out->total = (uint32_t)r->nbackends;
+    for (size_t b = 0; b < r->nbackends; b++) {
+        const struct health_target *t = r->backends[b].health;
+        enum health_state s = t ? health_state_of(t) : HEALTH_UP;
+        if (s == HEALTH_UP)
+            out->up++;
+        else if (s == HEALTH_UNCHECKED)
+            out->unchecked++;
+    }
+}
+
+void
+status_regions_json(struct status_buf *b, struct cfg *cfg)
+{
+    status_printf(b, "\"regions\":[");
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        struct cfg_region *r = &cfg->regions[i];
+        struct route_health h;
+        admin_region_health(cfg, i, &h);
+        status_printf(b, "%s{\"name\":", i ? "," : "");
+        status_json_str(b, r->name);
+        status_printf(b,
+                      ",\"default\":%s,\"location\":{\"lat\":%.4f,\"lon\":%.4f},"
+                      "\"countries\":[",
+                      i == cfg->default_region ? "true" : "false", r->lat, r->lon);
+        for (size_t c = 0; r->countries && r->countries[2 * c]; c++)
+            status_printf(b, "%s\"%.2s\"", c ? "," : "", r->countries + 2 * c);
+        status_printf(b,
+                      "],\"balance\":\"%s\",\"health_check\":%s,\"healthy\":%u,"
+                      "\"unchecked\":%u,\"total\":%u,\"requests\":%llu,"
+                      "\"failovers_in\":%llu,\"failovers_out\":%llu,\"backends\":[",
+                      r->balance == CFG_BALANCE_LEAST_OUTSTANDING ? "least_outstanding"
+                                                                   : "round_robin",
+                      r->health_check.enabled ? "true" : "false", h.up, h.unchecked, h.total,
+                      (unsigned long long)atomic_load(&r->stat_requests),
+                      (unsigned long long)atomic_load(&r->stat_failovers_in),
+                      (unsigned long long)atomic_load(&r->stat_failovers_out));
+        for (size_t k = 0; k < r->nbackends; k++) {
+            struct health_target *t = r->backends[k].health;
+            status_printf(b, "%s{\"address\":", k ? "," : "");
+            status_json_str(b, r->backends[k].addr.text);
+            if (t == NULL) {
+                status_printf(b, ",\"state\":\"up\",\"checking\":false}");
+                continue;
+            }
+            struct health_view v;
+            health_target_view(t, &v);
+            status_printf(b, ",\"state\":\"%s\",\"checking\":true,\"last_status\":%d,"
+                             "\"last_error\":",
+                          health_state_name(v.state), v.last_status);
+            status_json_str(b, v.last_error);
+            status_printf(b,
+                          ",\"last_check_ms\":%llu,\"last_change_ms\":%llu,\"check_ms\":%u,"
+                          "\"checks\":%llu,\"check_failures\":%llu,"
+                          "\"passive_failures\":%llu,\"transitions\":%llu}",
+                          (unsigned long long)v.last_check_ms,
+                          (unsigned long long)v.last_change_ms, v.check_ms,
+                          (unsigned long long)v.checks, (unsigned long long)v.failures,
+                          (unsigned long long)v.passive_failures,
+                          (unsigned long long)v.transitions);
+        }
+        status_printf(b, "]}");
+    }
+    status_printf(b, "]");
+}
+
+char *
+status_route_json(struct cfg *cfg, const char *ip, size_t iplen, int *http_status)
+{
+    struct status_buf b = {0};
+    struct sockaddr_storage ss;
+    if (client_ip_parse_addr(ip, iplen, &ss) < 0) {
+        *http_status = 400;
+        status_printf(&b, "{\"error\":\"expected /route?ip=ADDR with an IPv4 or IPv6 "
+                          "address\"}\n");
+        return b.oom ? (free(b.p), NULL) : b.p;
+    }
+    struct geo_info where;
+    memset(&where, 0, sizeof(where));
+    int rc = cfg->geo ? geo_lookup(cfg->geo, (const struct sockaddr *)&ss, &where) : 1;
+
+    char text[64];
+    snprintf(text, sizeof(text), "%.*s", (int)(iplen < 63 ? iplen : 63), ip);
+    status_printf(&b, "{\"ip\":");
+    status_json_str(&b, text);
+    status_printf(&b, ",\"database\":%s,\"lookup\":\"%s\",\"country\":",
+                  cfg->geo ? "true" : "false",
+                  rc == 0 ? "found" : rc == 1 ? "not found" : "error");
+    status_json_str(&b, where.country[0] ? where.country : NULL);
+    status_printf(&b, ",\"continent\":");
+    status_json_str(&b, where.continent[0] ? where.continent : NULL);
+    if (where.has_coords)
+        status_printf(&b, ",\"location\":{\"lat\":%.4f,\"lon\":%.4f}", (double)where.lat,
+                      (double)where.lon);
+    else
+        status_printf(&b, ",\"location\":null");
+
+    uint8_t order[ROUTE_MAX_REGIONS];
+    route_rank(&cfg->route, &where, order);
+    status_printf(&b, ",\"regions\":[");
+    for (size_t k = 0; k < cfg->nregions; k++) {
+        const struct cfg_region *r = &cfg->regions[order[k]];
+        struct route_health h;
+        admin_region_health(cfg, order[k], &h);
+        status_printf(&b, "%s{\"name\":", k ? "," : "");
+        status_json_str(&b, r->name);
+        if (where.has_coords)
+            status_printf(&b, ",\"distance_km\":%.0f",
+                          route_distance_km(where.lat, where.lon, r->lat, r->lon));
+        else
+            status_printf(&b, ",\"distance_km\":null");
+        bool listed = false;
+        for (size_t c = 0; where.country[0] && r->countries && r->countries[2 * c]; c++)
+            listed |= memcmp(r->countries + 2 * c, where.country, 2) == 0;
+        status_printf(&b, ",\"country_listed\":%s,\"up\":%u,\"unchecked\":%u,\"total\":%u}",
+                      listed ? "true" : "false", h.up, h.unchecked, h.total);
+    }
+    struct route_choice choice;
+    int chosen = route_choose(&cfg->route, &where, 0, admin_region_health, cfg, &choice);
+    status_printf(&b, "],\"nearest\":");
+    status_json_str(&b, cfg->regions[order[0]].name);
+    status_printf(&b, ",\"chosen\":");
+    status_json_str(&b, chosen == 0 ? cfg->regions[choice.region].name : NULL);
+    status_printf(&b, ",\"failed_over\":%s,\"spilling\":%s}\n",
+                  chosen == 0 && choice.failed_over ? "true" : "false",
+                  chosen == 0 && choice.spilled ? "true" : "false");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *http_status = 200;
+    return b.p;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* JSON documents about routing for the admin endpoint: the regions with their backends'
+ * health and failover counts (part of /status), and /route's explanation of the choice
+ * for one address. Renders from a config generation the caller holds a reference on;
+ * reads health and counters that workers write with relaxed atomics. Admin thread. */
+#ifndef MERIDIAN_STATUS_H
+#define MERIDIAN_STATUS_H
+
+#include <stddef.h>
+
+struct cfg;
+
+/* A growing text buffer; `oom` once an append failed (the text is then cut short). */
+struct status_buf {
+    char *p;    /* owns */
+    size_t len, cap;
+    int oom;
+};
+
+void status_printf(struct status_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A JSON string: quotes and escapes. NULL gives null. */
+void status_json_str(struct status_buf *b, const char *s);
+
+/* "regions":[...] for /status. */
+void status_regions_json(struct status_buf *b, struct cfg *cfg);
+
+/* /route?ip=ADDR: malloc'd JSON, or NULL with *http_status 400 (bad address, message in
+ * the returned text... see admin.c) */
+char *status_route_json(struct cfg *cfg, const char *ip, size_t iplen, int *http_status);
+
+#endif
