@@ -676,7 +676,8 @@ fi
 
 # perf profile of one target under the geo cell's load (not a measured cell): perf/TARGET.txt
 # (perf report --no-children, by shared object and symbol) and perf/TARGET-top.txt (the lines of
-# Meridian's own code and libmaxminddb, with each one's total)
+# Meridian's own code and libmaxminddb, with each one's total). Debian's libmaxminddb has no
+# symbols for its static functions: those show as addresses (bench/README.md names them).
 geo_profile() {
     local t=$1 pids wpid dir="$RUN/perf"
     pids=$(echo ${TPIDS[$1]} | tr ' ' ',')
@@ -699,7 +700,7 @@ geo_profile() {
         { pct = $1; sub(/%$/, "", pct); dso = $2
           if (dso != bin && dso !~ /^libmaxminddb/) next
           total[dso] += pct
-          if (n < 25) { line[++n] = $0 } }
+          if (n < 25) { line[++n] = sprintf("%7s  %-22s %s", $1, dso, $4) } }
         END { for (d in total) printf "total %s: %.2f%%\n", d, total[d]
               for (i = 1; i <= n; i++) print line[i] }' "$dir/$t.txt" >"$dir/$t-top.txt"
     sed -n '1,12p' "$dir/$t-top.txt" | sed "s/^/    $t: /" >&2

@@ -313,6 +313,8 @@ def test_proxy_v2_source_is_the_client(pp_world):
     # LOCAL (the balancer's own health check): the real peer, trusted, so XFF counts.
     assert pp_region(w, proxy_v2(command=0)) == DEFAULT
     assert pp_region(w, proxy_v2(command=0), [("X-Forwarded-For", US_WEST)]) == "us-west"
+    # LOCAL with an address block: the block is discarded, the real peer is used.
+    assert pp_region(w, proxy_v2(US_WEST, command=0)) == DEFAULT
 
 
 def test_proxy_header_split_across_writes(pp_world):

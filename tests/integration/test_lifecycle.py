@@ -159,7 +159,8 @@ def test_admin_endpoints(origins, meridian):
     assert all(w["generation"] == 1 for w in st["workers"])
     assert total_requests(m) == 1
     assert [r["name"] for r in st["regions"]] == ["eu-central"]
-    assert st["regions"][0]["backends"] == [o.address]
+    assert [b["address"] for b in st["regions"][0]["backends"]] == [o.address]
+    assert st["regions"][0]["backends"][0]["state"] == "up"
 
     with pytest.raises(urllib.error.HTTPError) as e:
         m.admin("/no-such-thing")
@@ -251,7 +252,7 @@ def test_reload_adding_a_backend_under_load_fails_nothing(origins, meridian):
     assert "Socket errors" not in out, out
     assert total_requests(m) > reloaded_at, "no load after the reload"
     assert len(b.records()) > 0, "the added backend got no requests"
-    assert m.status()["regions"][0]["backends"] == [a.address, b.address]
+    assert [x["address"] for x in m.status()["regions"][0]["backends"]] == [a.address, b.address]
 
 
 def test_request_in_flight_during_reload_finishes_on_the_old_config(origins, meridian):
