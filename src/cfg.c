@@ -132,6 +132,7 @@ cfg_free(struct cfg *cfg)
         free(r->name);
         free(r->backends);
         free(r->countries);
+        free(r->stats);
         cfg_health_check_deinit(&r->health_check);
     }
     free(cfg->regions);

@@ -143,13 +143,17 @@ struct cfg_region {
     enum cfg_balance balance;
     struct cfg_health_check health_check; /* the top level's, with the region's keys over
                                              it; owns its strings */
-    /* Counters, carried over by name from the previous generation when it is replaced
-     * (server.c); written by workers with relaxed atomics, read by the admin side,
-     * which holds a reference on the generation. */
-    atomic_uint_fast64_t stat_requests;      /* served here */
-    atomic_uint_fast64_t stat_failovers_in;  /* ... whose nearest region was another */
-    atomic_uint_fast64_t stat_failovers_out; /* nearest here, served elsewhere */
+    /* Owns: counters, one block per worker (each on its own cache line, written by its
+     * worker only), made by server.c when the generation is applied and carried over by
+     * region name; the admin side sums them under its reference on the generation. */
+    struct cfg_region_stats *stats;
 };
+
+struct cfg_region_stats {
+    atomic_uint_fast64_t requests;      /* served here */
+    atomic_uint_fast64_t failovers_in;  /* ... whose nearest region was another */
+    atomic_uint_fast64_t failovers_out; /* nearest here, served elsewhere */
+} __attribute__((aligned(64)));
 
 /* routing: how a region is chosen and what backends are told about it. */
 struct cfg_routing {

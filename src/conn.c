@@ -19,7 +19,7 @@
 #include "stream.h"
 #include "worker.h"
 
-#define ACCEPT_BATCH 64  /* accepts per wake-up, so one busy listener cannot starve I/O */
+#define ACCEPT_BATCH 64 /* accepts per wake-up, so one busy listener cannot starve I/O */
 #define CONN_FREE_MAX 4096
 
 _Static_assert(sizeof(struct conn) <= 400, "struct conn is the per-idle-connection cost");
@@ -149,8 +149,7 @@ conn_begin(struct conn *c)
         c->tls_snap = worker_snapshot_use(w);
         c->tls_handshaking = true;
         /* The whole handshake must fit in the header timeout. */
-        conn_deadline_start(c, w->snap->tv_client_header,
-                            w->snap->cfg->timeouts.client_header_ms);
+        conn_deadline_start(c, w->snap->tv_client_header, w->snap->cfg->timeouts.client_header_ms);
     } else {
         c->h2c_allowed = ls->h2c;
         h1_conn_start(c);
@@ -158,17 +157,22 @@ conn_begin(struct conn *c)
 }
 
 /* Read the PROXY protocol header, and not a byte more: what follows is TLS or HTTP and
- * belongs to them. The header is peeked until complete, then consumed by its length, so
- * no bytes need handing over. A header that is bad, too long, late, or missing (a client
- * speaking HTTP at once) closes the connection without a word: the sender is a balancer
- * that was misconfigured or someone who is not one. */
+ * belongs to them. What is waiting is peeked; while the parser says the header is not
+ * complete, everything received is part of it, so it is read into c->in (a level-
+ * triggered event would otherwise fire again at once for bytes we left there); once it
+ * is complete, exactly the rest of it is read. A header that is bad, too long, late, or
+ * missing (a client speaking HTTP at once) closes the connection without a word: the
+ * sender is a balancer that was misconfigured or someone who is not one. */
 static void
 conn_proxy_continue(struct conn *c)
 {
     char head[PROXY_PROTO_MAX_BYTES];
+    uint32_t have = buf_len(&c->in);
+    if (have)
+        memcpy(head, buf_data(&c->in), have); /* have < sizeof(head): see below */
     ssize_t n;
     do
-        n = recv(c->fd, head, sizeof(head), MSG_PEEK);
+        n = recv(c->fd, head + have, sizeof(head) - have, MSG_PEEK);
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN) {
         if (!conn_deadline_rearm(c))
@@ -180,8 +184,15 @@ conn_proxy_continue(struct conn *c)
         return;
     }
     struct proxy_proto_result pp;
-    int r = proxy_proto_parse(head, (size_t)n, &pp);
-    if (r == PROXY_PROTO_PARTIAL && (size_t)n < sizeof(head)) {
+    int r = proxy_proto_parse(head, have + (size_t)n, &pp);
+    if (r == PROXY_PROTO_PARTIAL && have + (size_t)n < sizeof(head)) {
+        /* All of it is header: take it off the socket. */
+        if ((c->in.mem == NULL && buf_take(&c->w->bufs, &c->in) < 0) ||
+            read(c->fd, buf_tail(&c->in), (size_t)n) != n) {
+            conn_close(c);
+            return;
+        }
+        c->in.end += (uint32_t)n;
         if (!conn_deadline_rearm(c)) {
             log_debug("client %u: PROXY header not complete within client_header", c->id);
             conn_close(c);
@@ -195,19 +206,24 @@ conn_proxy_continue(struct conn *c)
         conn_close(c);
         return;
     }
-    /* Take exactly the header off the socket: the kernel holds what we peeked. */
-    ssize_t got;
-    do
-        got = read(c->fd, head, (size_t)r);
-    while (got < 0 && errno == EINTR);
-    if (got != r || c->ls == NULL) {
+    /* Take exactly the rest of the header off the socket: the kernel holds what we
+     * peeked. */
+    size_t rest = (size_t)r - have;
+    ssize_t got = 0;
+    if (rest) {
+        do
+            got = read(c->fd, head + have, rest);
+        while (got < 0 && errno == EINTR);
+    }
+    buf_drop(&c->w->bufs, &c->in);
+    if ((size_t)got != rest || c->ls == NULL) {
         conn_close(c);
         return;
     }
     c->proxy_pending = false;
     if (pp.has_addr) {
-        size_t len = pp.src.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                   : sizeof(struct sockaddr_in);
+        size_t len =
+            pp.src.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
         memcpy(&c->peer, &pp.src, len);
     }
     conn_begin(c);
@@ -406,7 +422,7 @@ conn_tls_continue(struct conn *c)
     c->tls_handshaking = false;
     conn_disarm_write(c);
     atomic_fetch_add_explicit(SSL_session_reused(c->ssl) ? &c->w->stats.tls_resumed
-                                                          : &c->w->stats.tls_full,
+                                                         : &c->w->stats.tls_full,
                               1, memory_order_relaxed);
     if (tls_is_h2(c->ssl)) {
         h2_conn_start(c);

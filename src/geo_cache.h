@@ -13,14 +13,14 @@
 
 #include "geo-t.h"
 
-#define GEO_CACHE_SLOTS 8192 /* a power of two; 48 bytes each: 384 KiB per worker */
+#define GEO_CACHE_SLOTS 8192 /* a power of two; 40 bytes each: 320 KiB per worker */
 
 struct geo_db;
 struct geo_cache_slot;
 
 struct geo_cache {
     struct geo_cache_slot *slots; /* owns; allocated at the first lookup */
-    uint64_t hits, misses;        /* the owning worker's; read racily for /status */
+    uint64_t hits, misses;        /* the owning worker's, for a debugger or a profile */
 };
 
 /* geo_lookup() through the cache. `generation` tags the database `db` belongs to (a

@@ -257,7 +257,8 @@ h2_keep_request_trailer(struct h2_stream *hs, const uint8_t *name, size_t namele
                         const uint8_t *value, size_t valuelen)
 {
     struct span n = {(const char *)name, namelen};
-    if (hs->has_content_length || !hdr_request_trailer_forwarded(n))
+    if (hs->has_content_length || !hdr_request_trailer_forwarded(n) ||
+        stream_header_is_ours(hs->sess->c->w->snap->cfg, n))
         return 0; /* a Content-Length body goes upstream as is, with no room for them */
     size_t line = namelen + 2 + valuelen + 2;
     if (hs->req_trailers_len + line > H2_REQ_TRAILERS_MAX) {

@@ -51,18 +51,19 @@ enum hc_phase {
  */
 struct health_target {
     atomic_int refs;
-    _Atomic uint8_t state;         /* enum health_state: the request path reads this */
-    atomic_uint passive_streak;    /* real-traffic failures in a row, all workers */
-    atomic_uint passive_fall;      /* failures that mark it down; 0: passive off */
-    atomic_bool retired;           /* no generation to come names it */
+    _Atomic uint8_t state;               /* enum health_state: the request path reads this */
+    atomic_uint passive_streak;          /* real-traffic failures in a row, all workers */
+    atomic_uint passive_fall;            /* failures that mark it down; 0: passive off */
+    atomic_bool retired;                 /* no generation to come names it */
     atomic_uint_fast64_t last_change_ms; /* wall clock */
     atomic_uint_fast64_t checks, failures, passive_failures, transitions;
-    unsigned owner;                /* the worker that checks it, fixed at creation */
-    struct cfg_addr addr;          /* fixed */
+    unsigned owner;       /* the worker that checks it, fixed at creation */
+    struct cfg_addr addr; /* fixed */
 
     /* Main thread only. */
     struct health_target *reg_next;
     bool seen;
+    bool applied; /* a generation that was applied named it */
 
     /* Under `lock`: settings (main thread writes, the owner reads) and the last result
      * (the owner writes, admin reads). */
@@ -74,16 +75,16 @@ struct health_target {
     uint32_t check_ms;
 
     /* The owning worker only. */
-    struct worker *w;              /* borrows */
+    struct worker *w; /* borrows */
     bool running;
-    struct health_target *w_next;  /* the worker's list of targets it checks */
+    struct health_target *w_next; /* the worker's list of targets it checks */
     struct health_sm sm;
-    uint8_t phase;                 /* enum hc_phase */
+    uint8_t phase; /* enum hc_phase */
     int fd;
-    struct event timer;            /* the next check, or the running check's deadline */
+    struct event timer; /* the next check, or the running check's deadline */
     struct event io;
     uint64_t started_us;
-    struct hc_settings cur;        /* the settings of the check under way */
+    struct hc_settings cur; /* the settings of the check under way */
     uint32_t req_len, req_sent, resp_len;
     char req[HC_PATH_MAX + HC_HOST_MAX + 128];
     char resp[HC_READ_MAX];
@@ -261,9 +262,28 @@ target_new(struct health_registry *reg, const struct cfg_addr *addr)
     return t;
 }
 
+/* Take out of the registry the targets made by an apply that failed halfway: no
+ * generation that went live names them (the refused one drops its refs itself). */
+static void
+drop_unused_new(struct health_registry *reg)
+{
+    for (struct health_target **pp = &reg->targets; *pp;) {
+        struct health_target *t = *pp;
+        t->seen = false;
+        if (!t->applied) {
+            *pp = t->reg_next;
+            health_target_unref(t);
+        } else {
+            pp = &t->reg_next;
+        }
+    }
+}
+
 int
 health_apply(struct health_registry *reg, struct cfg *next)
 {
+    /* Pass 1, which may fail: a target for every checked backend, found or made. The
+     * running generation's targets are not touched yet. */
     for (size_t i = 0; i < next->nregions; i++) {
         struct cfg_region *r = &next->regions[i];
         if (!r->health_check.enabled)
@@ -273,18 +293,28 @@ health_apply(struct health_registry *reg, struct cfg *next)
             struct health_target *t = reg->targets;
             while (t && strcmp(t->addr.text, be->addr.text) != 0)
                 t = t->reg_next;
-            if (t == NULL && (t = target_new(reg, &be->addr)) == NULL)
-                return -1;
+            if (t == NULL && (t = target_new(reg, &be->addr)) == NULL) {
+                drop_unused_new(reg);
+                return -1; /* the caller's cfg_unref(next) drops the refs taken */
+            }
             t->seen = true;
-            pthread_mutex_lock(&t->lock);
-            settings_from_cfg(&t->settings, &r->health_check);
-            pthread_mutex_unlock(&t->lock);
-            atomic_store(&t->passive_fall, r->health_check.passive ? t->settings.fall : 0);
             if (be->health == NULL)
                 be->health = target_ref(t);
         }
     }
-    /* Only now that nothing can fail: retire what `next` does not name. */
+    /* Pass 2, which cannot fail: the new settings. */
+    for (size_t i = 0; i < next->nregions; i++) {
+        struct cfg_region *r = &next->regions[i];
+        for (size_t b = 0; r->health_check.enabled && b < r->nbackends; b++) {
+            struct health_target *t = r->backends[b].health;
+            pthread_mutex_lock(&t->lock);
+            settings_from_cfg(&t->settings, &r->health_check);
+            pthread_mutex_unlock(&t->lock);
+            t->applied = true;
+            atomic_store(&t->passive_fall, r->health_check.passive ? t->settings.fall : 0);
+        }
+    }
+    /* Retire what `next` does not name. */
     for (struct health_target **pp = &reg->targets; *pp;) {
         struct health_target *t = *pp;
         if (t->seen) {
@@ -316,6 +346,11 @@ check_close(struct health_target *t)
 {
     event_del(&t->io);
     if (t->fd >= 0) {
+        /* Read what is left of the answer that has arrived: closing a socket with unread
+         * bytes resets the connection, which the backend would log as an error. */
+        char sink[1024];
+        while (t->phase == HC_READING && read(t->fd, sink, sizeof(sink)) > 0)
+            ;
         close(t->fd);
         t->fd = -1;
     }
@@ -340,15 +375,18 @@ check_done(struct health_target *t, bool ok, int status, const char *why)
         t->sm.streak = 0;
     }
     uint8_t before = t->sm.state;
-    if (health_sm_feed(&t->sm, ok, t->cur.rise, t->cur.fall)) {
-        atomic_store(&t->state, t->sm.state);
+    if (health_sm_feed(&t->sm, ok, t->cur.rise, t->cur.fall) &&
+        !atomic_compare_exchange_strong(&t->state, &shared, t->sm.state)) {
+        /* A passive mark came in between: it stands, the next check starts from it. */
+        t->sm.state = shared;
+        t->sm.streak = 0;
+    } else if (t->sm.state != before) {
         if (t->sm.state == HEALTH_UP)
             atomic_store_explicit(&t->passive_streak, 0, memory_order_relaxed);
         atomic_store_explicit(&t->last_change_ms, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&t->transitions, 1, memory_order_relaxed);
         if (t->sm.state == HEALTH_UP)
-            log_info("backend %s is up (health check: %d in %u ms)", t->addr.text, status,
-                     took_ms);
+            log_info("backend %s is up (health check: %d in %u ms)", t->addr.text, status, took_ms);
         else
             log_warn("backend %s is down (health check: %s)%s", t->addr.text, why,
                      before == HEALTH_UNCHECKED ? " at its first check" : "");
@@ -517,14 +555,21 @@ check_start(struct health_target *t)
     event_add(&t->io, NULL);
 }
 
-/* Stop checking `t` and let go of it (worker thread). */
+/* Stop checking `t` (worker thread). The caller lets go of it. */
 static void
 check_stop(struct health_target *t)
 {
     check_close(t);
     event_del(&t->timer);
     t->running = false;
-    health_target_unref(t);
+}
+
+static void
+unref_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    health_target_unref(arg);
 }
 
 static void
@@ -548,6 +593,10 @@ check_timer_cb(evutil_socket_t fd, short what, void *arg)
             }
         }
         check_stop(t);
+        /* Not inside its own callback: the last reference may go with it. */
+        struct timeval now = {0, 0};
+        if (event_base_once(w->base, -1, EV_TIMEOUT, unref_cb, t, &now) < 0)
+            log_warn("backend %s: cannot release its retired health check", t->addr.text);
         return;
     }
     check_start(t);
@@ -583,6 +632,7 @@ health_worker_stop(struct worker *w)
         struct health_target *t = w->checks;
         w->checks = t->w_next;
         check_stop(t);
+        health_target_unref(t);
     }
 }
 
@@ -593,7 +643,6 @@ health_target_view(struct health_target *t, struct health_view *out)
 {
     memset(out, 0, sizeof(*out));
     out->state = health_state_of(t);
-    out->checking = true;
     out->last_change_ms = atomic_load_explicit(&t->last_change_ms, memory_order_relaxed);
     out->checks = atomic_load_explicit(&t->checks, memory_order_relaxed);
     out->failures = atomic_load_explicit(&t->failures, memory_order_relaxed);

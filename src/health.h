@@ -93,7 +93,6 @@ void health_report_success(struct health_target *t);
 
 struct health_view {
     enum health_state state;
-    bool checking;          /* active checks run (else: UP forever, passive marks only) */
     int last_status;        /* the last check's HTTP status; 0 if none */
     char last_error[64];    /* why the last check failed, "" if it passed */
     uint64_t last_check_ms; /* wall clock ms of the last result, 0 if none yet */

@@ -198,20 +198,29 @@ server_conn_count(struct server *srv, unsigned *max)
     return atomic_load(&srv->conns);
 }
 
-/* Counters of a region that stays (same name) go on from where they were. */
-static void
-carry_region_stats(struct cfg *next, const struct cfg *prev)
+/* Give each region of `next` its per-worker counters; those of a region that stays
+ * (same name) go on from where they were (a few increments made meanwhile by workers
+ * still on `prev` are lost). Returns 0, or -1 out of memory. */
+static int
+region_stats_apply(struct server *srv, struct cfg *next, const struct cfg *prev)
 {
-    for (size_t i = 0; prev && i < next->nregions; i++) {
+    for (size_t i = 0; i < next->nregions; i++) {
         struct cfg_region *r = &next->regions[i];
-        int j = cfg_region_index(prev, r->name);
+        r->stats = aligned_alloc(64, srv->nworkers * sizeof(*r->stats));
+        if (r->stats == NULL)
+            return -1;
+        memset(r->stats, 0, srv->nworkers * sizeof(*r->stats));
+        int j = prev ? cfg_region_index(prev, r->name) : -1;
         if (j < 0)
             continue;
-        struct cfg_region *old = &prev->regions[j];
-        atomic_store(&r->stat_requests, atomic_load(&old->stat_requests));
-        atomic_store(&r->stat_failovers_in, atomic_load(&old->stat_failovers_in));
-        atomic_store(&r->stat_failovers_out, atomic_load(&old->stat_failovers_out));
+        for (unsigned w = 0; w < srv->nworkers; w++) {
+            const struct cfg_region_stats *old = &prev->regions[j].stats[w];
+            atomic_store(&r->stats[w].requests, atomic_load(&old->requests));
+            atomic_store(&r->stats[w].failovers_in, atomic_load(&old->failovers_in));
+            atomic_store(&r->stats[w].failovers_out, atomic_load(&old->failovers_out));
+        }
     }
+    return 0;
 }
 
 static void
@@ -266,13 +275,16 @@ server_reload(struct server *srv)
         log_error("reload refused: cannot install session ticket keys");
         goto refuse_listeners;
     }
+    if (region_stats_apply(srv, next, prev) < 0) {
+        log_error("reload refused: out of memory for region counters");
+        goto refuse_listeners;
+    }
     /* Last, since it retires the health of backends `next` drops: nothing may fail
      * after it. */
     if (health_apply(srv->health, next) < 0) {
         log_error("reload refused: out of memory for health checks");
         goto refuse_listeners;
     }
-    carry_region_stats(next, prev);
     if (next->geo)
         log_info("GeoIP database %s: %s", next->geoip_path, geo_describe(next->geo));
     log_set_level(next->log_level);
@@ -379,56 +391,45 @@ char *
 server_status_json(struct server *srv)
 {
     struct cfg *cfg = server_current_cfg(srv);
-    size_t cap = 4096 + srv->nworkers * 256;
-    for (size_t i = 0; i < cfg->nregions; i++)
-        cap += 128 + cfg->regions[i].nbackends * 80;
-    char *out = malloc(cap);
-    if (!out) {
-        server_release_cfg(cfg);
-        return NULL;
-    }
-    size_t n = 0;
-#define OUT(...)                                                                           \
-    do {                                                                                   \
-        int m_ = snprintf(out + n, cap - n, __VA_ARGS__);                                  \
-        if (m_ > 0)                                                                        \
-            n += (size_t)m_ < cap - n ? (size_t)m_ : cap - n - 1;                          \
-    } while (0)
+    struct status_buf b = {NULL, 0, 0, 0};
     unsigned max_conns, conns = server_conn_count(srv, &max_conns);
-    OUT("{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"generation\":%u,"
-        "\"stopping\":%s,\"connections\":%u,\"max_connections\":%u,\"workers\":[",
-        version_string(), (int)getpid(),
-        (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000), cfg->generation,
-        server_is_stopping(srv) ? "true" : "false", conns, max_conns);
+    status_printf(&b,
+                  "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"generation\":%u,"
+                  "\"stopping\":%s,\"connections\":%u,\"max_connections\":%u,\"workers\":[",
+                  version_string(), (int)getpid(),
+                  (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000),
+                  cfg->generation, server_is_stopping(srv) ? "true" : "false", conns, max_conns);
+    uint64_t geo_errors = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker_stats *st = &srv->workers[i].stats;
-        OUT("%s{\"id\":%u,\"generation\":%u,\"connections\":%llu,\"accepted\":%llu,"
-            "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu,"
-            "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu}",
-            i ? "," : "", i, atomic_load(&st->generation),
-            (unsigned long long)atomic_load(&st->active_conns),
-            (unsigned long long)atomic_load(&st->accepted),
-            (unsigned long long)atomic_load(&st->requests),
-            (unsigned long long)atomic_load(&st->responses_4xx),
-            (unsigned long long)atomic_load(&st->responses_5xx),
-            (unsigned long long)atomic_load(&st->tls_full),
-            (unsigned long long)atomic_load(&st->tls_resumed));
+        geo_errors += atomic_load(&st->geo_errors);
+        status_printf(&b,
+                      "%s{\"id\":%u,\"generation\":%u,\"connections\":%llu,\"accepted\":%llu,"
+                      "\"requests\":%llu,\"responses_4xx\":%llu,\"responses_5xx\":%llu,"
+                      "\"tls_handshakes_full\":%llu,\"tls_handshakes_resumed\":%llu}",
+                      i ? "," : "", i, atomic_load(&st->generation),
+                      (unsigned long long)atomic_load(&st->active_conns),
+                      (unsigned long long)atomic_load(&st->accepted),
+                      (unsigned long long)atomic_load(&st->requests),
+                      (unsigned long long)atomic_load(&st->responses_4xx),
+                      (unsigned long long)atomic_load(&st->responses_5xx),
+                      (unsigned long long)atomic_load(&st->tls_full),
+                      (unsigned long long)atomic_load(&st->tls_resumed));
     }
-    OUT("],\"listeners\":[");
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        OUT("%s{\"name\":\"%s\",\"address\":\"%s\"}", i ? "," : "", cfg->listeners[i].name,
-            cfg->listeners[i].addr.text);
-    uint64_t geo_errors = 0;
-    for (unsigned i = 0; i < srv->nworkers; i++)
-        geo_errors += atomic_load(&srv->workers[i].stats.geo_errors);
-    OUT("],\"geoip\":{\"database\":");
-#undef OUT
-    struct status_buf b = {out, n, cap, 0};
+    status_printf(&b, "],\"listeners\":[");
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        status_printf(&b, "%s{\"name\":", i ? "," : "");
+        status_json_str(&b, cfg->listeners[i].name);
+        status_printf(&b, ",\"address\":");
+        status_json_str(&b, cfg->listeners[i].addr.text);
+        status_printf(&b, "}");
+    }
+    status_printf(&b, "],\"geoip\":{\"database\":");
     status_json_str(&b, cfg->geo ? cfg->geoip_path : NULL);
     status_printf(&b, ",\"description\":");
     status_json_str(&b, cfg->geo ? geo_describe(cfg->geo) : NULL);
     status_printf(&b, ",\"lookup_errors\":%llu},", (unsigned long long)geo_errors);
-    status_regions_json(&b, cfg);
+    status_regions_json(&b, cfg, srv->nworkers);
     status_printf(&b, "}\n");
     server_release_cfg(cfg);
     if (b.oom) {
@@ -494,7 +495,8 @@ server_run(const char *cfg_path)
         goto out_cfg;
     }
     srv->health = health_registry_new(srv->nworkers);
-    if (!srv->health || health_apply(srv->health, cfg) < 0) {
+    if (!srv->health || region_stats_apply(srv, cfg, NULL) < 0 ||
+        health_apply(srv->health, cfg) < 0) {
         log_error("out of memory at start");
         goto out_cfg;
     }

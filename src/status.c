@@ -86,13 +86,19 @@ admin_region_health(const void *ctx, size_t region, struct route_health *out)
 }
 
 void
-status_regions_json(struct status_buf *b, struct cfg *cfg)
+status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers)
 {
     status_printf(b, "\"regions\":[");
     for (size_t i = 0; i < cfg->nregions; i++) {
         struct cfg_region *r = &cfg->regions[i];
         struct route_health h;
         admin_region_health(cfg, i, &h);
+        unsigned long long requests = 0, fin = 0, fout = 0;
+        for (unsigned w = 0; r->stats && w < nworkers; w++) {
+            requests += atomic_load(&r->stats[w].requests);
+            fin += atomic_load(&r->stats[w].failovers_in);
+            fout += atomic_load(&r->stats[w].failovers_out);
+        }
         status_printf(b, "%s{\"name\":", i ? "," : "");
         status_json_str(b, r->name);
         status_printf(b,
@@ -106,11 +112,9 @@ status_regions_json(struct status_buf *b, struct cfg *cfg)
                       "\"unchecked\":%u,\"total\":%u,\"requests\":%llu,"
                       "\"failovers_in\":%llu,\"failovers_out\":%llu,\"backends\":[",
                       r->balance == CFG_BALANCE_LEAST_OUTSTANDING ? "least_outstanding"
-                                                                   : "round_robin",
+                                                                  : "round_robin",
                       r->health_check.enabled ? "true" : "false", h.up, h.unchecked, h.total,
-                      (unsigned long long)atomic_load(&r->stat_requests),
-                      (unsigned long long)atomic_load(&r->stat_failovers_in),
-                      (unsigned long long)atomic_load(&r->stat_failovers_out));
+                      requests, fin, fout);
         for (size_t k = 0; k < r->nbackends; k++) {
             struct health_target *t = r->backends[k].health;
             status_printf(b, "%s{\"address\":", k ? "," : "");
@@ -121,17 +125,17 @@ status_regions_json(struct status_buf *b, struct cfg *cfg)
             }
             struct health_view v;
             health_target_view(t, &v);
-            status_printf(b, ",\"state\":\"%s\",\"checking\":true,\"last_status\":%d,"
-                             "\"last_error\":",
+            status_printf(b,
+                          ",\"state\":\"%s\",\"checking\":true,\"last_status\":%d,"
+                          "\"last_error\":",
                           health_state_name(v.state), v.last_status);
             status_json_str(b, v.last_error);
             status_printf(b,
                           ",\"last_check_ms\":%llu,\"last_change_ms\":%llu,\"check_ms\":%u,"
                           "\"checks\":%llu,\"check_failures\":%llu,"
                           "\"passive_failures\":%llu,\"transitions\":%llu}",
-                          (unsigned long long)v.last_check_ms,
-                          (unsigned long long)v.last_change_ms, v.check_ms,
-                          (unsigned long long)v.checks, (unsigned long long)v.failures,
+                          (unsigned long long)v.last_check_ms, (unsigned long long)v.last_change_ms,
+                          v.check_ms, (unsigned long long)v.checks, (unsigned long long)v.failures,
                           (unsigned long long)v.passive_failures,
                           (unsigned long long)v.transitions);
         }
@@ -159,9 +163,11 @@ status_route_json(struct cfg *cfg, const char *ip, size_t iplen, int *http_statu
     snprintf(text, sizeof(text), "%.*s", (int)(iplen < 63 ? iplen : 63), ip);
     status_printf(&b, "{\"ip\":");
     status_json_str(&b, text);
-    status_printf(&b, ",\"database\":%s,\"lookup\":\"%s\",\"country\":",
-                  cfg->geo ? "true" : "false",
-                  rc == 0 ? "found" : rc == 1 ? "not found" : "error");
+    status_printf(&b,
+                  ",\"database\":%s,\"lookup\":\"%s\",\"country\":", cfg->geo ? "true" : "false",
+                  rc == 0   ? "found"
+                  : rc == 1 ? "not found"
+                            : "error");
     status_json_str(&b, where.country[0] ? where.country : NULL);
     status_printf(&b, ",\"continent\":");
     status_json_str(&b, where.continent[0] ? where.continent : NULL);

@@ -23,10 +23,11 @@ void status_printf(struct status_buf *b, const char *fmt, ...)
 void status_json_str(struct status_buf *b, const char *s);
 
 /* "regions":[...] for /status. */
-void status_regions_json(struct status_buf *b, struct cfg *cfg);
+void status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers);
 
-/* /route?ip=ADDR: malloc'd JSON, or NULL with *http_status 400 (bad address, message in
- * the returned text... see admin.c) */
+/* /route?ip=ADDR: a malloc'd JSON document with *http_status 200, or one saying what
+ * was expected with 400 when `ip` is not an address; NULL only when out of memory. The
+ * choice shown is the one for a request that does not spill. */
 char *status_route_json(struct cfg *cfg, const char *ip, size_t iplen, int *http_status);
 
 #endif

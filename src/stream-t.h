@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "geo-t.h"
 #include "h1_parse.h"
 #include "reqid.h"
 #include "span.h"
@@ -112,7 +113,9 @@ struct stream {
     struct buf up_in;           /* response bytes from the backend */
     uint32_t out_sent;          /* bytes at the front of up_out written but kept for a retry */
     bool retryable;             /* all bytes sent so far are still in up_out */
-    bool retried;               /* the one retry on another backend was used */
+    uint8_t retries;            /* connects retried elsewhere after a failure */
+    uint8_t nearest;            /* the client's nearest region */
+    uint16_t regions_tried;     /* bit per region whose backends all failed this request */
     bool client_paused;         /* the client waits for room in up_out */
     bool upstream_paused;       /* we stopped reading the backend: the client is full */
     bool upstream_eof;          /* the backend closed; what is left is in up_in */
@@ -139,6 +142,7 @@ struct stream {
     const char *protocol;
     const char *tls;            /* static string, or NULL */
     bool failed_over;           /* served by another region than the nearest */
+    struct geo_info where;      /* the client's place, kept for a failover */
     char country[3];            /* the client's, "" if unknown */
     char client_ip[48];         /* the client as resolved (trusted headers, PROXY) */
     char reqid[REQID_MAX_LEN + 1];

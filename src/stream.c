@@ -28,19 +28,19 @@
 #include "worker.h"
 
 #define STREAM_FREE_MAX 1024
+/* Connects retried after a failure, on another backend or in another region. */
+#define STREAM_MAX_RETRIES 3
 /* Room kept in up_out when the stream frames the request body itself: a chunk's size line
  * and CRLFs, and the last chunk "0\r\n\r\n". */
 #define CHUNK_OVERHEAD 24
-
-
 
 /* Status codes that are ours rather than a backend's, for the access log. */
 #define STATUS_CLIENT_CLOSED 499
 
 enum flow {
-    FLOW_MORE = 0,  /* carry on */
-    FLOW_WAIT = 1,  /* blocked: wait for an event */
-    FLOW_GONE = 2,  /* the stream is freed: touch nothing */
+    FLOW_MORE = 0, /* carry on */
+    FLOW_WAIT = 1, /* blocked: wait for an event */
+    FLOW_GONE = 2, /* the stream is freed: touch nothing */
 };
 
 static enum flow stream_process_response(struct stream *s);
@@ -48,8 +48,8 @@ static struct upstream_pool *stream_pool(const struct stream *s);
 
 /* A log line about a request says which request, from whom, to which backend, then
  * what happened. */
-static void stream_log_msg(enum cfg_log_level level, const struct stream *s, const char *fmt,
-                           ...) __attribute__((format(printf, 3, 4)));
+static void stream_log_msg(enum cfg_log_level level, const struct stream *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 stream_log_msg(enum cfg_log_level level, const struct stream *s, const char *fmt, ...)
@@ -146,12 +146,19 @@ put_u64(struct writer *o, uint64_t v)
 /* Serialise the request for the backend: origin-form, HTTP/1.1, hop-by-hop headers
  * removed, X-Forwarded-* and X-Request-Id set, framing restated. Returns bytes written,
  * or 0 if it does not fit. */
-/* Whether `name` is the configured header `ours` (NULL: none), which a client may not
- * send on: the backend would take it for ours. */
 static bool
-is_our_header(struct span name, const char *ours)
+is_named(struct span name, const char *ours, size_t len)
 {
-    return ours && name.len == strlen(ours) && strncasecmp(name.ptr, ours, name.len) == 0;
+    return ours && name.len == len && strncasecmp(name.ptr, ours, len) == 0;
+}
+
+bool
+stream_header_is_ours(const struct cfg *cfg, struct span name)
+{
+    const struct cfg_routing *rt = &cfg->routing;
+    return is_named(name, rt->country_header,
+                    rt->country_header ? strlen(rt->country_header) : 0) ||
+           is_named(name, rt->region_header, rt->region_header ? strlen(rt->region_header) : 0);
 }
 
 static size_t
@@ -159,6 +166,8 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
 {
     struct writer o = {dst, dst + room, false};
     const struct cfg_routing *rt = &s->snap->cfg->routing;
+    size_t country_len = rt->country_header ? strlen(rt->country_header) : 0;
+    size_t region_len = rt->region_header ? strlen(rt->region_header) : 0;
     bool has_conn_tokens = req->flags & H1_F_HAS_CONN_TOKENS;
     bool have_xff = false;
 
@@ -175,11 +184,10 @@ write_request_head(struct stream *s, const struct stream_request *req, char *dst
         const struct h1_header *h = &req->headers[i];
         switch (hdr_lookup(h->name)) {
         case HDR_OTHER:
-            if (has_conn_tokens && hdr_named_by_connection(h->name, req->headers,
-                                                            req->num_headers))
+            if (has_conn_tokens && hdr_named_by_connection(h->name, req->headers, req->num_headers))
                 continue;
-            if (is_our_header(h->name, rt->country_header) ||
-                is_our_header(h->name, rt->region_header))
+            if (is_named(h->name, rt->country_header, country_len) ||
+                is_named(h->name, rt->region_header, region_len))
                 continue;
             WRITER_SPAN(&o, h->name);
             WRITER_LIT(&o, ": ");
@@ -291,6 +299,7 @@ pool_load(const void *ctx, size_t i)
 struct route_view {
     const struct snapshot *snap;
     uint64_t now;
+    uint16_t skip; /* regions already failed for this request: seen as all down */
 };
 
 static void
@@ -302,11 +311,13 @@ region_health(const void *ctx, size_t region, struct route_health *out)
     uint64_t now = v->now;
     out->up = out->unchecked = 0;
     out->total = (uint32_t)cr->nbackends;
+    if (v->skip & (1u << region))
+        return;
     for (size_t b = 0; b < cr->nbackends; b++) {
         const struct health_target *t = cr->backends[b].health;
-        enum health_state hs = t ? health_state_of(t)
-                                 : sr->pools[b]->down_until_ms <= now ? HEALTH_UP
-                                                                      : HEALTH_UNCHECKED;
+        enum health_state hs = t                                    ? health_state_of(t)
+                               : sr->pools[b]->down_until_ms <= now ? HEALTH_UP
+                                                                    : HEALTH_UNCHECKED;
         if (hs == HEALTH_UP)
             out->up++;
         else if (hs == HEALTH_UNCHECKED)
@@ -335,15 +346,39 @@ stream_pool(const struct stream *s)
     return s->snap->regions[s->region].pools[s->backend];
 }
 
+static bool stream_reroute(struct stream *s);
+
+/* After the backend in use failed: where to try next. Another backend of the region
+ * that this worker has not seen fail (returns true, *exclude = the failed one), else the
+ * next region in the client's order (true, *exclude = LB_NONE), else nowhere (false).
+ * At most STREAM_MAX_RETRIES per request, as HAProxy's `retries`. */
+static bool
+stream_next_try(struct stream *s, size_t *exclude)
+{
+    if (s->retries >= STREAM_MAX_RETRIES)
+        return false;
+    s->retries++;
+    const struct snapshot_region *r = &s->snap->regions[s->region];
+    struct region_view view = {&s->snap->cfg->regions[s->region], r, clock_mono_ms()};
+    for (size_t i = 0; i < r->npools; i++) {
+        if (i != s->backend && pool_down_until(&view, i) <= view.now) {
+            *exclude = s->backend;
+            return true;
+        }
+    }
+    *exclude = LB_NONE;
+    return stream_reroute(s);
+}
+
 /* Attach a connection to the backend chosen by the balancer, skipping `exclude`.
  * Returns 0, or an HTTP status when no backend could even be tried. */
 static int
 stream_connect(struct stream *s, size_t exclude)
 {
-    struct snapshot_region *r = &s->snap->regions[s->region];
-    const struct cfg_region *cr = &s->snap->cfg->regions[s->region];
-    struct region_view view = {cr, r, clock_mono_ms()};
     for (;;) {
+        struct snapshot_region *r = &s->snap->regions[s->region];
+        const struct cfg_region *cr = &s->snap->cfg->regions[s->region];
+        struct region_view view = {cr, r, clock_mono_ms()};
         size_t i = cr->balance == CFG_BALANCE_LEAST_OUTSTANDING
                        ? lb_least_outstanding(&r->rr_cursor, r->npools, view.now, exclude,
                                               pool_down_until, pool_load, &view)
@@ -360,9 +395,8 @@ stream_connect(struct stream *s, size_t exclude)
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
             return 503;
         stream_backend_failed(s);
-        if (exclude != LB_NONE || r->npools == 1)
+        if (!stream_next_try(s, &exclude))
             return 502;
-        exclude = i; /* one more try, elsewhere */
     }
     struct upstream_conn *uc = s->uc;
     s->out_sent = 0;
@@ -400,10 +434,8 @@ stream_retry(struct stream *s, bool connect_failed)
     size_t exclude = LB_NONE;
     if (!stale) {
         stream_backend_failed(s);
-        if (s->retried)
+        if (!stream_next_try(s, &exclude))
             return false;
-        s->retried = true;
-        exclude = s->backend;
     }
     stream_detach(s, false);
     /* Everything sent is still in up_out: start again from its first byte. */
@@ -494,6 +526,8 @@ stream_random(struct worker *w)
  * database through the worker's cache), and the region (nearest healthy). Fills
  * s->client_ip, s->country, s->region, s->failed_over. Returns 0, or -1 when no region
  * has a backend to try. */
+static void stream_set_region(struct stream *s, size_t region);
+
 static int
 stream_route(struct stream *s, const struct stream_request *req, const struct cfg *cfg)
 {
@@ -502,8 +536,8 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
     const struct sockaddr *client = req->client_addr;
     struct sockaddr_storage resolved;
     bool trusted = ci->nnets && client_ip_is_trusted(ci->nets, ci->nnets, req->client_addr);
-    if (trusted && client_ip_resolve(ci, req->client_addr, req->headers, req->num_headers,
-                                     &resolved) >= 0) {
+    if (trusted &&
+        client_ip_resolve(ci, req->client_addr, req->headers, req->num_headers, &resolved) >= 0) {
         client = (const struct sockaddr *)&resolved;
         sock_ip_text(client, s->client_ip, sizeof(s->client_ip));
     } else {
@@ -519,24 +553,60 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
         geo_cache_lookup(&w->geo_cache, cfg->geo, cfg->generation, client, &where) < 0)
         atomic_fetch_add_explicit(&w->stats.geo_errors, 1, memory_order_relaxed);
     memcpy(s->country, where.country, sizeof(s->country));
+    s->where = where;
 
-    struct route_view view = {s->snap, clock_mono_ms()};
+    struct route_view view = {s->snap, clock_mono_ms(), 0};
     struct route_choice choice;
     if (route_choose(&cfg->route, &where, stream_random(w), region_health, &view, &choice) < 0) {
         s->region = cfg->default_region; /* for the log line */
         return -1;
     }
-    s->region = choice.region;
-    s->failed_over = choice.failed_over;
-    struct cfg_region *regions = s->snap->cfg->regions;
-    atomic_fetch_add_explicit(&regions[choice.region].stat_requests, 1, memory_order_relaxed);
-    if (choice.failed_over) {
-        atomic_fetch_add_explicit(&regions[choice.region].stat_failovers_in, 1,
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&regions[choice.nearest].stat_failovers_out, 1,
-                                  memory_order_relaxed);
-    }
+    s->nearest = choice.nearest;
+    stream_set_region(s, choice.region);
     return 0;
+}
+
+/* A counter only this worker writes: no locked add needed, only a store the admin
+ * thread may read whole. */
+#define STAT_INC(counter)                                                                          \
+    atomic_store_explicit(&(counter), atomic_load_explicit(&(counter), memory_order_relaxed) + 1,  \
+                          memory_order_relaxed)
+
+/* Serve from `region` (the first choice, or a failover), counted. */
+static void
+stream_set_region(struct stream *s, size_t region)
+{
+    struct cfg_region *regions = s->snap->cfg->regions;
+    unsigned me = s->w->id;
+    bool was_failed_over = s->failed_over;
+    s->region = region;
+    s->failed_over = region != s->nearest;
+    if (!s->regions_tried)
+        STAT_INC(regions[region].stats[me].requests);
+    if (s->failed_over) {
+        STAT_INC(regions[region].stats[me].failovers_in);
+        if (!was_failed_over)
+            STAT_INC(regions[s->nearest].stats[me].failovers_out);
+    }
+}
+
+/* Every backend of the region in use failed this request: on to the next region in the
+ * client's order that has one to try (route_choose() with the failed regions skipped).
+ * Returns false when there is none. */
+static bool
+stream_reroute(struct stream *s)
+{
+    s->regions_tried |= (uint16_t)(1u << s->region);
+    const struct cfg *cfg = s->snap->cfg;
+    struct route_view view = {s->snap, clock_mono_ms(), s->regions_tried};
+    struct route_choice choice;
+    if (route_choose(&cfg->route, &s->where, stream_random(s->w), region_health, &view, &choice) <
+        0)
+        return false;
+    stream_log_msg(CFG_LOG_INFO, s, "every backend of region %s failed; trying region %s",
+                   cfg->regions[s->region].name, cfg->regions[choice.region].name);
+    stream_set_region(s, choice.region);
+    return true;
 }
 
 /* ---- starting ---- */
@@ -553,8 +623,8 @@ stream_start(struct stream *s, const struct stream_request *req)
                        (H1_F_UPGRADE_WEBSOCKET | H1_F_CONN_UPGRADE) &&
                    req->method_id == H1_METHOD_GET;
     s->encode_chunked = req->encode_chunked;
-    s->req_state = req->body == H1_BODY_NONE && !req->encode_chunked ? STREAM_REQ_DONE
-                                                                        : STREAM_REQ_BODY;
+    s->req_state =
+        req->body == H1_BODY_NONE && !req->encode_chunked ? STREAM_REQ_DONE : STREAM_REQ_BODY;
     s->protocol = req->protocol;
     s->tls = req->tls;
     pick_request_id(s, req);
@@ -692,8 +762,8 @@ stream_log(struct stream *s, int status)
 }
 
 void
-stream_log_local(struct worker *w, const char *client_ip, const char *request,
-                 const char *protocol, int status, uint64_t start_us)
+stream_log_local(struct worker *w, const char *client_ip, const char *request, const char *protocol,
+                 int status, uint64_t start_us)
 {
     if (status >= 500)
         atomic_fetch_add_explicit(&w->stats.responses_5xx, 1, memory_order_relaxed);
@@ -768,8 +838,7 @@ stream_response_head(struct stream *s)
                               w->headers, &resp);
     if (r == H1_PARTIAL) {
         if (buf_room(&s->up_in) == 0) {
-            stream_log_msg(CFG_LOG_WARN, s, "response head exceeds %u bytes",
-                     s->up_in.cap);
+            stream_log_msg(CFG_LOG_WARN, s, "response head exceeds %u bytes", s->up_in.cap);
             stream_fail(s, 502);
             return FLOW_GONE;
         }
@@ -1062,7 +1131,7 @@ stream_upstream_readable(struct stream *s)
             if (stream_retry(s, false))
                 return;
             stream_log_msg(CFG_LOG_WARN, s, "closed before a complete response: %s",
-                     err ? strerror(err) : "EOF");
+                           err ? strerror(err) : "EOF");
             stream_fail(s, 502);
             return;
         }
@@ -1101,8 +1170,9 @@ stream_client_drained(struct stream *s)
     if (f == FLOW_GONE)
         return;
     if (s->uc && !s->upstream_paused && !s->upstream_eof) {
-        upstream_read_on(s->uc, s->resp_state == STREAM_RESP_TUNNEL ? s->snap->tv_tunnel
-                                                                      : s->snap->tv_upstream_response);
+        upstream_read_on(s->uc, s->resp_state == STREAM_RESP_TUNNEL
+                                    ? s->snap->tv_tunnel
+                                    : s->snap->tv_upstream_response);
     }
 }
 

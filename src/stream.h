@@ -12,6 +12,8 @@
 
 #include "stream-t.h"
 
+struct cfg;
+
 /* Our own 503s (no region with a backend to try, out of memory) tell the client when to
  * come back: about when a health check may have brought a backend back. */
 #define STREAM_RETRY_AFTER_S "5"
@@ -62,6 +64,11 @@ void stream_upstream_connected(struct stream *s, int err);
 void stream_upstream_readable(struct stream *s);
 void stream_upstream_writable(struct stream *s);
 void stream_upstream_timeout(struct stream *s);
+
+/* Whether a client's header field `name` is one we set for the backend (routing's
+ * X-Client-Country / X-Client-Region): such fields from a client are dropped, in the
+ * head and in trailers, or the backend would take a spoofed one for ours. */
+bool stream_header_is_ours(const struct cfg *cfg, struct span name);
 
 /* Access log helper shared with protocol code answering on its own (400, 408 ...). */
 void stream_log_local(struct worker *w, const char *client_ip, const char *request,

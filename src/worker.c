@@ -220,12 +220,12 @@ worker_accept_backoff(struct worker *w, int err)
 static void
 worker_free_listeners(struct worker *w)
 {
-    if (w->listeners)
-        for (struct conn *c = w->conns; c; c = c->next)
-            c->ls = NULL;
     while (w->listeners) {
         struct listener_rt *ls = w->listeners;
         w->listeners = ls->next;
+        for (struct conn *c = w->conns; c; c = c->next)
+            if (c->ls == ls)
+                c->ls = NULL;
         event_del(&ls->ev);
         close(ls->fd);
         free(ls);

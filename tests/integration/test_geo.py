@@ -462,3 +462,56 @@ def test_sample_database_places_each_demo_network(world):
     w2 = world(client_ip=TRUST_LOOPBACK, geoip={"database": SAMPLE_MMDB},
                region_extra={r: {"countries": c} for r, c in countries.items()})
     assert not _sample_mismatches(w2, nets, countries)
+
+
+# ---- `meridian -t` on the new sections ---------------------------------------------------------
+
+
+def _bad(section, value, where=None):
+    return (section, value, where or section + ":")
+
+
+@pytest.mark.parametrize("key,value,line_prefix", [
+    _bad("client_ip", {"trusted_proxies": ["10.0.0.1/8"]}),          # host bits set
+    _bad("client_ip", {"trusted_proxies": ["example.com"]}),
+    _bad("client_ip", {"headers": ["x-real-ip"]}),
+    _bad("client_ip", {"use_cdn_location": "yes"}),
+    _bad("health_check", {"expect_status": "2xz"}),
+    _bad("health_check", {"interval": "200ms", "timeout": "300ms"}),  # timeout over interval
+    _bad("health_check", {"rise": 0}),
+    _bad("health_check", {"interval": "soon"}),
+    _bad("routing", {"spill_below": "150%"}),
+    _bad("geoip", {"databse": CITY_DB}),
+    _bad("regions", {"countries": ["GBR"]}, "  - { name: \"us-west\""),
+    _bad("regions", {"balance": "fastest"}, "  - { name: \"us-west\""),
+    _bad("regions", {"health_check": {"fall": -1}}, "  - { name: \"us-west\""),
+    _bad("listeners", {"proxy_protocol": "yes"}, "  - { name: \"main\""),
+])
+def test_config_check_refuses_bad_geo_and_health_settings(tmp_path, key, value, line_prefix):
+    regions = [{"name": n, "lat": la, "lon": lo, "backends": [f"127.0.0.1:{9001 + i}"]}
+               for i, (n, la, lo) in enumerate(WORLD)]
+    regions[2]["default"] = True
+    listener = {"name": "main", "address": f"127.0.0.1:{free_port()}"}
+    sections = {"client_ip": dict(TRUST_LOOPBACK), "geoip": {"database": CITY_DB},
+                "health_check": {"path": "/", "interval": "1s", "timeout": "500ms"},
+                "routing": {"spill_below": "50%"}}
+    good = geo_config(0, free_port(), regions, listeners=[listener], **sections)
+    if key == "regions":
+        regions[1].update(value)
+    elif key == "listeners":
+        listener.update(value)
+    elif key == "geoip":
+        sections[key] = value
+    else:
+        sections[key] = dict(sections[key], **value)
+    bad = geo_config(0, free_port(), regions, listeners=[listener], **sections)
+    path = tmp_path / "check.yaml"
+    path.write_text(good)
+    r = subprocess.run([MERIDIAN_BIN, "-t", "-c", str(path)], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    assert r.returncode == 0, r.stderr
+    path.write_text(bad)
+    r = subprocess.run([MERIDIAN_BIN, "-t", "-c", str(path)], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    assert r.returncode != 0, (bad, r.stdout)
+    assert f"{path}:{config_line(bad, line_prefix)}:" in r.stderr, (bad, r.stderr)

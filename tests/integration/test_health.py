@@ -261,6 +261,19 @@ def test_killed_region_fails_over_and_its_clients_come_back(setup):
     assert region_status(s.m, "us-west")["failovers_in"] == 0
 
 
+def test_first_request_after_a_region_dies_goes_to_the_next_region(setup):
+    # The checks have not noticed yet (30 s interval, passive needs `fall` failures): a
+    # request that finds every backend of its region refusing must not fail for it.
+    hc = dict(HC, interval="30s", timeout="1s")
+    s = setup([("eu", ["eu-1"]), ("us-east", ["us-east-1"])], health_check=hc)
+    s.wait_all_up()
+    assert s.who() == (200, "eu-1")
+    s.origins["eu-1"].proc.send_signal(signal.SIGKILL)
+    s.origins["eu-1"].proc.wait()
+    got = [s.who() for _ in range(FALL + 2)]
+    assert got == [(200, "us-east-1")] * (FALL + 2), got
+
+
 def test_killed_backend_is_marked_down_and_up_by_active_checks_within_bounds(setup):
     # Passive checks off and no traffic: only the active checks can tell.
     s = setup([("eu", ["eu-1", "eu-2"]), ("us-east", ["us-east-1"])],
