@@ -302,11 +302,26 @@ def geo_report(run):
     if any(stats[t]["errors"] for t in order):
         notes.append("errors = non-2xx/3xx responses + socket errors reported by wrk, over all "
                      "cells: a target with errors is not measured fairly.")
+    import re
+    try:
+        with open(f"{run}/meta.txt") as f:
+            m = re.search(r"\(([0-9]+) addresses, GEO_CLIENTS_MAX ([0-9]+)\)", f.read())
+    except FileNotFoundError:
+        m = None
+    n_all, n_max = (int(m.group(1)), int(m.group(2))) if m else (None, 0)
+    used = min(n_max, n_all) if n_max and n_all else (n_max or n_all)
+    if n_max and (not n_all or n_max < n_all):
+        cache = (f"only the first {used} addresses (GEO_CLIENTS_MAX): few enough to stay in "
+                 "Meridian's per-worker GeoIP cache (8192 slots), so most lookups are hits")
+    else:
+        cache = (f"all {used or 'the'} addresses: an address comes back only after all the "
+                 "others, so nearly every lookup misses Meridian's per-worker GeoIP cache "
+                 "(8192 slots) and walks the database")
     notes.append("every request carries X-Forwarded-For with a different address (bench/"
                  "geo_clients.lua, round-robin over the generator's client list, addresses inside "
-                 "the database's networks: 80% near the five regions, 20% elsewhere); HAProxy and "
-                 "nginx proxy it as in the plain cell (round-robin over the five origins, "
-                 "appending to X-Forwarded-For).")
+                 "the database's networks: 80% near the five regions, 20% elsewhere); " + cache +
+                 ". HAProxy and nginx proxy it as in the plain cell (round-robin over the five "
+                 "origins, appending to X-Forwarded-For).")
     for t in ("meridian-geo-on", "meridian-geo-off"):
         try:
             with open(f"{run}/perf/{t}-top.txt") as f:

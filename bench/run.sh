@@ -20,7 +20,8 @@
 # tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
 # processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
 # ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's
-# database, built once into bench/results/geo-db-HASH/), GEO_PERF (1: perf profiles of the two
+# database, built once into bench/results/geo-db-HASH/), GEO_CLIENTS_MAX (0: all 100k client
+# addresses; N: only the first N, e.g. 4000 to fit in Meridian's GeoIP cache), GEO_PERF (1: perf profiles of the two
 # geo Meridians after the geo cells, GEO_PERF_SECONDS 5 s each). --quick: REPS=1 DURATION=3. A missing Meridian binary
 # skips its rows; a Meridian that does not accept the TLS listener (`meridian -t`) has only its
 # TLS cells skipped. This machine is shared: a cell during which other processes used more than
@@ -58,6 +59,7 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 TARGETS=${TARGETS:-direct haproxy nginx meridian}
 SUITES=${SUITES:-h1 geo idle tls h2 handshake idle-tls}
 GEO_NETWORKS=${GEO_NETWORKS:-1000000}
+GEO_CLIENTS_MAX=${GEO_CLIENTS_MAX:-0}
 GEO_PERF=${GEO_PERF:-1}
 GEO_PERF_SECONDS=${GEO_PERF_SECONDS:-5}
 QUIET_WAIT=${QUIET_WAIT:-60}
@@ -585,8 +587,8 @@ fi
         "$(haproxy -v 2>/dev/null | head -1)" "$(nginx -v 2>&1)" "$CONNS" "$DURATION" "$REPS" "$WARMUP"
     printf '# suites: %s\n' "$SUITES"
     if has_suite geo; then
-        printf '# geo: wrk -t1 -c%s -d%ss --latency -s bench/geo_clients.lua URL -- %s (%s addresses); database %s (%s bytes): %s\n' \
-            "$CONNS" "$DURATION" "$GEO_CLIENTS" "$(wc -l <"$GEO_CLIENTS")" "$GEO_DB" \
+        printf '# geo: wrk -t1 -c%s -d%ss --latency -s bench/geo_clients.lua URL -- %s %s (%s addresses, GEO_CLIENTS_MAX %s); database %s (%s bytes): %s\n' \
+            "$CONNS" "$DURATION" "$GEO_CLIENTS" "$GEO_CLIENTS_MAX" "$(wc -l <"$GEO_CLIENTS")" "$GEO_CLIENTS_MAX" "$GEO_DB" \
             "$(stat -c %s "$GEO_DB")" "$(tail -n 1 "$RUN/logs/geo-db.log" | sed 's/^gen_large_mmdb: //')"
     fi
     if [ "$TLS" = 1 ]; then
@@ -711,7 +713,7 @@ if has_suite geo && [ ${#GEO_ACTIVE[@]} -gt 0 ]; then
     CELL_TSV=$RUN/geo_cells.tsv
     CELL_PREFIX=geo-
     WRK_PRE=(-s bench/geo_clients.lua)
-    WRK_POST=(-- "$GEO_CLIENTS")
+    WRK_POST=(-- "$GEO_CLIENTS" "$GEO_CLIENTS_MAX")
     head -n 1 "$RUN/cells.tsv" >"$CELL_TSV"
     for rep in $(seq "$REPS"); do
         for t in "${GEO_ACTIVE[@]}"; do

@@ -186,8 +186,8 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
         buf_consume(&c->in, (uint32_t)head_len);
     if (rc != 0) {
         x->stream = NULL;
-        stream_free(s);
-        h1_reject(c, rc);
+        stream_free(s); /* it logged the request */
+        h1_send_error(c, rc);
         return STEP_WAIT;
     }
     if (!x->stream || c->closing)

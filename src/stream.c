@@ -611,10 +611,13 @@ stream_reroute(struct stream *s)
 
 /* ---- starting ---- */
 
+static int stream_begin(struct stream *s, const struct stream_request *req,
+                        const struct cfg *cfg);
+static void stream_log(struct stream *s, int status);
+
 int
 stream_start(struct stream *s, const struct stream_request *req)
 {
-    struct worker *w = s->w;
     const struct cfg *cfg = s->snap->cfg;
 
     s->method = req->method_id;
@@ -628,9 +631,6 @@ stream_start(struct stream *s, const struct stream_request *req)
     s->protocol = req->protocol;
     s->tls = req->tls;
     pick_request_id(s, req);
-    if (stream_route(s, req, cfg) < 0)
-        return 503; /* no region has a backend to try: answered with Retry-After */
-
     if (cfg->access_log_path) {
         size_t n = req->method.len + 1 + req->path.len;
         s->log_target = malloc(n + 1);
@@ -642,6 +642,19 @@ stream_start(struct stream *s, const struct stream_request *req)
         }
     }
 
+    int rc = stream_begin(s, req, cfg);
+    if (rc != 0)
+        stream_log(s, rc); /* with the client, country and region found */
+    return rc;
+}
+
+/* stream_start() once the request is described: route, serialise, connect. */
+static int
+stream_begin(struct stream *s, const struct stream_request *req, const struct cfg *cfg)
+{
+    struct worker *w = s->w;
+    if (stream_route(s, req, cfg) < 0)
+        return 503; /* no region has a backend to try: answered with Retry-After */
     if (buf_take(&w->bufs, &s->up_out) < 0)
         return 503;
     size_t n = write_request_head(s, req, buf_tail(&s->up_out), buf_room(&s->up_out));
@@ -653,8 +666,7 @@ stream_start(struct stream *s, const struct stream_request *req)
     int rc = stream_connect(s, LB_NONE);
     if (rc != 0)
         return rc;
-    if (stream_flush_upstream(s) == FLOW_GONE)
-        return 0;
+    stream_flush_upstream(s); /* may end the stream: the caller checks its own state */
     return 0;
 }
 

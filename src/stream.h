@@ -23,7 +23,8 @@ struct stream *stream_new(struct worker *w, const struct stream_client_ops *ops,
 
 /* Pick a backend and send the request head. Returns 0 when started (the ops may already
  * have been called: check your state), or an HTTP status (431, 502, 503...) when it could
- * not start: the stream is untouched and the caller frees it with stream_free(). */
+ * not start: the access log line is written (with the client, country and region found),
+ * and the caller answers with that status and frees the stream with stream_free(). */
 int stream_start(struct stream *s, const struct stream_request *req);
 
 /* Give the worker's cached free streams back to malloc (at worker exit). */
