@@ -120,6 +120,8 @@ struct cfg_health_check {
 #define CFG_DEFAULT_HC_RISE 2
 #define CFG_DEFAULT_HC_FALL 3
 #define CFG_MAX_HC_COUNT 100
+#define CFG_HC_PATH_MAX 255 /* health_check.path and .host, bytes */
+#define CFG_HC_HOST_MAX 255
 
 struct cfg_backend {
     struct cfg_addr addr;

@@ -11,8 +11,6 @@
 #include <string.h>
 
 /* health.c builds each request in fixed buffers of 256 bytes for the path and the host. */
-#define HC_PATH_MAX 255
-#define HC_HOST_MAX 255
 #define HC_INTERVAL_MIN_MS 100
 #define HC_INTERVAL_MAX_MS (3600u * 1000)
 
@@ -61,14 +59,14 @@ load_hc_path(struct loader *ld, const yaml_node_t *node, const char *path, char 
     if (text == NULL)
         return;
     len = strlen(text);
-    ok = text[0] == '/' && len <= HC_PATH_MAX;
+    ok = text[0] == '/' && len <= CFG_HC_PATH_MAX;
     for (size_t i = 0; ok && i < len; i++)
         ok = (unsigned char)text[i] > 0x20 && (unsigned char)text[i] < 0x7f;
     if (!ok) {
         ld_report(ld, ld_node_line(node),
                   "%s: expected a path starting with \"/\", at most %d visible ASCII characters "
                   "(no spaces), got %s",
-                  path, HC_PATH_MAX, ld_describe(node, buf));
+                  path, CFG_HC_PATH_MAX, ld_describe(node, buf));
         return;
     }
     set_string(ld, out, text);
@@ -87,7 +85,7 @@ load_hc_host(struct loader *ld, const yaml_node_t *node, const char *path, char 
     if (text == NULL)
         return;
     len = strlen(text);
-    if (len == 0 || len > HC_HOST_MAX || strspn(text, host_chars) != len) {
+    if (len == 0 || len > CFG_HC_HOST_MAX || strspn(text, host_chars) != len) {
         ld_report(ld, ld_node_line(node),
                   "%s: expected a host name like backend.example, of letters, digits, \".\", "
                   "\"-\", \"_\" (an IP literal and a port may use \":\", \"[\" and \"]\"), got %s",

@@ -20,14 +20,12 @@
 #include "sock.h"
 #include "worker-t.h"
 
-#define HC_PATH_MAX 256
-#define HC_HOST_MAX 256
 #define HC_READ_MAX 512 /* the status line must fit in this much of the answer */
 
 /* What a check does, copied from the config under the target's lock. */
 struct hc_settings {
-    char path[HC_PATH_MAX];
-    char host[HC_HOST_MAX]; /* "" = the backend's address */
+    char path[CFG_HC_PATH_MAX + 1];
+    char host[CFG_HC_HOST_MAX + 1]; /* "" = the backend's address */
     uint32_t interval_ms, timeout_ms, rise, fall;
     uint16_t expect_lo, expect_hi;
 };
@@ -86,7 +84,7 @@ struct health_target {
     uint64_t started_us;
     struct hc_settings cur; /* the settings of the check under way */
     uint32_t req_len, req_sent, resp_len;
-    char req[HC_PATH_MAX + HC_HOST_MAX + 128];
+    char req[CFG_HC_PATH_MAX + CFG_HC_HOST_MAX + 128];
     char resp[HC_READ_MAX];
 };
 
