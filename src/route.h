@@ -68,7 +68,8 @@ struct route_choice {
 
 /* Choose a region for a client at `where`. `rnd` is a uniformly random 32-bit number
  * (the caller's cheap generator): it decides spilling. Returns 0 with *out set, or -1
- * when no region has a backend up or unchecked (the caller answers 503). */
+ * when no region has a backend up or unchecked (the caller answers 503; out->nearest is
+ * still set, for its log line). */
 int route_choose(const struct route_table *t, const struct geo_info *where, uint32_t rnd,
                  route_health_fn health, const void *ctx, struct route_choice *out);
 

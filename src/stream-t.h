@@ -113,7 +113,7 @@ struct stream {
     struct buf up_in;           /* response bytes from the backend */
     uint32_t out_sent;          /* bytes at the front of up_out written but kept for a retry */
     bool retryable;             /* all bytes sent so far are still in up_out */
-    uint8_t retries;            /* connects retried elsewhere after a failure */
+    bool retried_here;          /* the one retry within the current region was used */
     uint8_t nearest;            /* the client's nearest region */
     uint16_t regions_tried;     /* bit per region whose backends all failed this request */
     bool client_paused;         /* the client waits for room in up_out */

@@ -28,8 +28,6 @@
 #include "worker.h"
 
 #define STREAM_FREE_MAX 1024
-/* Connects retried after a failure, on another backend or in another region. */
-#define STREAM_MAX_RETRIES 3
 /* Room kept in up_out when the stream frames the request body itself: a chunk's size line
  * and CRLFs, and the last chunk "0\r\n\r\n". */
 #define CHUNK_OVERHEAD 24
@@ -348,20 +346,19 @@ stream_pool(const struct stream *s)
 
 static bool stream_reroute(struct stream *s);
 
-/* After the backend in use failed: where to try next. Another backend of the region
- * that this worker has not seen fail (returns true, *exclude = the failed one), else the
- * next region in the client's order (true, *exclude = LB_NONE), else nowhere (false).
- * At most STREAM_MAX_RETRIES per request, as HAProxy's `retries`. */
+/* After the backend in use failed: where to try next. Once per region, another backend
+ * of it that this worker has not seen fail (returns true, *exclude = the failed one);
+ * else the next region in the client's order (true, *exclude = LB_NONE); else nowhere
+ * (false). Each region is left at most once, so a request makes at most two attempts per
+ * region. */
 static bool
 stream_next_try(struct stream *s, size_t *exclude)
 {
-    if (s->retries >= STREAM_MAX_RETRIES)
-        return false;
-    s->retries++;
     const struct snapshot_region *r = &s->snap->regions[s->region];
     struct region_view view = {&s->snap->cfg->regions[s->region], r, clock_mono_ms()};
-    for (size_t i = 0; i < r->npools; i++) {
+    for (size_t i = 0; !s->retried_here && i < r->npools; i++) {
         if (i != s->backend && pool_down_until(&view, i) <= view.now) {
+            s->retried_here = true;
             *exclude = s->backend;
             return true;
         }
@@ -558,7 +555,7 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
     struct route_view view = {s->snap, clock_mono_ms(), 0};
     struct route_choice choice;
     if (route_choose(&cfg->route, &where, stream_random(w), region_health, &view, &choice) < 0) {
-        s->region = cfg->default_region; /* for the log line */
+        s->region = choice.nearest; /* for the log line: where it would have gone */
         return -1;
     }
     s->nearest = choice.nearest;
@@ -581,8 +578,8 @@ stream_set_region(struct stream *s, size_t region)
     bool was_failed_over = s->failed_over;
     s->region = region;
     s->failed_over = region != s->nearest;
-    if (!s->regions_tried)
-        STAT_INC(regions[region].stats[me].requests);
+    s->retried_here = false;
+    STAT_INC(regions[region].stats[me].requests);
     if (s->failed_over) {
         STAT_INC(regions[region].stats[me].failovers_in);
         if (!was_failed_over)
@@ -605,6 +602,10 @@ stream_reroute(struct stream *s)
         return false;
     stream_log_msg(CFG_LOG_INFO, s, "every backend of region %s failed; trying region %s",
                    cfg->regions[s->region].name, cfg->regions[choice.region].name);
+    /* It is not served there after all: counted where it is. */
+    atomic_uint_fast64_t *left = &s->snap->cfg->regions[s->region].stats[s->w->id].requests;
+    atomic_store_explicit(left, atomic_load_explicit(left, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
     stream_set_region(s, choice.region);
     return true;
 }

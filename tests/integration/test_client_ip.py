@@ -14,7 +14,7 @@ import pytest
 
 from conftest import SLOW, access_log_by_client, free_port, port_accepts, wait_for
 from test_geo import DEFAULT, TRUST_LOOPBACK, World, headers_of
-from util_http import RawConn, build
+from util_http import RawConn, build, process_cpu_seconds
 from util_lifecycle import exchange_and_close
 
 GB, US_WEST, US_EAST, CN = "81.2.69.142", "216.160.83.56", "149.101.100.5", "175.16.199.7"
@@ -453,3 +453,134 @@ def test_identity_and_proxy_protocol_over_h2c(world):
     w.pp_port = pp_port
     assert pp_region(w, proxy_v1(US_WEST)) == "us-west"
     assert w.via_xff(CN) == "ap"
+
+
+# ---- PROXY protocol: partial headers and reloads ----------------------------------------------
+
+
+def _accepted(m, n=1):
+    """Whether Meridian's workers hold at least n client connections."""
+    return sum(w["connections"] for w in m.status()["workers"]) >= n
+
+
+def _cpu_busy(m, seconds=1.0):
+    """The share of one CPU Meridian used over `seconds` (the measurement window)."""
+    cpu0, t0 = process_cpu_seconds(m.proc.pid), time.monotonic()
+    time.sleep(seconds)
+    return (process_cpu_seconds(m.proc.pid) - cpu0) / (time.monotonic() - t0)
+
+
+@pytest.mark.parametrize("partial", [b"PROXY TCP4 1.2.3.4 ", V2_SIG[:10]],
+                         ids=["v1", "v2-signature"])
+def test_partial_proxy_header_does_not_spin_the_worker(pp_world, partial):
+    # A balancer that has sent part of the header and waits (or someone holding a
+    # connection open): the worker waits for the rest without burning a CPU.
+    w = pp_world(timeouts={"client_header": "10s"})
+    s = socket.create_connection(("127.0.0.1", w.pp_port), timeout=5 * SLOW)
+    try:
+        s.sendall(partial)
+        wait_for(lambda: _accepted(w.m), what="the PROXY connection to be accepted")
+        busy = _cpu_busy(w.m)
+        assert busy < 0.3, f"meridian used {busy:.0%} of a CPU on a partial PROXY header"
+        # The connection is still waiting for the rest of its header: nothing was said.
+        s.settimeout(0.05)
+        with pytest.raises(socket.timeout):
+            s.recv(1)
+    finally:
+        s.close()
+    # The worker is fine afterwards.
+    assert pp_region(w, proxy_v1(CN)) == "ap"
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_proxy_header_trickled_byte_by_byte_is_routed_without_spinning(pp_world, version):
+    w = pp_world(timeouts={"client_header": "10s"})
+    header = proxy_v1(US_WEST) if version == "v1" else proxy_v2(US_WEST)
+    pause = 1.0 / len(header)    # the whole header over about one second
+    with RawConn(w.pp_port) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.send(header[:1])
+        wait_for(lambda: _accepted(w.m), what="the PROXY connection to be accepted")
+        cpu0, t0 = process_cpu_seconds(w.m.proc.pid), time.monotonic()
+        # Every byte but the last few on its own, the pauses being the point of the test;
+        # the rest together with the request, so that the header's end and the HTTP bytes
+        # after it come in one read.
+        for i in range(1, len(header) - 3):
+            time.sleep(pause)
+            c.send(header[i:i + 1])
+        busy = (process_cpu_seconds(w.m.proc.pid) - cpu0) / (time.monotonic() - t0)
+        c.send(header[len(header) - 3:] + build("GET", "/trickled", host="geo.test"))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"us-west\n"), (r.status, r.body)
+        # Keep-alive: the next request is the same client's.
+        c.send(build("GET", "/again", host="geo.test"))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"us-west\n"), (r.status, r.body)
+    assert busy < 0.3, f"meridian used {busy:.0%} of a CPU while the header trickled in"
+    h = headers_of(w.last_record("us-west"))
+    assert h["x-forwarded-for"] == [US_WEST], h
+
+
+def test_reload_dropping_a_listener_keeps_a_connection_waiting_for_its_proxy_header(world):
+    pp_port, extra_port = free_port(), free_port()
+
+    def listeners_with(extra):
+        def make(m):
+            out = [{"name": "main", "address": f"127.0.0.1:{m.port}"},
+                   {"name": "pp", "address": f"127.0.0.1:{pp_port}", "proxy_protocol": True}]
+            if extra:
+                out.append({"name": "extra", "address": f"127.0.0.1:{extra_port}"})
+            return out
+        return make
+
+    w = world(client_ip=TRUST_LOOPBACK, listeners=listeners_with(True),
+              timeouts={"client_header": "10s"})
+    wait_for(lambda: port_accepts(pp_port), what="the PROXY listener")
+    wait_for(lambda: port_accepts(extra_port), what="the extra listener")
+    header = proxy_v1(CN)
+    with RawConn(pp_port) as c:
+        c.send(header[:12])
+        wait_for(lambda: _accepted(w.m), what="the PROXY connection to be accepted")
+        # A reload that drops another listener: this connection's listener stays.
+        w.listeners = listeners_with(False)
+        w.m.reload(w.config())
+        wait_for(lambda: not port_accepts(extra_port), what="the extra listener to close")
+        c.send(header[12:] + build("GET", "/after-reload", host="geo.test"))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"ap\n"), (r.status, r.body)
+    # The listener goes on taking PROXY connections.
+    w.pp_port = pp_port
+    assert pp_region(w, proxy_v2(US_EAST)) == "us-east"
+
+
+def test_reload_dropping_a_listener_keeps_another_listeners_client_ip(world):
+    # Only the listener's own rules trust 127.0.0.1; the top-level ones trust nobody here.
+    extra_port = free_port()
+    own = {"trusted_proxies": ["127.0.0.1/32"], "headers": ["x-forwarded-for"]}
+
+    def listeners_with(extra):
+        def make(m):
+            out = [{"name": "main", "address": f"127.0.0.1:{m.port}", "client_ip": own}]
+            if extra:
+                out.append({"name": "extra", "address": f"127.0.0.1:{extra_port}"})
+            return out
+        return make
+
+    w = world(client_ip={"trusted_proxies": ["192.0.2.0/24"]}, listeners=listeners_with(True))
+    wait_for(lambda: port_accepts(extra_port), what="the extra listener")
+    assert w.via_xff(US_WEST, port=extra_port) == DEFAULT       # the top-level rules
+    with RawConn(w.m.port) as c:
+        c.send(build("GET", "/before", headers=[("X-Forwarded-For", US_WEST)], host="geo.test"))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"us-west\n"), (r.status, r.body)
+        w.listeners = listeners_with(False)
+        w.m.reload(w.config())
+        wait_for(lambda: not port_accepts(extra_port), what="the extra listener to close")
+        # The same keep-alive connection: still its listener's rules.
+        c.send(build("GET", "/after", headers=[("X-Forwarded-For", CN)], host="geo.test"))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"ap\n"), (r.status, r.body)
+    h = headers_of(w.last_record("ap"))
+    assert h["x-client-region"] == ["ap"] and h["x-client-country"] == ["CN"], h
+    # And new connections too.
+    assert w.via_xff(US_EAST) == "us-east"

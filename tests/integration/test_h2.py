@@ -608,3 +608,63 @@ def test_goaway_on_reload_lets_the_stream_finish(env, mode):
     with client(m, mode) as c2:
         assert c2.get("/", scheme=scheme(mode)).status == 200
         assert c2.remote_settings.get(3) == 50, c2.remote_settings
+
+
+# --- geo routing's own headers ---------------------------------------------------------------
+
+
+def _post_with_trailers(c, path, tag, trailers):
+    """POST `path` without Content-Length (so the body goes on chunked, with trailers), its
+    trailer HEADERS after the body; returns the response."""
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                              (":authority", "geo.test"), (":path", path),
+                              ("x-request-id", tag)])
+    c.responses[sid] = H2Response()
+    c.conn.send_data(sid, b"hello")
+    c.conn.send_headers(sid, trailers, end_stream=True)
+    c.flush()
+    c.until(lambda: c.done(sid), what="the echo")
+    return c.responses[sid]
+
+
+def test_request_trailers_cannot_spoof_the_client_country_and_region(origins, meridian):
+    """X-Client-Country / X-Client-Region (or the names routing configures) are the
+    proxy's word to the backend: a client's copies are dropped from request trailers as
+    from the head, and the other trailers still reach the backend."""
+    from conftest import geo_config
+    o = origins("eu-a")
+    m = meridian(start=False)
+
+    def config(routing=None):
+        return geo_config(m.port, m.admin_port,
+                          [{"name": "eu", "lat": 50.11, "lon": 8.68, "backends": [o.address],
+                            "default": True}],
+                          listeners=[{"name": "plain", "address": f"127.0.0.1:{m.port}",
+                                      "h2c": True}],
+                          routing=routing,
+                          timeouts={"upstream_response": "10s", "shutdown": "5s"})
+    m.write_config(config())
+    m.start()
+    spoof = [("x-checksum", "1234"), ("x-client-country", "ZZ"), ("x-client-region", "sa"),
+             ("x-geo-country", "YY"), ("x-geo-region", "ap"), ("server-timing", "up;dur=1")]
+    with H2Client(m.port) as c:
+        r = _post_with_trailers(c, "/echo", "spoof-default", spoof)
+        assert r.status == 200 and bytes(r.body) == b"hello", (r.status, r.body)
+    rec = record_by_id(o, "spoof-default")
+    assert rec.get("trailers") == [["x-checksum", "1234"], ["x-geo-country", "YY"],
+                                   ["x-geo-region", "ap"], ["server-timing", "up;dur=1"]], rec
+    heads = [(k.lower(), v) for k, v in rec["headers"]]
+    assert ("x-client-region", "eu") in heads, heads
+
+    m.reload(config(routing={"country_header": "X-Geo-Country",
+                             "region_header": "X-Geo-Region"}))
+    with H2Client(m.port) as c:
+        r = _post_with_trailers(c, "/echo", "spoof-custom", spoof)
+        assert r.status == 200 and bytes(r.body) == b"hello", (r.status, r.body)
+    rec = record_by_id(o, "spoof-custom")
+    names = [k for k, _ in rec.get("trailers", [])]
+    assert "x-geo-country" not in names and "x-geo-region" not in names, rec
+    assert ["x-checksum", "1234"] in rec["trailers"], rec
+    heads = [(k.lower(), v) for k, v in rec["headers"]]
+    assert ("x-geo-region", "eu") in heads, heads

@@ -9,6 +9,7 @@ backend; /status, /route and the access log say what happened.
 
 Clients are placed with X-Forwarded-For from the trusted 127.0.0.1 (GB: eu, Seattle:
 us-west), using MaxMind's City test database (see test_geo.py)."""
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from conftest import (SLOW, access_log_by_client, backend_states, free_port, geo
                       region_status, wait_backends, wait_for)
 from test_geo import CITY_DB, route
 from util_http import RawConn, ScriptedBackend, build, read_request_head, request
+from util_tls import H2Client
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CITY_DB),
                                 reason=f"MaxMind test database not found: {CITY_DB}")
@@ -609,3 +611,126 @@ def test_least_outstanding_avoids_a_slow_backend(origins, meridian):
     assert bodies.count("fast") + n_slow == len(bodies)
     # Round robin would give the slow one every other request.
     assert n_slow <= 0.1 * len(bodies), (n_slow, len(bodies))
+
+
+# ---- what the access log and /status say when regions fail ------------------------------------
+
+
+def _access_log_lines(path, n, timeout=5.0):
+    """Wait for at least n JSON lines in an access log; returns them all."""
+    def lines():
+        try:
+            with open(path) as f:
+                out = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return None
+        return out if len(out) >= n else None
+    return wait_for(lines, timeout=timeout, what=f"{n} access log lines in {path}")
+
+
+def test_all_regions_down_503_is_logged_with_client_country_and_region(setup, tmp_path):
+    log = tmp_path / "all-down-access.log"
+    s = setup([("eu", ["eu-1"]), ("us-east", ["us-east-1"])], access_log=str(log))
+    s.m.reload(s.config(listeners=[{"name": "main", "address": f"127.0.0.1:{s.m.port}",
+                                    "h2c": True}]))
+    s.wait_all_up()
+    for name in ("eu-1", "us-east-1"):
+        s.origins[name].proc.send_signal(signal.SIGKILL)
+        s.origins[name].proc.wait()
+    s.wait(eu_1="down", us_east_1="down")
+
+    r = request(s.m.port, "GET", "/all-down/h1", headers=GB, timeout=5)
+    assert r.status == 503, (r.status, r.body)
+    sweden = "89.160.20.112"    # nearest: eu, as London
+    with H2Client(s.m.port) as c:
+        h2r = c.get("/all-down/h2", authority="geo.test",
+                    headers=[("x-forwarded-for", sweden)])
+    assert h2r.status == 503 and h2r.reset is None, (h2r.status, h2r.reset)
+
+    by = access_log_by_client(log, 2)
+    a = by.get("81.2.69.142")
+    assert a is not None, f"no line with the resolved client: {list(by.values())}"
+    assert (a["status"], a["method"], a["path"], a["protocol"]) == \
+        (503, "GET", "/all-down/h1", "HTTP/1.1"), a
+    assert (a["country"], a["region"], a["backend"]) == ("GB", "eu", None), a
+    b = by.get(sweden)
+    assert b is not None, f"no line for the HTTP/2 request: {list(by.values())}"
+    assert (b["status"], b["method"], b["path"]) == (503, "GET", "/all-down/h2"), b
+    assert b["protocol"].startswith("HTTP/2"), b
+    assert (b["country"], b["region"], b["backend"]) == ("SE", "eu", None), b
+    # Each 503 once, and counted as such.
+    assert len(_access_log_lines(log, 2)) == 2
+    assert sum(w["responses_5xx"] for w in s.m.status()["workers"]) == 2
+
+
+def test_region_counters_sum_over_workers_and_survive_a_reload(setup, origins):
+    s = setup([("eu", ["eu-1"]), ("us-east", ["us-east-1"])])
+    s.wait_all_up()
+    n = 24
+    for _ in range(n):      # fresh connections: spread over both workers
+        assert s.who(GB) == (200, "eu-1")
+    workers = s.m.status()["workers"]
+    assert len(workers) == 2 and all(w["requests"] > 0 for w in workers), workers
+    eu, us = region_status(s.m, "eu"), region_status(s.m, "us-east")
+    assert (eu["requests"], eu["failovers_in"], eu["failovers_out"]) == (n, 0, 0), eu
+    assert (us["requests"], us["failovers_in"], us["failovers_out"]) == (0, 0, 0), us
+
+    s.origins["eu-1"].proc.send_signal(signal.SIGKILL)
+    s.origins["eu-1"].proc.wait()
+    s.wait(eu_1="down")
+    k = 6
+    for _ in range(k):
+        assert s.who(GB) == (200, "us-east-1")
+    eu, us = region_status(s.m, "eu"), region_status(s.m, "us-east")
+    assert (eu["requests"], eu["failovers_in"], eu["failovers_out"]) == (n, 0, k), eu
+    assert (us["requests"], us["failovers_in"], us["failovers_out"]) == (k, k, 0), us
+
+    # A reload that keeps both (same names; other settings changed) and adds one.
+    ap = origins("ap-1")
+    layout = [("eu", [s.addr("eu-1")]), ("us-east", [s.addr("us-east-1")]),
+              ("ap", [ap.address])]
+    s.m.reload(s.config(layout=layout, routing={"spill_below": "10%"}))
+    eu, us = region_status(s.m, "eu"), region_status(s.m, "us-east")
+    assert (eu["requests"], eu["failovers_in"], eu["failovers_out"]) == (n, 0, k), eu
+    assert (us["requests"], us["failovers_in"], us["failovers_out"]) == (k, k, 0), us
+    new = region_status(s.m, "ap")
+    assert (new["requests"], new["failovers_in"], new["failovers_out"]) == (0, 0, 0), new
+    # And they go on from there.
+    wait_backends(s.m, {ap.address: "up"})
+    for _ in range(4):
+        assert s.who(GB) == (200, "us-east-1")
+        assert s.who([("X-Forwarded-For", "175.16.199.7")]) == (200, "ap-1")   # CN
+    eu, us = region_status(s.m, "eu"), region_status(s.m, "us-east")
+    assert (eu["requests"], eu["failovers_out"]) == (n, k + 4), eu
+    assert (us["requests"], us["failovers_in"]) == (k + 4, k + 4), us
+    new = region_status(s.m, "ap")
+    assert (new["requests"], new["failovers_in"], new["failovers_out"]) == (4, 0, 0), new
+
+
+@pytest.mark.parametrize("dead", [1, 3, 5])
+def test_every_backend_refusing_without_health_checks_fails_over_to_the_next_region(
+        setup, tmp_path, dead):
+    # No health_check section: nothing knows the region is dead until a request finds
+    # every one of its backends refusing; that request goes on to the next nearest region.
+    log = tmp_path / "refusing-access.log"
+    dead_eu = [dead_address() for _ in range(dead)]
+    s = setup([("eu", dead_eu), ("us-east", ["us-east-1"]), ("us-west", ["us-west-1"])],
+              access_log=str(log), health_check=None)
+    assert [r["health_check"] for r in s.m.status()["regions"]] == [False] * 3
+    n = 6
+    got = [s.who(GB, path=f"/refused/{i}") for i in range(n)]
+    assert got == [(200, "us-east-1")] * n, got
+    lines = _access_log_lines(log, n)
+    assert len(lines) == n, lines
+    for line in lines:
+        assert (line["status"], line["client_ip"], line["country"]) == \
+            (200, "81.2.69.142", "GB"), line
+        assert (line["region"], line["failover"], line["backend"]) == \
+            ("us-east", True, s.addr("us-east-1")), line
+    assert region_status(s.m, "eu")["failovers_out"] == n
+    assert region_status(s.m, "us-east")["failovers_in"] == n
+    assert region_status(s.m, "us-west")["requests"] == 0
+    # "requests" counts where a request was served: re-routed ones count in us-east.
+    assert region_status(s.m, "eu")["requests"] == 0
+    assert region_status(s.m, "us-east")["requests"] == n
+    assert not s.origins["us-west-1"].records(), "went past the next nearest region"
