@@ -16,17 +16,18 @@
 #   bench/run.sh [--quick]
 #
 # Environment: MERIDIAN (_build/src/meridian), ORIGIN (_build/tests/tools/origin), SUITES ("h1
-# idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s for
+# geo idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s for
 # tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
 # processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
 # ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's
 # database, built once into bench/results/geo-db-HASH/), GEO_CLIENTS_MAX (0: all 100k client
-# addresses; N: only the first N, e.g. 4000 to fit in Meridian's GeoIP cache), GEO_PERF (1: perf profiles of the two
-# geo Meridians after the geo cells, GEO_PERF_SECONDS 5 s each). --quick: REPS=1 DURATION=3. A missing Meridian binary
-# skips its rows; a Meridian that does not accept the TLS listener (`meridian -t`) has only its
-# TLS cells skipped. This machine is shared: a cell during which other processes used more than
-# OTHER_MAX (10) % CPU is recorded as not kept and run again, up to RETRIES (2) times, after
-# waiting up to QUIET_WAIT (60) s for the machine to calm down (also done before starting).
+# addresses; N: only the first N, e.g. 1000 to stay in Meridian's GeoIP cache), GEO_PERF (1:
+# perf profiles of the two geo Meridians after the geo cells, GEO_PERF_SECONDS 5 s each).
+# --quick: REPS=1 DURATION=3. A missing Meridian binary skips its rows; a Meridian that does
+# not accept the TLS listener (`meridian -t`) has only its TLS cells skipped. This machine is
+# shared: a cell during which other processes used more than OTHER_MAX (10) % CPU is recorded
+# as not kept and run again, up to RETRIES (2) times, after waiting up to QUIET_WAIT (60) s for
+# the machine to calm down (also done before starting).
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${x//a/b} replacements stays '&'
 

@@ -45,21 +45,31 @@ geo_cache_lookup(struct geo_cache *c, const struct geo_db *db, unsigned generati
     if (key_of(sa, &hi, &lo) < 0)
         return geo_lookup(db, sa, out);
     if (c->slots == NULL) {
-        c->slots = calloc(GEO_CACHE_SLOTS, sizeof(*c->slots));
+        c->slots = calloc(2 * GEO_CACHE_SETS, sizeof(*c->slots));
         if (c->slots == NULL)
             return geo_lookup(db, sa, out);
     }
-    /* A multiplicative hash of both halves; the top bits pick the slot. */
+    /* A multiplicative hash of both halves; the top bits pick the set. */
     uint64_t h = (hi ^ (lo * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-    struct geo_cache_slot *slot = &c->slots[h >> (64 - 13)];
-    _Static_assert(GEO_CACHE_SLOTS == 1 << 13, "the shift above takes 13 bits");
-    if (slot->generation == generation && slot->hi == hi && slot->lo == lo) {
-        c->hits++;
-        *out = slot->info;
-        return slot->rc;
+    _Static_assert(GEO_CACHE_SETS == 1 << 15, "the shift below takes 15 bits");
+    struct geo_cache_slot *set = &c->slots[2 * (h >> (64 - 15))];
+    for (int way = 0; way < 2; way++) {
+        struct geo_cache_slot *slot = &set[way];
+        if (slot->generation == generation && slot->hi == hi && slot->lo == lo) {
+            c->hits++;
+            *out = slot->info;
+            if (way == 1) { /* most recently used first: the other is evicted next */
+                struct geo_cache_slot tmp = set[0];
+                set[0] = set[1];
+                set[1] = tmp;
+            }
+            return set[0].rc;
+        }
     }
     c->misses++;
     int rc = geo_lookup(db, sa, out);
+    set[1] = set[0];
+    struct geo_cache_slot *slot = &set[0];
     slot->hi = hi;
     slot->lo = lo;
     slot->generation = generation;

@@ -3,6 +3,7 @@
  * City, Country and the deliberately broken ones), files this test damages itself, and the
  * project's sample database built from geoip/sample.json into the build tree. */
 #include "geo.h"
+#include "geo_cache.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -501,6 +502,57 @@ test_sample(void **state)
 #endif
 }
 
+/* The per-worker cache answers exactly what the database answers, hits on the second
+ * asking, keeps two addresses that share a set, and never answers for another
+ * generation. */
+static void
+test_cache(void **state)
+{
+    (void)state;
+    struct geo_db *db = open_ok(CITY);
+    struct geo_cache cache = {0};
+    static const char *const addrs[] = {"81.2.69.142", "89.160.20.112", "216.160.83.56",
+                                        "175.16.199.0", "2001:218::", "10.0.0.1",
+                                        "::ffff:81.2.69.142"};
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+            struct sockaddr_storage ss;
+            make_sa(addrs[i], &ss);
+            struct geo_info direct, cached;
+            memset(&cached, 0x5a, sizeof(cached));
+            int rc = geo_lookup(db, (struct sockaddr *)&ss, &direct);
+            assert_int_equal(geo_cache_lookup(&cache, db, 1, (struct sockaddr *)&ss, &cached),
+                             rc);
+            assert_memory_equal(&direct, &cached, sizeof(direct));
+        }
+    }
+    size_t n = sizeof(addrs) / sizeof(addrs[0]);
+    assert_int_equal(cache.misses, n);
+    assert_int_equal(cache.hits, n);
+
+    /* Another generation (a reload) asks the database again. */
+    struct sockaddr_storage ss;
+    make_sa(addrs[0], &ss);
+    struct geo_info gi;
+    assert_int_equal(geo_cache_lookup(&cache, db, 2, (struct sockaddr *)&ss, &gi), 0);
+    assert_int_equal(cache.misses, n + 1);
+
+    /* Many addresses: every answer still the database's, whatever was evicted. */
+    for (uint32_t k = 0; k < 200000; k += 7) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        memset(&ss, 0, sizeof(ss));
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(0x51024500u + (k % 4096) * 65536u + k % 256);
+        struct geo_info direct, cached;
+        int rc = geo_lookup(db, (struct sockaddr *)&ss, &direct);
+        assert_int_equal(geo_cache_lookup(&cache, db, 2, (struct sockaddr *)&ss, &cached), rc);
+        assert_memory_equal(&direct, &cached, sizeof(direct));
+    }
+    geo_cache_deinit(&cache);
+    assert_null(cache.slots);
+    geo_close(db);
+}
+
 int
 main(void)
 {
@@ -527,6 +579,7 @@ main(void)
         cmocka_unit_test(test_truncated_refused),
         cmocka_unit_test(test_damaged_refused),
         cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
