@@ -5,9 +5,10 @@
 # upstream), plus wrk straight at one origin as the ceiling of plain HTTP/1.1. Suites (SUITES,
 # default all, in this order): h1 (wrk, plain HTTP/1.1 keep-alive), geo (the same with a
 # different X-Forwarded-For per request, Meridian with GeoIP routing on a database of a million
-# networks against the same five regions without it), idle (RSS per idle plain
-# connection), tls (wrk, HTTP/1.1 over TLS 1.3), h2 (h2load, HTTP/2 over TLS), handshake (full
-# TLS 1.3 handshakes/s, openssl s_time -new, no resumption), idle-tls (RSS per idle TLS
+# networks against the same five regions without it, every region spread over the same five
+# origins, for two client populations), idle (RSS per idle plain connection), tls (wrk,
+# HTTP/1.1 over TLS 1.3), h2 (h2load, HTTP/2 over TLS), handshake (full TLS 1.3
+# handshakes/s, openssl s_time -new, no resumption), idle-tls (RSS per idle TLS
 # connection); TLS uses a throwaway ECDSA P-256 certificate made in the results directory.
 # Follows shared/BENCHMARKING.md: proxy alone on cpu1, clients and origins on cpu0, targets
 # interleaved, repeated, medians with min-max, CPU shares measured, ratios to HAProxy from the
@@ -20,9 +21,10 @@
 # tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
 # processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
 # ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's
-# database, built once into bench/results/geo-db-HASH/), GEO_CLIENTS_MAX (0: all 100k client
-# addresses; N: only the first N, e.g. 1000 to stay in Meridian's GeoIP cache), GEO_PERF (1:
-# perf profiles of the two geo Meridians after the geo cells, GEO_PERF_SECONDS 5 s each).
+# database, built once into bench/results/geo-db-HASH/), GEO_POPULATIONS ("0 10000": the
+# client populations of the geo cells, each its own set of cells; 0 = all ~100k client
+# addresses, N = only the first N), GEO_PERF (1: perf profiles of GEO_PERF_TARGETS
+# ("meridian-geo-on") per population after the geo cells, GEO_PERF_SECONDS 5 s each).
 # --quick: REPS=1 DURATION=3. A missing Meridian binary skips its rows; a Meridian that does
 # not accept the TLS listener (`meridian -t`) has only its TLS cells skipped. This machine is
 # shared: a cell during which other processes used more than OTHER_MAX (10) % CPU is recorded
@@ -60,7 +62,10 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 TARGETS=${TARGETS:-direct haproxy nginx meridian}
 SUITES=${SUITES:-h1 geo idle tls h2 handshake idle-tls}
 GEO_NETWORKS=${GEO_NETWORKS:-1000000}
-GEO_CLIENTS_MAX=${GEO_CLIENTS_MAX:-0}
+# the client populations of the geo cells: 0 = every address of the list, N = the first N
+# (GEO_CLIENTS_MAX, the older single-population setting, is taken when GEO_POPULATIONS is unset)
+GEO_POPULATIONS=${GEO_POPULATIONS:-${GEO_CLIENTS_MAX:-0 10000}}
+GEO_PERF_TARGETS=${GEO_PERF_TARGETS:-meridian-geo-on}
 GEO_PERF=${GEO_PERF:-1}
 GEO_PERF_SECONDS=${GEO_PERF_SECONDS:-5}
 QUIET_WAIT=${QUIET_WAIT:-60}
@@ -164,6 +169,16 @@ if has_suite geo; then
     fi
     cp "$GEO_CACHE/build.log" "$RUN/logs/geo-db.log"
     tail -n 1 "$GEO_CACHE/build.log" | sed 's/^/    /' >&2
+    # the populations, as the number of distinct addresses each one sends (no duplicates)
+    GEO_N_ALL=$(grep -c . "$GEO_CLIENTS")
+    GEO_POP_SIZES=()
+    for p in $GEO_POPULATIONS; do
+        [[ "$p" =~ ^[0-9]+$ ]] || die "GEO_POPULATIONS: '$p' is not a number of clients (0: all)"
+        [ "$p" -gt 0 ] && [ "$p" -lt "$GEO_N_ALL" ] || p=$GEO_N_ALL
+        case " ${GEO_POP_SIZES[*]} " in *" $p "*) ;; *) GEO_POP_SIZES+=("$p") ;; esac
+    done
+    [ ${#GEO_POP_SIZES[@]} -gt 0 ] || die "GEO_POPULATIONS is empty"
+    log "geo: client populations: ${GEO_POP_SIZES[*]} distinct addresses (of $GEO_N_ALL)"
 fi
 
 # ---- processes: everything started is stopped by PID on exit ----------------------------------
@@ -371,8 +386,7 @@ tls_ready() {
     fi
 }
 
-# Waits until the proxy answers 200, then checks that it spreads requests over all five (not
-# when a fourth argument is given: the geo Meridians send a client without a location to one).
+# Waits until the proxy answers 200, then checks that it spreads requests over all five.
 wait_ready() {
     local target=$1 pid=$2 port=$3 try code seen
     for try in $(seq 100); do
@@ -382,7 +396,6 @@ wait_ready() {
         sleep 0.1
     done
     [ "$code" = 200 ] || return 1
-    [ $# -lt 4 ] || return 0
     seen=$(for try in $(seq 20); do
         curl -s -m 2 -D - -o /dev/null "http://127.0.0.1:$port/" | tr -d '\r' |
             sed -n 's/^[Xx]-[Oo]rigin: //p'
@@ -496,9 +509,11 @@ done
 
 # ---- the geo suite's targets -----------------------------------------------------------------
 
-# HAProxy, nginx and Meridian as above (round-robin over one pool of five origins, ignoring
+# HAProxy and nginx as above (round-robin over one pool of five origins, ignoring
 # X-Forwarded-For but for appending to it), and two more Meridians made from
-# meridian-geo.yaml.in: five regions of one origin each, with GeoIP routing (on) or without (off)
+# meridian-geo.yaml.in: five regions whose backends are all the same five origins
+# (round-robin), with GeoIP routing (on) or without (off). Whatever the region, a request is
+# spread over the five origins the same way, so on and off differ only by the routing work.
 GEO_ACTIVE=()
 printf 'target\treason\n' >"$RUN/geo_skipped.tsv"
 printf 'target\tchecked\tmisrouted\tdetail\n' >"$RUN/geo_checks.tsv"
@@ -508,12 +523,14 @@ geo_skip() {
 }
 
 start_meridian_geo() { # on|off; returns 1 when meridian -t rejects the configuration
-    local t=meridian-geo-$1
+    local t=meridian-geo-$1 backends="" i
+    for i in 0 1 2 3 4; do
+        backends+="\"127.0.0.1:${ORIGIN_PORTS[i]}\", "
+    done
     pick_port
     TPORT[$t]=$PORT
     render bench/meridian-geo.yaml.in "$RUN/conf/$t.yaml" PORT="$PORT" GEOIP_DB="$GEO_DB" \
-        ORIGIN1="${ORIGIN_PORTS[0]}" ORIGIN2="${ORIGIN_PORTS[1]}" ORIGIN3="${ORIGIN_PORTS[2]}" \
-        ORIGIN4="${ORIGIN_PORTS[3]}" ORIGIN5="${ORIGIN_PORTS[4]}"
+        BACKENDS="${backends%, }"
     [ "$1" = on ] || sed -i '/# geo-begin/,/# geo-end/d' "$RUN/conf/$t.yaml"
     if ! "$MERIDIAN" -t -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t-check.log" 2>&1; then
         geo_skip "$t" "\`meridian -t\` rejects $RUN/conf/$t.yaml ($(grep -v '^ *$' "$RUN/logs/$t-check.log" | tail -n 1))"
@@ -525,33 +542,48 @@ start_meridian_geo() { # on|off; returns 1 when meridian -t rejects the configur
     TPIDS[$t]=$!
 }
 
-# Sends the generator's sample clients (four per region) through X-Forwarded-For and checks
-# which origin answers: with routing on, the origin of the client's region; off, region-1
-# (eu, the default). A misrouted request is reported, not fixed: the cells still run.
+# Sends the generator's sample clients (four per region) through X-Forwarded-For to the
+# origin's /headers, which answers with the request head it received, and reads the
+# X-Client-Region that Meridian added: with routing on, the client's region; off, eu (the
+# default) for all. Then sends ten requests of one non-default client (ap) and checks that they
+# reach all five origins: the spread of a region that is not the default one. A misrouted
+# request or a narrower spread is reported, not fixed: the cells still run.
 geo_check() {
-    local t=$1 ip region i want got n=0 bad=0 detail=""
+    local t=$1 ip region want got n=0 bad=0 detail="" ap_ip="" seen
     while read -r ip region; do
-        case $region in eu) i=1 ;; us-east) i=2 ;; us-west) i=3 ;; ap) i=4 ;; sa) i=5 ;; *) continue ;; esac
-        [ "$t" = meridian-geo-on ] || i=1
-        want=region-$i
-        got=$(curl -s -m 2 -D - -o /dev/null -H "X-Forwarded-For: $ip" "http://127.0.0.1:${TPORT[$t]}/" |
-            tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin: //p')
+        case $region in eu | us-east | us-west | ap | sa) ;; *) continue ;; esac
+        want=$region
+        [ "$t" = meridian-geo-on ] || want=eu
+        got=$(curl -s -m 2 -H "X-Forwarded-For: $ip" "http://127.0.0.1:${TPORT[$t]}/headers" |
+            tr -d '\r' | sed -n 's/^[Xx]-[Cc]lient-[Rr]egion: //p' | head -n 1 || true)
         n=$((n + 1))
         if [ "$got" != "$want" ]; then
             bad=$((bad + 1))
-            [ $bad -gt 3 ] || detail+="$ip ($region) -> ${got:-no answer}, expected $want; "
+            [ $bad -gt 3 ] || detail+="$ip ($region) -> ${got:-no X-Client-Region}, expected $want; "
         fi
+        [ "$region" != ap ] || [ -n "$ap_ip" ] || ap_ip=$ip
     done <"$GEO_CLIENTS.regions"
+    if [ -n "$ap_ip" ]; then
+        seen=$(for i in $(seq 10); do
+            curl -s -m 2 -D - -o /dev/null -H "X-Forwarded-For: $ap_ip" "http://127.0.0.1:${TPORT[$t]}/" |
+                tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin: //p' || true
+        done | sort -u | wc -l)
+        n=$((n + 1))
+        if [ "$seen" != 5 ]; then
+            bad=$((bad + 1))
+            detail+="the ap client $ap_ip reached $seen of 5 origins in 10 requests; "
+        fi
+    fi
     printf '%s\t%s\t%s\t%s\n' "$t" "$n" "$bad" "${detail%; }" >>"$RUN/geo_checks.tsv"
     if [ $bad -gt 0 ]; then
-        log "geo: warning: $t misrouted $bad of $n sample clients: ${detail%; }"
+        log "geo: warning: $t failed $bad of $n routing checks: ${detail%; }"
     else
-        log "geo: $t routed all $n sample clients to the expected region"
+        log "geo: $t passed all $n routing checks (20 sample clients' X-Client-Region at the origin, one region's spread)"
     fi
 }
 
 if has_suite geo; then
-    for t in haproxy nginx meridian; do
+    for t in haproxy nginx; do
         case " ${ACTIVE[*]} " in *" $t "*) GEO_ACTIVE+=("$t") ;; esac
     done
     case " $TARGETS " in
@@ -560,7 +592,9 @@ if has_suite geo; then
             for v in off on; do
                 t=meridian-geo-$v
                 start_meridian_geo "$v" || continue
-                if wait_ready "$t" "${TPIDS[$t]}" "${TPORT[$t]}" no-spread-check; then
+                # the same spread check as the others: 20 requests without X-Forwarded-For
+                # (the default region; for "on", 127.0.0.1 has no location) reach all five
+                if wait_ready "$t" "${TPIDS[$t]}" "${TPORT[$t]}"; then
                     for pid in $(descendants "${TPIDS[$t]}"); do
                         case " ${PIDS[*]} " in *" $pid "*) ;; *) PIDS+=("$pid") ;; esac
                     done
@@ -588,8 +622,8 @@ fi
         "$(haproxy -v 2>/dev/null | head -1)" "$(nginx -v 2>&1)" "$CONNS" "$DURATION" "$REPS" "$WARMUP"
     printf '# suites: %s\n' "$SUITES"
     if has_suite geo; then
-        printf '# geo: wrk -t1 -c%s -d%ss --latency -s bench/geo_clients.lua URL -- %s %s (%s addresses, GEO_CLIENTS_MAX %s); database %s (%s bytes): %s\n' \
-            "$CONNS" "$DURATION" "$GEO_CLIENTS" "$GEO_CLIENTS_MAX" "$(wc -l <"$GEO_CLIENTS")" "$GEO_CLIENTS_MAX" "$GEO_DB" \
+        printf '# geo: wrk -t1 -c%s -d%ss --latency -s bench/geo_clients.lua URL -- %s N (%s addresses, populations N = %s); database %s (%s bytes): %s\n' \
+            "$CONNS" "$DURATION" "$GEO_CLIENTS" "$GEO_N_ALL" "${GEO_POP_SIZES[*]}" "$GEO_DB" \
             "$(stat -c %s "$GEO_DB")" "$(tail -n 1 "$RUN/logs/geo-db.log" | sed 's/^gen_large_mmdb: //')"
     fi
     if [ "$TLS" = 1 ]; then
@@ -613,9 +647,12 @@ printf 'target\trep\tduration_s\treq_s\trequests\tp50_us\tp99_us\tnon2xx\tsock_e
 
 # Measures one cell; returns 1 when other processes disturbed it (its row is then not kept).
 # Writes its row to CELL_TSV, wrk's output to wrk/CELL_PREFIX-TARGET-REP.txt; wrk gets WRK_PRE
-# before the URL and WRK_POST after it (the geo suite's Lua script and its argument).
+# before the URL and WRK_POST after it (the geo suite's Lua script and its arguments). A
+# non-empty CELL_EXTRA is one more column at the end of the row (the geo suite's population).
 CELL_TSV=$RUN/cells.tsv
 CELL_PREFIX=""
+CELL_EXTRA=""
+TAB=$'\t'
 WRK_PRE=()
 WRK_POST=()
 run_cell() {
@@ -654,10 +691,10 @@ run_cell() {
     if [ "$last" = 0 ] && awk -v x="$xcpu" -v m="$OTHER_MAX" 'BEGIN { exit !(x > m) }'; then
         kept=0
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rep" "$wall" "$rps" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n' "$t" "$rep" "$wall" "$rps" \
         "$reqs" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-0}" "$pcpu" "$ocpu" "$wcpu" "$xcpu" "$kept" \
-        >>"$CELL_TSV"
-    log "$(printf '%s%-9s rep %s: %7.0f req/s  p50 %6s us  p99 %6s us  proxy %5s%%  origins %5s%%  wrk %5s%%  other %5s%%%s' \
+        "${CELL_EXTRA:+$TAB$CELL_EXTRA}" >>"$CELL_TSV"
+    log "$(printf '%s%-16s rep %s: %7.0f req/s  p50 %6s us  p99 %6s us  proxy %5s%%  origins %5s%%  wrk %5s%%  other %5s%%%s' \
         "$CELL_PREFIX" "$t" "$rep" "$rps" "$p50" "$p99" "$pcpu" "$ocpu" "$wcpu" "$xcpu" \
         "$([ $kept = 1 ] || echo '  disturbed: not kept')")"
     [ "$kept" = 1 ]
@@ -677,57 +714,83 @@ fi
 
 # ---- GeoIP routing: the h1 cell with clients spread over the world ---------------------------
 
-# perf profile of one target under the geo cell's load (not a measured cell): perf/TARGET.txt
-# (perf report --no-children, by shared object and symbol) and perf/TARGET-top.txt (the lines of
-# Meridian's own code and libmaxminddb, with each one's total). Debian's libmaxminddb has no
-# symbols for its static functions: those show as addresses (bench/README.md names them).
+# perf profile of one target under the geo cell's load (not a measured cell), with the current
+# WRK_POST (population): perf/NAME.txt (perf report --no-children, by shared object and symbol)
+# and perf/NAME-top.txt (the lines of Meridian's own code and libmaxminddb, with each one's
+# total), NAME = TARGET-cN, N the population's size. Debian's libmaxminddb has no symbols for
+# its static functions: those show as addresses (bench/README.md names them).
 geo_profile() {
-    local t=$1 pids wpid dir="$RUN/perf"
+    local t=$1 name=$1-c$2 pids wpid dir="$RUN/perf"
     pids=$(echo ${TPIDS[$1]} | tr ' ' ',')
     mkdir -p "$dir"
-    log "geo: perf record -g -p $pids for ${GEO_PERF_SECONDS}s under load ($t)"
+    log "geo: perf record -g -p $pids for ${GEO_PERF_SECONDS}s under load ($t, $2 clients)"
     taskset -c 0 wrk -t1 -c"$CONNS" -d"$((GEO_PERF_SECONDS + 3))s" "${WRK_PRE[@]}" \
-        "http://127.0.0.1:${TPORT[$t]}/" "${WRK_POST[@]}" >"$dir/$t-wrk.txt" 2>&1 &
+        "http://127.0.0.1:${TPORT[$t]}/" "${WRK_POST[@]}" >"$dir/$name-wrk.txt" 2>&1 &
     wpid=$!
     PIDS+=($wpid)
     CHILDREN+=($wpid)
     sleep 1.5
-    taskset -c 0 perf record -g -p "$pids" -o "$dir/$t.data" -- sleep "$GEO_PERF_SECONDS" \
-        >"$dir/$t-record.log" 2>&1 || log "geo: perf record failed: $(tail -n 2 "$dir/$t-record.log")"
+    taskset -c 0 perf record -g -p "$pids" -o "$dir/$name.data" -- sleep "$GEO_PERF_SECONDS" \
+        >"$dir/$name-record.log" 2>&1 || log "geo: perf record failed: $(tail -n 2 "$dir/$name-record.log")"
     wait "$wpid" || true
-    [ -s "$dir/$t.data" ] || return 0
-    perf report -i "$dir/$t.data" --no-children --sort dso,symbol -g none --stdio \
-        >"$dir/$t.txt" 2>"$dir/$t-report.log" || true
+    [ -s "$dir/$name.data" ] || return 0
+    perf report -i "$dir/$name.data" --no-children --sort dso,symbol -g none --stdio \
+        >"$dir/$name.txt" 2>"$dir/$name-report.log" || true
+    # "routing": what only routing runs (an upper bound: some route_* work is done without it)
     awk -v bin="$(basename "$MERIDIAN")" '
         /^#/ || NF < 3 { next }
         { pct = $1; sub(/%$/, "", pct); dso = $2
+          if (dso ~ /^libmaxminddb/ || dso ~ /^libm\.so/ ||
+              (dso == bin && $4 ~ /^(geo_|client_ip|route_|region_health|stream_set_region)/))
+              routing += pct
           if (dso != bin && dso !~ /^libmaxminddb/) next
           total[dso] += pct
           if (n < 25) { line[++n] = sprintf("%7s  %-22s %s", $1, dso, $4) } }
         END { for (d in total) printf "total %s: %.2f%%\n", d, total[d]
-              for (i = 1; i <= n; i++) print line[i] }' "$dir/$t.txt" >"$dir/$t-top.txt"
-    sed -n '1,12p' "$dir/$t-top.txt" | sed "s/^/    $t: /" >&2
+              printf "routing (libmaxminddb, libm, geo_*, client_ip*, route_*, region_health, stream_set_region): %.2f%%\n", routing
+              for (i = 1; i <= n; i++) print line[i] }' "$dir/$name.txt" >"$dir/$name-top.txt"
+    sed -n '1,13p' "$dir/$name-top.txt" | sed "s/^/    $name: /" >&2
 }
 
+# The geo cells: per repetition, each population in turn (GEO_POPULATIONS), and in it each
+# target: HAProxy, nginx, then the two geo Meridians, off before on in odd repetitions and on
+# before off in even ones (so that a drift of the machine's speed does not favour either).
+# geo_cells.tsv has the columns of cells.tsv plus "clients" (the population's size).
 if has_suite geo && [ ${#GEO_ACTIVE[@]} -gt 0 ]; then
-    log "geo: ${GEO_ACTIVE[*]}, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved"
+    log "geo: ${GEO_ACTIVE[*]} x populations of ${GEO_POP_SIZES[*]} clients, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved"
     CELL_TSV=$RUN/geo_cells.tsv
-    CELL_PREFIX=geo-
     WRK_PRE=(-s bench/geo_clients.lua)
-    WRK_POST=(-- "$GEO_CLIENTS" "$GEO_CLIENTS_MAX")
-    head -n 1 "$RUN/cells.tsv" >"$CELL_TSV"
+    printf '%s\tclients\n' "$(head -n 1 "$RUN/cells.tsv")" >"$CELL_TSV"
     for rep in $(seq "$REPS"); do
-        for t in "${GEO_ACTIVE[@]}"; do
-            for try in $(seq 0 "$RETRIES"); do
-                run_cell "$t" "$rep" $((try == RETRIES)) && break
-                wait_quiet
+        order=("${GEO_ACTIVE[@]}")
+        if [ $((rep % 2)) = 0 ]; then # swap the two geo Meridians
+            order=()
+            for t in "${GEO_ACTIVE[@]}"; do
+                case $t in meridian-geo-*) ;; *) order+=("$t") ;; esac
+            done
+            for t in meridian-geo-on meridian-geo-off; do
+                case " ${GEO_ACTIVE[*]} " in *" $t "*) order+=("$t") ;; esac
+            done
+        fi
+        for n in "${GEO_POP_SIZES[@]}"; do
+            CELL_PREFIX=geo-c$n-
+            CELL_EXTRA=$n
+            WRK_POST=(-- "$GEO_CLIENTS" "$n")
+            for t in "${order[@]}"; do
+                for try in $(seq 0 "$RETRIES"); do
+                    run_cell "$t" "$rep" $((try == RETRIES)) && break
+                    wait_quiet
+                done
             done
         done
     done
     if [ "$GEO_PERF" = 1 ]; then
         if command -v perf >/dev/null; then
-            for t in meridian-geo-on meridian-geo-off; do
-                case " ${GEO_ACTIVE[*]} " in *" $t "*) geo_profile "$t" ;; esac
+            for n in "${GEO_POP_SIZES[@]}"; do
+                WRK_POST=(-- "$GEO_CLIENTS" "$n")
+                for t in $GEO_PERF_TARGETS; do
+                    case " ${GEO_ACTIVE[*]} " in *" $t "*) geo_profile "$t" "$n" ;; esac
+                done
             done
         else
             log "geo: no perf (package linux-perf): no profile"
@@ -735,6 +798,7 @@ if has_suite geo && [ ${#GEO_ACTIVE[@]} -gt 0 ]; then
     fi
     CELL_TSV=$RUN/cells.tsv
     CELL_PREFIX=""
+    CELL_EXTRA=""
     WRK_PRE=()
     WRK_POST=()
 fi

@@ -25,6 +25,12 @@ struct geo_db;
 struct geo_db *geo_open(const char *path, char *err, size_t errlen);
 void geo_close(struct geo_db *db);
 
+/* IPv4 lookups are answered from a flat index of the database's IPv4 ranges built at
+ * open (see geo.c); these say how many ranges it holds (0: none, the tree answers) and
+ * give the tree's own answer, for tests that check the two agree. */
+size_t geo_v4_ranges(const struct geo_db *db);
+int geo_lookup_tree(const struct geo_db *db, const struct sockaddr *sa, struct geo_info *out);
+
 /* A short description for logs and /status: "GeoIP2-City, 2 KiB, built 2024-..." */
 const char *geo_describe(const struct geo_db *db);
 

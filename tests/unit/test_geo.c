@@ -553,6 +553,52 @@ test_cache(void **state)
     geo_close(db);
 }
 
+/* The flat IPv4 index answers what the tree answers, for every range boundary and a
+ * spread of addresses, in every shared database and the sample. */
+static void
+check_index_agrees(const char *path)
+{
+    struct geo_db *db = open_ok(path);
+    assert_true(geo_v4_ranges(db) > 0);
+    uint32_t x = 12345;
+    for (uint32_t k = 0; k < 300000; k++) {
+        uint32_t a;
+        if (k < 65536 * 2)
+            a = (k / 2) << 16 | (k % 2 ? 0xffffu : 0); /* each /16's first and last */
+        else
+            a = x = x * 1664525u + 1013904223u;
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(a);
+        struct geo_info fast, tree;
+        memset(&fast, 0x5a, sizeof(fast));
+        memset(&tree, 0xa5, sizeof(tree));
+        int rf = geo_lookup(db, (struct sockaddr *)&ss, &fast);
+        int rt = geo_lookup_tree(db, (struct sockaddr *)&ss, &tree);
+        if (rf != rt || memcmp(&fast, &tree, sizeof(fast)) != 0)
+            fail_msg("%s: %u.%u.%u.%u: index %d %s, tree %d %s", path, a >> 24, a >> 16 & 255,
+                     a >> 8 & 255, a & 255, rf, fast.country, rt, tree.country);
+    }
+    geo_close(db);
+}
+
+static void
+test_v4_index(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"GeoIP2-City-Test.mmdb", "GeoLite2-City-Test.mmdb",
+                                        "GeoIP2-Country-Test.mmdb", "GeoLite2-Country-Test.mmdb"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        check_index_agrees(shared(files[i]));
+#ifdef BUILDDIR
+    struct stat st;
+    if (stat(BUILDDIR "/geoip/sample.mmdb", &st) == 0)
+        check_index_agrees(BUILDDIR "/geoip/sample.mmdb");
+#endif
+}
+
 int
 main(void)
 {
@@ -580,6 +626,7 @@ main(void)
         cmocka_unit_test(test_damaged_refused),
         cmocka_unit_test(test_sample),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_v4_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
