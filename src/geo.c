@@ -41,8 +41,12 @@ struct geo_v4_record {
 
 struct geo_v4 {
     uint32_t nranges;
-    uint32_t *start;       /* owns: first address of each range, ascending, start[0] == 0 */
-    uint32_t *record;      /* owns: index into records, or GEO_V4_NONE */
+    /* Owns: the ranges, ascending; ranges[0].start == 0. Start and record side by side:
+     * the last probe of a search brings the answer's index in the same cache line. */
+    struct geo_v4_range {
+        uint32_t start;  /* first address */
+        uint32_t record; /* index into records, or GEO_V4_NONE */
+    } * ranges;
     uint32_t first[65537]; /* the range holding (i << 16), for i = 0..65535; then nranges - 1 */
     struct geo_v4_record *records; /* owns: one per distinct data record */
     uint32_t nrecords;
@@ -237,12 +241,12 @@ v4_lookup(const struct geo_v4 *v4, uint32_t addr, struct geo_info *out)
     /* The last range starting at or below addr, within [lo, hi]. */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo + 1) / 2;
-        if (v4->start[mid] <= addr)
+        if (v4->ranges[mid].start <= addr)
             lo = mid;
         else
             hi = mid - 1;
     }
-    uint32_t r = v4->record[lo];
+    uint32_t r = v4->ranges[lo].record;
     if (r == GEO_V4_NONE) {
         memset(out, 0, sizeof(*out));
         return 1;
@@ -510,8 +514,7 @@ v4_free(struct geo_v4 *v4)
 {
     if (v4 == NULL)
         return;
-    free(v4->start);
-    free(v4->record);
+    free(v4->ranges);
     free(v4->records);
     free(v4);
 }
@@ -573,24 +576,19 @@ static int
 v4_append(struct v4_builder *b, uint32_t start, uint32_t record)
 {
     struct geo_v4 *v4 = b->v4;
-    if (v4->nranges > 0 && v4->record[v4->nranges - 1] == record)
+    if (v4->nranges > 0 && v4->ranges[v4->nranges - 1].record == record)
         return 0;
     if (v4->nranges == b->cap) {
         if (b->cap >= GEO_V4_MAX_RANGES)
             return -1;
         uint32_t ncap = b->cap ? b->cap * 2 : 65536;
-        uint32_t *s = realloc(v4->start, ncap * sizeof(*s));
-        if (s == NULL)
+        struct geo_v4_range *grown = realloc(v4->ranges, ncap * sizeof(*grown));
+        if (grown == NULL)
             return -1;
-        v4->start = s;
-        uint32_t *r = realloc(v4->record, ncap * sizeof(*r));
-        if (r == NULL)
-            return -1;
-        v4->record = r;
+        v4->ranges = grown;
         b->cap = ncap;
     }
-    v4->start[v4->nranges] = start;
-    v4->record[v4->nranges] = record;
+    v4->ranges[v4->nranges] = (struct geo_v4_range){start, record};
     v4->nranges++;
     return 0;
 }
@@ -665,7 +663,7 @@ v4_build(const MMDB_s *mmdb)
     uint32_t r = 0;
     for (uint32_t i = 0; i < 65536; i++) {
         uint32_t addr = i << 16;
-        while (r + 1 < v4->nranges && v4->start[r + 1] <= addr)
+        while (r + 1 < v4->nranges && v4->ranges[r + 1].start <= addr)
             r++;
         v4->first[i] = r;
     }

@@ -532,12 +532,17 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
     const struct client_ip_cfg *ci = req->client_ip_cfg ? req->client_ip_cfg : &cfg->client_ip;
     const struct sockaddr *client = req->client_addr;
     struct sockaddr_storage resolved;
-    bool trusted = ci->nnets && client_ip_is_trusted(ci->nets, ci->nnets, req->client_addr);
-    if (trusted &&
+    /* client_ip_resolve() checks the peer's trust itself; the CDN's location headers
+     * need it asked separately only when no forwarding header said who the client is. */
+    bool trusted = false;
+    if (ci->nnets &&
         client_ip_resolve(ci, req->client_addr, req->headers, req->num_headers, &resolved) >= 0) {
+        trusted = true;
         client = (const struct sockaddr *)&resolved;
         sock_ip_text(client, s->client_ip, sizeof(s->client_ip));
     } else {
+        trusted =
+            ci->use_cdn_location && client_ip_is_trusted(ci->nets, ci->nnets, req->client_addr);
         size_t iplen = strnlen(req->client_ip, sizeof(s->client_ip) - 1);
         memcpy(s->client_ip, req->client_ip, iplen);
         s->client_ip[iplen] = '\0';
@@ -612,8 +617,7 @@ stream_reroute(struct stream *s)
 
 /* ---- starting ---- */
 
-static int stream_begin(struct stream *s, const struct stream_request *req,
-                        const struct cfg *cfg);
+static int stream_begin(struct stream *s, const struct stream_request *req, const struct cfg *cfg);
 static void stream_log(struct stream *s, int status);
 
 int
