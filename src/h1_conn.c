@@ -252,6 +252,61 @@ h1_read_head(struct conn *c)
     return h1_begin_request(c, &req, r);
 }
 
+/* The trailer section of a chunked request, which the body otherwise passes through as
+ * it came: it goes on only once complete, and without the fields a client may not send
+ * in trailers (those that frame or route the message, and the ones the proxy sets
+ * itself: X-Forwarded-*, X-Request-Id, X-Client-*), as HTTP/2 request trailers do.
+ * Returns 1 when it went on (the caller ends the request), 0 to wait (more bytes, or
+ * room upstream), -1 when the stream ended or the section is bad (answered). */
+static int
+h1_feed_trailers(struct conn *c)
+{
+    struct h1_exchange *x = &c->h1;
+    struct h1_chunked probe = x->req_chunked;
+    struct span none;
+    const char *p = buf_data(&c->in);
+    ssize_t used = h1_chunked_feed(&probe, p, buf_len(&c->in), &none);
+    if (used < 0) {
+        struct stream *s = x->stream;
+        x->stream = NULL;
+        stream_abort(s, 400);
+        h1_reject(c, 400);
+        return -1;
+    }
+    if (!probe.done)
+        return 0; /* the section is bounded by max_header_bytes: it fits the buffer */
+    if (stream_request_room_for(x->stream, (uint32_t)used) < (uint32_t)used)
+        return 0; /* request_resume() brings us back */
+    const struct cfg *cfg = x->stream->snap->cfg;
+    const char *end = p + used - 2; /* the final CRLF */
+    /* The section is taken whatever happens to the stream while it goes on. */
+    x->req_chunked = probe;
+    for (const char *line = p; line < end;) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (eol == NULL)
+            break; /* cannot happen: the decoder checked every line's CRLF */
+        size_t len = (size_t)(eol - line) + 1;
+        const char *colon = memchr(line, ':', len);
+        struct span name = {line, colon ? (size_t)(colon - line) : 0};
+        if (hdr_request_trailer_forwarded(name) && !stream_header_is_ours(cfg, name)) {
+            stream_request_body(x->stream, line, (uint32_t)len);
+            if (!x->stream || c->closing)
+                goto ended;
+        }
+        line += len;
+    }
+    stream_request_body(x->stream, "\r\n", 2);
+    if (!x->stream || c->closing)
+        goto ended;
+    buf_consume(&c->in, (uint32_t)used);
+    return 1;
+
+ended:
+    if (!c->closing && c->in.mem)
+        buf_consume(&c->in, (uint32_t)used);
+    return -1;
+}
+
 /* Request body (or tunnel) bytes from the input buffer to the stream. */
 static enum step
 h1_feed_body(struct conn *c)
@@ -271,6 +326,18 @@ h1_feed_body(struct conn *c)
 
         if (x->state == H1_TUNNEL) {
             /* bytes as they come */
+        } else if (x->req_body == H1_BODY_CHUNKED && x->req_chunked.in_trailers) {
+            int t = h1_feed_trailers(c);
+            if (t < 0)
+                return c->closing || !x->stream ? STEP_WAIT : STEP_MORE;
+            if (t == 0)
+                break;
+            progressed = true;
+            stream_request_end(s, NULL, 0);
+            x->state = H1_WAIT;
+            if (c->read_paused)
+                conn_read_on(c, c->w->snap->tv_client_idle);
+            return STEP_MORE;
         } else if (x->req_body == H1_BODY_LENGTH) {
             if (n > x->req_remaining)
                 n = (uint32_t)x->req_remaining;

@@ -154,6 +154,28 @@ def test_chunked_request_body_with_trailers_reaches_origin(single):
     assert rec["body_len"] == len(body)
 
 
+def test_chunked_request_trailers_cannot_spoof_what_the_proxy_sets(single):
+    # Request trailers go on, but not those a backend could take for the proxy's own
+    # fields (X-Forwarded-*, X-Request-Id, X-Client-*) or that frame the message; the
+    # trailer section arrives in two pieces, the second with the next request.
+    o, m = single
+    wire = (b"5\r\nabcde\r\n0\r\nX-Checksum: abc\r\nX-Forwarded-For: 6.6.6.6\r\n"
+            b"X-Client-Country: ZZ\r\nx-client-region: sa\r\n")
+    rest = (b"X-Request-Id: evil\r\nContent-Length: 99\r\nX-Other: 1\r\n\r\n")
+    with RawConn(m.port) as c:
+        c.send(build("POST", "/echo", host="h.test",
+                     headers=[("Transfer-Encoding", "chunked")]) + wire)
+        c.send(rest + build("GET", "/after", host="h.test"))
+        r = c.read_response()
+        assert r.status == 200
+        assert r.body == b"abcde"
+        assert c.read_response().status == 200
+    rec = one(o, method="POST")
+    assert not rec.get("bad")
+    assert rec["trailers"] == [["X-Checksum", "abc"], ["X-Other", "1"]], rec
+    assert one(o, target="/after")
+
+
 def test_chunked_request_body_without_trailers(single):
     o, m = single
     wire = b"5\r\nabcde\r\n3\r\nfgh\r\n0\r\n\r\n"
