@@ -397,9 +397,8 @@ def wait_backends(m, want, timeout=10.0):
                          f"(last error: {last_exc})")
 
 
-def access_log_by_client(path, n, timeout=5.0):
-    """Wait for n JSON lines in an access log; {client_ip: line} (workers write their own
-    lines, so lines of sequential requests may come in either order)."""
+def access_log_lines(path, n, timeout=5.0):
+    """Wait for at least n JSON lines in an access log; returns them all."""
     def lines():
         try:
             with open(path) as f:
@@ -407,5 +406,11 @@ def access_log_by_client(path, n, timeout=5.0):
         except FileNotFoundError:
             return None
         return out if len(out) >= n else None
-    out = wait_for(lines, timeout=timeout, what=f"{n} access log lines in {path}")
+    return wait_for(lines, timeout=timeout, what=f"{n} access log lines in {path}")
+
+
+def access_log_by_client(path, n, timeout=5.0):
+    """Wait for n JSON lines in an access log; {client_ip: line} (workers write their own
+    lines, so lines of sequential requests may come in either order)."""
+    out = access_log_lines(path, n, timeout)
     return {line["client_ip"]: line for line in out}

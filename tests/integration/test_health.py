@@ -9,7 +9,6 @@ backend; /status, /route and the access log say what happened.
 
 Clients are placed with X-Forwarded-For from the trusted 127.0.0.1 (GB: eu, Seattle:
 us-west), using MaxMind's City test database (see test_geo.py)."""
-import json
 import os
 import signal
 import socket
@@ -18,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import (SLOW, access_log_by_client, backend_states, free_port, geo_config,
-                      region_status, wait_backends, wait_for)
+from conftest import (SLOW, access_log_by_client, access_log_lines, backend_states, free_port,
+                      geo_config, region_status, wait_backends, wait_for)
 from test_geo import CITY_DB, route
 from util_http import RawConn, ScriptedBackend, build, read_request_head, request
 from util_tls import H2Client
@@ -616,17 +615,6 @@ def test_least_outstanding_avoids_a_slow_backend(origins, meridian):
 # ---- what the access log and /status say when regions fail ------------------------------------
 
 
-def _access_log_lines(path, n, timeout=5.0):
-    """Wait for at least n JSON lines in an access log; returns them all."""
-    def lines():
-        try:
-            with open(path) as f:
-                out = [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return None
-        return out if len(out) >= n else None
-    return wait_for(lines, timeout=timeout, what=f"{n} access log lines in {path}")
-
 
 def test_all_regions_down_503_is_logged_with_client_country_and_region(setup, tmp_path):
     log = tmp_path / "all-down-access.log"
@@ -659,7 +647,7 @@ def test_all_regions_down_503_is_logged_with_client_country_and_region(setup, tm
     assert b["protocol"].startswith("HTTP/2"), b
     assert (b["country"], b["region"], b["backend"]) == ("SE", "eu", None), b
     # Each 503 once, and counted as such.
-    assert len(_access_log_lines(log, 2)) == 2
+    assert len(access_log_lines(log, 2)) == 2
     assert sum(w["responses_5xx"] for w in s.m.status()["workers"]) == 2
 
 
@@ -720,7 +708,7 @@ def test_every_backend_refusing_without_health_checks_fails_over_to_the_next_reg
     n = 6
     got = [s.who(GB, path=f"/refused/{i}") for i in range(n)]
     assert got == [(200, "us-east-1")] * n, got
-    lines = _access_log_lines(log, n)
+    lines = access_log_lines(log, n)
     assert len(lines) == n, lines
     for line in lines:
         assert (line["status"], line["client_ip"], line["country"]) == \
