@@ -8,8 +8,9 @@
 --   wrk -t1 -c64 -d10s --latency -s bench/geo_clients.lua URL -- CLIENTS.txt [MAX]
 --
 -- MAX (0 or absent: all) uses only the first MAX addresses: run.sh's two populations are the
--- whole list of 100,042 (an address comes back only after all the others: more than Meridian's
--- per-worker GeoIP cache of 64k answers holds) and the first 10,000 (a working set that fits).
+-- whole list of 100,042 (an address comes back only after all the others: the parts of
+-- Meridian's IPv4 index it reads are rarely still in the CPU's caches) and the first 10,000
+-- (a working set that comes back, as an edge node's clients do).
 -- The requests are built once per wrk thread in init(), so request() costs the client a table
 -- index and nothing more; each thread starts at its own offset in the list.
 local reqs = {}

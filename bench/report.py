@@ -372,11 +372,12 @@ def geo_report(run):
     notes.append(
         "clients: every request carries X-Forwarded-For with the next address of the "
         "population, round-robin (bench/geo_clients.lua; addresses inside the database's "
-        "networks, 80% near the five regions, 20% elsewhere). The whole list: an address comes "
-        "back only after all the others, more than Meridian's per-worker GeoIP cache holds "
-        "(two-way set-associative, 64k answers), so most lookups walk the database: the worst "
-        "case. The working set: a population that comes back, as an edge node's clients do; "
-        "nearly all lookups are cache hits (bench/README.md gives the hit rates). HAProxy and "
+        "networks, 80% near the five regions, 20% elsewhere). Meridian answers IPv4 clients from "
+        "its flat index of the database's IPv4 ranges (its per-worker answer cache serves only "
+        "the lookups that walk the tree: IPv6). The whole list: an address comes back only "
+        "after all the others, so the index's lines are rarely in the CPU's caches: the worst "
+        "case. The working set: a population that comes back, as an edge node's clients do, "
+        "whose part of the index stays in cache (bench/README.md). HAProxy and "
         "nginx proxy the same requests as in the plain cell (round-robin over the five origins, "
         "appending to X-Forwarded-For).")
     if busy:

@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "geo_place.h"
+
 /* Longest textual IP literal we copy for inet_pton: INET6_ADDRSTRLEN - 1 is 45
  * ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"). */
 #define ADDR_TEXT_MAX 45
@@ -665,10 +667,8 @@ client_ip_cdn_location(const struct h1_header *headers, size_t n, struct geo_inf
     if (last_header(headers, n, "CloudFront-Viewer-Latitude", 26, &lat_v) &&
         last_header(headers, n, "CloudFront-Viewer-Longitude", 27, &lon_v) &&
         parse_coord(lat_v, 90.0, &lat) == 0 && parse_coord(lon_v, 180.0, &lon) == 0) {
-        out->lat = (float)lat;
-        out->lon = (float)lon;
-        out->has_coords = true;
-        filled = true;
+        geo_place_set(out, (float)lat, (float)lon);
+        filled |= out->has_coords;
     }
     return filled;
 }

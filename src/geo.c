@@ -18,6 +18,9 @@
 #include <arpa/inet.h>
 #include <maxminddb.h>
 
+#include "bigmem.h"
+#include "geo_place.h"
+
 /* At open, at most this many distinct data records are decoded (an even sample beyond
  * it): every record of a test or sample file, a part of a full GeoLite2-City, whose
  * hundreds of thousands would add most of a second to every reload (~0.5 us each). The
@@ -27,10 +30,12 @@
 /* IPv4 lookups do not walk libmaxminddb's tree: a 30 MB million-network file makes that
  * two dozen dependent loads, most of them cache misses, plus decoding the record: 1-2 us,
  * a tenth of a proxied request. At open, the IPv4 part of the tree is flattened into
- * sorted ranges with the record of each decoded once, and a table by the first 16 bits
- * narrows the search to a few ranges: a lookup is then two or three cache lines. It
- * costs 8 bytes per range (a million-network file: ~2M ranges, 16 MB) and is skipped,
- * falling back to the tree, past GEO_V4_MAX_RANGES. */
+ * sorted ranges with the record of each decoded once, and cut into the 65536 /16s: each
+ * /16 keeps the 16-bit starts of its ranges side by side (the first is 0: the range that
+ * covers the /16's first address), so a lookup is the /16's bounds, a binary search
+ * within one or two cache lines of starts, the range's record number and the record:
+ * four cache lines. It costs 6 bytes per range and per /16 (a million-network file:
+ * ~2M ranges, 12 MB) and is skipped, falling back to the tree, past GEO_V4_MAX_RANGES. */
 #define GEO_V4_MAX_RANGES (8u << 20)
 #define GEO_V4_NONE UINT32_MAX /* a range no network covers */
 
@@ -39,16 +44,16 @@ struct geo_v4_record {
     struct geo_info info;
 };
 
+/* One block from bigmem_alloc() (huge pages: see bigmem.h): this header, then low[],
+ * record[] and records[]. */
 struct geo_v4 {
-    uint32_t nranges;
-    /* Owns: the ranges, ascending; ranges[0].start == 0. Start and record side by side:
-     * the last probe of a search brings the answer's index in the same cache line. */
-    struct geo_v4_range {
-        uint32_t start;  /* first address */
-        uint32_t record; /* index into records, or GEO_V4_NONE */
-    } * ranges;
-    uint32_t first[65537]; /* the range holding (i << 16), for i = 0..65535; then nranges - 1 */
-    struct geo_v4_record *records; /* owns: one per distinct data record */
+    size_t size;      /* of the whole block */
+    uint32_t nranges; /* entries of low[] and record[] */
+    /* The entries of /16 i (addresses i << 16 ...) are [by16[i], by16[i + 1]). */
+    uint32_t by16[65537];
+    uint16_t *low;    /* each entry's first address, its low 16 bits; ascending per /16 */
+    uint32_t *record; /* each entry's index into records, or GEO_V4_NONE */
+    struct geo_v4_record *records; /* one per distinct data record */
     uint32_t nrecords;
 };
 
@@ -221,11 +226,8 @@ decode_record(MMDB_entry_s entry, struct geo_info *out)
         has_lon = read_degrees(&data, &lon);
     }
     if (has_lat && has_lon && isfinite(lat) && isfinite(lon) && lat >= -90.0 && lat <= 90.0 &&
-        lon >= -180.0 && lon <= 180.0) {
-        out->has_coords = true;
-        out->lat = (float)lat;
-        out->lon = (float)lon;
-    }
+        lon >= -180.0 && lon <= 180.0)
+        geo_place_set(out, (float)lat, (float)lon);
     return MMDB_SUCCESS;
 
 fail:
@@ -237,16 +239,17 @@ fail:
 static int
 v4_lookup(const struct geo_v4 *v4, uint32_t addr, struct geo_info *out)
 {
-    uint32_t lo = v4->first[addr >> 16], hi = v4->first[(addr >> 16) + 1];
-    /* The last range starting at or below addr, within [lo, hi]. */
+    uint32_t lo = v4->by16[addr >> 16], hi = v4->by16[(addr >> 16) + 1] - 1;
+    uint16_t key = (uint16_t)addr;
+    /* The last entry starting at or below addr, within [lo, hi]; low[lo] is 0. */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo + 1) / 2;
-        if (v4->ranges[mid].start <= addr)
+        if (v4->low[mid] <= key)
             lo = mid;
         else
             hi = mid - 1;
     }
-    uint32_t r = v4->ranges[lo].record;
+    uint32_t r = v4->record[lo];
     if (r == GEO_V4_NONE) {
         memset(out, 0, sizeof(*out));
         return 1;
@@ -500,23 +503,25 @@ free_maps:
 /* ---- the flat IPv4 index ---- */
 
 struct v4_builder {
-    struct geo_v4 *v4;
-    uint32_t cap;
+    /* The ranges in address order, before they are cut by /16. */
+    struct v4_range {
+        uint32_t start;  /* first address */
+        uint32_t record; /* index into records, or GEO_V4_NONE */
+    } * ranges;
+    uint32_t nranges, cap;
     /* Data offset -> record index, open addressing (offset + 1; 0 = empty). */
     uint32_t *keys, *vals;
     uint32_t hcap;
-    uint32_t rcap;
+    struct geo_v4_record *records; /* each distinct record, decoded */
+    uint32_t nrecords, rcap;
     const MMDB_s *mmdb;
 };
 
 static void
 v4_free(struct geo_v4 *v4)
 {
-    if (v4 == NULL)
-        return;
-    free(v4->ranges);
-    free(v4->records);
-    free(v4);
+    if (v4 != NULL)
+        bigmem_free(v4, v4->size);
 }
 
 /* The record index for data at `offset`, decoded the first time. UINT32_MAX: out of
@@ -524,7 +529,7 @@ v4_free(struct geo_v4 *v4)
 static uint32_t
 v4_record(struct v4_builder *b, uint32_t offset)
 {
-    if (b->v4->nrecords * 2 >= b->hcap) {
+    if (b->nrecords * 2 >= b->hcap) {
         uint32_t ncap = b->hcap ? b->hcap * 2 : 4096;
         uint32_t *keys = calloc(ncap, sizeof(*keys)), *vals = calloc(ncap, sizeof(*vals));
         if (keys == NULL || vals == NULL) {
@@ -553,21 +558,20 @@ v4_record(struct v4_builder *b, uint32_t offset)
             return b->vals[h];
         h = (h + 1) & (b->hcap - 1);
     }
-    struct geo_v4 *v4 = b->v4;
-    if (v4->nrecords == b->rcap) {
+    if (b->nrecords == b->rcap) {
         uint32_t ncap = b->rcap ? b->rcap * 2 : 1024;
-        struct geo_v4_record *grown = realloc(v4->records, ncap * sizeof(*grown));
+        struct geo_v4_record *grown = realloc(b->records, ncap * sizeof(*grown));
         if (grown == NULL)
             return UINT32_MAX;
-        v4->records = grown;
+        b->records = grown;
         b->rcap = ncap;
     }
-    struct geo_v4_record *rec = &v4->records[v4->nrecords];
+    struct geo_v4_record *rec = &b->records[b->nrecords];
     MMDB_entry_s entry = {.mmdb = b->mmdb, .offset = offset};
     rec->rc = decode_record(entry, &rec->info) == MMDB_SUCCESS ? 0 : -1;
     b->keys[h] = key;
-    b->vals[h] = v4->nrecords;
-    return v4->nrecords++;
+    b->vals[h] = b->nrecords;
+    return b->nrecords++;
 }
 
 /* Append the range starting at `start` with `record`, merged with the one before when
@@ -575,22 +579,68 @@ v4_record(struct v4_builder *b, uint32_t offset)
 static int
 v4_append(struct v4_builder *b, uint32_t start, uint32_t record)
 {
-    struct geo_v4 *v4 = b->v4;
-    if (v4->nranges > 0 && v4->ranges[v4->nranges - 1].record == record)
+    if (b->nranges > 0 && b->ranges[b->nranges - 1].record == record)
         return 0;
-    if (v4->nranges == b->cap) {
+    if (b->nranges == b->cap) {
         if (b->cap >= GEO_V4_MAX_RANGES)
             return -1;
         uint32_t ncap = b->cap ? b->cap * 2 : 65536;
-        struct geo_v4_range *grown = realloc(v4->ranges, ncap * sizeof(*grown));
+        struct v4_range *grown = realloc(b->ranges, ncap * sizeof(*grown));
         if (grown == NULL)
             return -1;
-        v4->ranges = grown;
+        b->ranges = grown;
         b->cap = ncap;
     }
-    v4->ranges[v4->nranges] = (struct geo_v4_range){start, record};
-    v4->nranges++;
+    b->ranges[b->nranges++] = (struct v4_range){start, record};
     return 0;
+}
+
+/* Packs the builder's ranges, cut by /16, and its records into one block: each /16
+ * starts with the range that covers its first address, then those that start inside it.
+ * Returns the index, or NULL when out of memory. */
+static struct geo_v4 *
+v4_pack(const struct v4_builder *b)
+{
+    struct geo_v4 *v4 = NULL;
+    uint32_t n = 0;
+    /* Two passes over the same walk: count, then fill. */
+    for (int fill = 0; fill < 2; fill++) {
+        if (fill) {
+            size_t low_at = sizeof(*v4), record_at = (low_at + (size_t)n * 2 + 7) & ~(size_t)7,
+                   records_at = (record_at + (size_t)n * 4 + 63) & ~(size_t)63,
+                   size = records_at + (size_t)b->nrecords * sizeof(struct geo_v4_record);
+            uint8_t *block = bigmem_alloc(size);
+            if (block == NULL)
+                return NULL;
+            v4 = (struct geo_v4 *)block;
+            v4->size = size;
+            v4->nranges = n;
+            v4->low = (uint16_t *)(block + low_at);
+            v4->record = (uint32_t *)(block + record_at);
+            v4->records = (struct geo_v4_record *)(block + records_at);
+            v4->nrecords = b->nrecords;
+            memcpy(v4->records, b->records, (size_t)b->nrecords * sizeof(*b->records));
+        }
+        uint32_t r = 0;
+        n = 0;
+        for (uint32_t i = 0; i < 65536; i++) {
+            uint32_t base = i << 16;
+            /* ranges[0].start is 0: some range covers every address. */
+            while (r + 1 < b->nranges && b->ranges[r + 1].start <= base)
+                r++;
+            if (fill)
+                v4->by16[i] = n;
+            for (uint32_t k = r; k < b->nranges && (k == r || b->ranges[k].start >> 16 == i);
+                 k++, n++) {
+                if (fill) {
+                    v4->low[n] = k == r ? 0 : (uint16_t)b->ranges[k].start;
+                    v4->record[n] = b->ranges[k].record;
+                }
+            }
+        }
+    }
+    v4->by16[65536] = n;
+    return v4;
 }
 
 /* Flattens the IPv4 tree (the whole tree of an IPv4 database, ::/96 of an IPv6 one),
@@ -620,9 +670,6 @@ v4_build(const MMDB_s *mmdb)
             node = (uint32_t)n.left_record;
         }
     }
-    b.v4 = calloc(1, sizeof(*b.v4));
-    if (b.v4 == NULL)
-        return NULL;
     /* Each node of a tree is reached once; a file whose records share nodes could make
      * this walk exponential, so it stops (and the tree serves) past the node count. */
     uint64_t budget = (uint64_t)mmdb->metadata.node_count + 64;
@@ -658,24 +705,20 @@ v4_build(const MMDB_s *mmdb)
             stack[top++] = child;
         }
     }
-    /* The range holding each /16's first address. */
-    struct geo_v4 *v4 = b.v4;
-    uint32_t r = 0;
-    for (uint32_t i = 0; i < 65536; i++) {
-        uint32_t addr = i << 16;
-        while (r + 1 < v4->nranges && v4->ranges[r + 1].start <= addr)
-            r++;
-        v4->first[i] = r;
-    }
-    v4->first[65536] = v4->nranges - 1;
+    struct geo_v4 *v4 = NULL;
+    if (b.nranges > 0 && b.ranges[0].start == 0)
+        v4 = v4_pack(&b);
+    free(b.ranges);
+    free(b.records);
     free(b.keys);
     free(b.vals);
     return v4;
 
 fail:
+    free(b.ranges);
+    free(b.records);
     free(b.keys);
     free(b.vals);
-    v4_free(b.v4);
     return NULL;
 }
 
@@ -825,4 +868,15 @@ size_t
 geo_v4_ranges(const struct geo_db *db)
 {
     return db != NULL && db->v4 != NULL ? db->v4->nranges : 0;
+}
+
+bool
+geo_lookup_is_indexed(const struct geo_db *db, const struct sockaddr *sa)
+{
+    if (db == NULL || db->v4 == NULL)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return true;
+    return sa->sa_family == AF_INET6 &&
+           IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }

@@ -26,9 +26,14 @@ struct geo_db *geo_open(const char *path, char *err, size_t errlen);
 void geo_close(struct geo_db *db);
 
 /* IPv4 lookups are answered from a flat index of the database's IPv4 ranges built at
- * open (see geo.c); these say how many ranges it holds (0: none, the tree answers) and
- * give the tree's own answer, for tests that check the two agree. */
+ * open (see geo.c); these say how many entries it holds (its ranges cut by /16; 0: no
+ * index, the tree answers) and give the tree's own answer, for tests that check the two
+ * agree. */
 size_t geo_v4_ranges(const struct geo_db *db);
+
+/* True when geo_lookup() answers `sa` from the IPv4 index: a few cache lines, no cheaper
+ * for a cache in front of it (geo_cache.c asks). */
+bool geo_lookup_is_indexed(const struct geo_db *db, const struct sockaddr *sa);
 int geo_lookup_tree(const struct geo_db *db, const struct sockaddr *sa, struct geo_info *out);
 
 /* A short description for logs and /status: "GeoIP2-City, 2 KiB, built 2024-..." */

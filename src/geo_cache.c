@@ -3,9 +3,9 @@
 #include "geo_cache.h"
 
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "geo.h"
 
 struct geo_cache_slot {
@@ -42,17 +42,17 @@ geo_cache_lookup(struct geo_cache *c, const struct geo_db *db, unsigned generati
                  const struct sockaddr *sa, struct geo_info *out)
 {
     uint64_t hi, lo;
-    if (key_of(sa, &hi, &lo) < 0)
+    if (geo_lookup_is_indexed(db, sa) || key_of(sa, &hi, &lo) < 0)
         return geo_lookup(db, sa, out);
     if (c->slots == NULL) {
-        c->slots = calloc(2 * GEO_CACHE_SETS, sizeof(*c->slots));
+        c->slots = bigmem_alloc(2 * GEO_CACHE_SETS * sizeof(*c->slots));
         if (c->slots == NULL)
             return geo_lookup(db, sa, out);
     }
     /* A multiplicative hash of both halves; the top bits pick the set. */
     uint64_t h = (hi ^ (lo * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-    _Static_assert(GEO_CACHE_SETS == 1 << 15, "the shift below takes 15 bits");
-    struct geo_cache_slot *set = &c->slots[2 * (h >> (64 - 15))];
+    _Static_assert(GEO_CACHE_SETS == 1 << 14, "the shift below takes 14 bits");
+    struct geo_cache_slot *set = &c->slots[2 * (h >> (64 - 14))];
     for (int way = 0; way < 2; way++) {
         struct geo_cache_slot *slot = &set[way];
         if (slot->generation == generation && slot->hi == hi && slot->lo == lo) {
@@ -81,6 +81,6 @@ geo_cache_lookup(struct geo_cache *c, const struct geo_db *db, unsigned generati
 void
 geo_cache_deinit(struct geo_cache *c)
 {
-    free(c->slots);
+    bigmem_free(c->slots, 2 * GEO_CACHE_SETS * sizeof(*c->slots));
     c->slots = NULL;
 }

@@ -8,32 +8,14 @@
 #include <math.h>
 #include <string.h>
 
-#define ROUTE_DEG (3.14159265358979323846 / 180.0)
+#include "geo_place.h"
+
 #define ROUTE_EARTH_KM 6371.0
 
 /* Squared chords closer than this count as equal (they run 0..4; 1e-12 is micrometres on
  * the ground between distant points, centimetres between points a kilometre apart), so that
  * ties are broken by config index and not by the last bits of sin() and cos(). */
 #define ROUTE_TIE_EPS 1e-12
-
-/* cos(lat) for a latitude in degrees. cos(90 deg) is 6e-17 in floating point, which would
- * leave the longitude a say at the poles (in ties, in a distance of 1e-12 km); pin it. */
-static double
-route_cos_lat(double lat)
-{
-    return fabs(lat) == 90.0 ? 0.0 : cos(lat * ROUTE_DEG);
-}
-
-/* Unit vector of a point given in degrees. */
-static void
-route_unit(double lat, double lon, double v[3])
-{
-    double phi = lat * ROUTE_DEG, lambda = lon * ROUTE_DEG;
-    double clat = route_cos_lat(lat);
-    v[0] = clat * cos(lambda);
-    v[1] = clat * sin(lambda);
-    v[2] = sin(phi);
-}
 
 /* Squared chord between two unit vectors: monotonic in the great-circle distance like the
  * dot product, but without the dot product's loss of precision between near points. */
@@ -95,7 +77,7 @@ route_table_init(struct route_table *t, size_t n, const double *lat, const doubl
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(lat[i]) || !isfinite(lon[i]))
             return -1;
-        route_unit(lat[i], lon[i], t->pos[i]);
+        geo_place_unit(lat[i], lon[i], t->pos[i]);
     }
 
     for (size_t i = 0; i < n; i++) {
@@ -132,12 +114,10 @@ route_rank(const struct route_table *t, const struct geo_info *where, uint8_t *o
     /* A NaN or infinite coordinate is no coordinate: comparing NaN keys would give an
      * order that depends on the sort's path, not on the client. */
     if (where->has_coords && isfinite(where->lat) && isfinite(where->lon)) {
-        double at[3];
         size_t start = 0;
-        route_unit((double)where->lat, (double)where->lon, at);
         if (first != SIZE_MAX)
             order[start++] = (uint8_t)first;
-        route_sort_from(t, at, first, order, start);
+        route_sort_from(t, where->unit, first, order, start);
         return;
     }
     size_t from = first != SIZE_MAX ? first : t->default_region;
@@ -220,9 +200,10 @@ route_choose(const struct route_table *t, const struct geo_info *where, uint32_t
 double
 route_distance_km(double lat1, double lon1, double lat2, double lon2)
 {
-    double s_dlat = sin((lat2 - lat1) * ROUTE_DEG / 2.0);
-    double s_dlon = sin((lon2 - lon1) * ROUTE_DEG / 2.0);
-    double a = s_dlat * s_dlat + route_cos_lat(lat1) * route_cos_lat(lat2) * s_dlon * s_dlon;
+    double s_dlat = sin((lat2 - lat1) * GEO_PLACE_DEG / 2.0);
+    double s_dlon = sin((lon2 - lon1) * GEO_PLACE_DEG / 2.0);
+    double a =
+        s_dlat * s_dlat + geo_place_cos_lat(lat1) * geo_place_cos_lat(lat2) * s_dlon * s_dlon;
     /* Rounding can push a just past 1 near the antipodes; comparisons keep a NaN a NaN. */
     if (a > 1.0)
         a = 1.0;

@@ -8,9 +8,9 @@
  * is pure code: no allocation, no locks, no I/O; table-tested.
  *
  * A region whose share of backends not down (up, or not checked yet) is below
- * `spill_below` keeps only share / spill_below of its traffic and passes the rest on to the next region
- * in order (Envoy's priority levels with overprovisioning): a region left with one
- * backend of four does not take all of its clients onto that one. */
+ * `spill_below` keeps only share / spill_below of its traffic and passes the rest on to the next
+ * region in order (Envoy's priority levels with overprovisioning): a region left with one backend
+ * of four does not take all of its clients onto that one. */
 #ifndef MERIDIAN_ROUTE_H
 #define MERIDIAN_ROUTE_H
 
@@ -24,9 +24,9 @@
 
 /* What route_choose needs of the config, precomputed once per generation. */
 struct route_table {
-    size_t nregions;          /* 1..ROUTE_MAX_REGIONS */
+    size_t nregions; /* 1..ROUTE_MAX_REGIONS */
     size_t default_region;
-    float spill_below;        /* 0..1; 0 turns spilling off (default 0.5) */
+    float spill_below;                /* 0..1; 0 turns spilling off (default 0.5) */
     double pos[ROUTE_MAX_REGIONS][3]; /* each region's location as a unit vector */
     /* Region index + 1 for each country ("AA".."ZZ" as (c0-'A')*26 + c1-'A') that a
      * region lists; 0 for countries no region lists. */
@@ -55,15 +55,16 @@ struct route_health {
 typedef void (*route_health_fn)(const void *ctx, size_t region, struct route_health *out);
 
 /* The regions in order of preference for a client at `where` (see the file comment):
- * fills order[0..nregions-1]. A NaN or infinite coordinate counts as no coordinates; a
+ * fills order[0..nregions-1]. Distance is measured from where->unit, so coordinates must
+ * have been set with geo_place_set(). A NaN or infinite coordinate counts as no coordinates; a
  * country that is not two upper-case letters, or that no region lists, as no country. */
 void route_rank(const struct route_table *t, const struct geo_info *where, uint8_t *order);
 
 struct route_choice {
-    uint8_t region;     /* the region chosen */
-    uint8_t nearest;    /* order[0]: where the client would go if all were well */
-    bool failed_over;   /* region != nearest */
-    bool spilled;       /* ... because the nearer one(s) had too few backends up */
+    uint8_t region;   /* the region chosen */
+    uint8_t nearest;  /* order[0]: where the client would go if all were well */
+    bool failed_over; /* region != nearest */
+    bool spilled;     /* ... because the nearer one(s) had too few backends up */
 };
 
 /* Choose a region for a client at `where`. `rnd` is a uniformly random 32-bit number

@@ -548,7 +548,7 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
         s->client_ip[iplen] = '\0';
     }
 
-    struct geo_info where = {{0}, {0}, false, 0, 0};
+    struct geo_info where = {.has_coords = false};
     bool placed = trusted && ci->use_cdn_location &&
                   client_ip_cdn_location(req->headers, req->num_headers, &where);
     if (!placed && cfg->geo &&

@@ -504,50 +504,57 @@ test_sample(void **state)
 
 /* The per-worker cache answers exactly what the database answers, hits on the second
  * asking, keeps two addresses that share a set, and never answers for another
- * generation. */
+ * generation. IPv4 addresses go straight to the database's IPv4 index, past the cache. */
 static void
 test_cache(void **state)
 {
     (void)state;
     struct geo_db *db = open_ok(CITY);
     struct geo_cache cache = {0};
-    static const char *const addrs[] = {"81.2.69.142", "89.160.20.112", "216.160.83.56",
-                                        "175.16.199.0", "2001:218::", "10.0.0.1",
-                                        "::ffff:81.2.69.142"};
+    static const char *const addrs[] = {
+        "2001:218::",  "2001:480::1", "2a02:cf40::", "2c0f:ff40::",       "::1",
+        "2001:db8::1", "81.2.69.142", "10.0.0.1",    "::ffff:81.2.69.142"};
+    size_t n = sizeof(addrs) / sizeof(addrs[0]), n6 = 0;
     for (int round = 0; round < 2; round++) {
-        for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        for (size_t i = 0; i < n; i++) {
             struct sockaddr_storage ss;
             make_sa(addrs[i], &ss);
+            bool indexed = geo_lookup_is_indexed(db, (struct sockaddr *)&ss);
+            assert_int_equal(indexed, strchr(addrs[i], '.') != NULL);
+            n6 += round == 0 && !indexed;
             struct geo_info direct, cached;
             memset(&cached, 0x5a, sizeof(cached));
             int rc = geo_lookup(db, (struct sockaddr *)&ss, &direct);
-            assert_int_equal(geo_cache_lookup(&cache, db, 1, (struct sockaddr *)&ss, &cached),
-                             rc);
+            assert_int_equal(geo_cache_lookup(&cache, db, 1, (struct sockaddr *)&ss, &cached), rc);
             assert_memory_equal(&direct, &cached, sizeof(direct));
         }
     }
-    size_t n = sizeof(addrs) / sizeof(addrs[0]);
-    assert_int_equal(cache.misses, n);
-    assert_int_equal(cache.hits, n);
+    assert_int_equal(n6, 6);
+    assert_int_equal(cache.misses, n6);
+    assert_int_equal(cache.hits, n6);
 
     /* Another generation (a reload) asks the database again. */
     struct sockaddr_storage ss;
     make_sa(addrs[0], &ss);
     struct geo_info gi;
     assert_int_equal(geo_cache_lookup(&cache, db, 2, (struct sockaddr *)&ss, &gi), 0);
-    assert_int_equal(cache.misses, n + 1);
+    assert_int_equal(cache.misses, n6 + 1);
 
-    /* Many addresses: every answer still the database's, whatever was evicted. */
-    for (uint32_t k = 0; k < 200000; k += 7) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    /* Many addresses, more than the cache holds: every answer still the database's,
+     * whatever was evicted. */
+    for (uint32_t k = 0; k < 300000; k += 7) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
         memset(&ss, 0, sizeof(ss));
-        s4->sin_family = AF_INET;
-        s4->sin_addr.s_addr = htonl(0x51024500u + (k % 4096) * 65536u + k % 256);
+        s6->sin6_family = AF_INET6;
+        uint32_t top = htonl(0x20010218u + (k % 4096) * 65536u), low = htonl(k);
+        memcpy(&s6->sin6_addr.s6_addr[0], &top, 4);
+        memcpy(&s6->sin6_addr.s6_addr[12], &low, 4);
         struct geo_info direct, cached;
         int rc = geo_lookup(db, (struct sockaddr *)&ss, &direct);
         assert_int_equal(geo_cache_lookup(&cache, db, 2, (struct sockaddr *)&ss, &cached), rc);
         assert_memory_equal(&direct, &cached, sizeof(direct));
     }
+    assert_true(cache.misses > GEO_CACHE_SETS * 2);
     geo_cache_deinit(&cache);
     assert_null(cache.slots);
     geo_close(db);

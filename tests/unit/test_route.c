@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "route.h"
+#include "geo_place.h"
 
 /* ---- distances ---- */
 
@@ -102,9 +103,13 @@ at(const char *country, bool has_coords, float lat, float lon)
     struct geo_info g;
     memset(&g, 0, sizeof(g));
     snprintf(g.country, sizeof(g.country), "%s", country);
-    g.has_coords = has_coords;
-    g.lat = lat;
-    g.lon = lon;
+    if (has_coords) {
+        geo_place_set(&g, lat, lon);
+        /* What route_rank() must cope with: coordinates that are not a place. */
+        g.has_coords = true;
+        g.lat = lat;
+        g.lon = lon;
+    }
     return g;
 }
 
