@@ -48,6 +48,10 @@ cfg_new(void)
     cfg->client_ip.nsources = 1;
     cfg->routing.spill_below = CFG_DEFAULT_SPILL_BELOW;
     cfg_health_check_defaults(&cfg->health_check);
+    /* Not enabled: the loader turns it on, and sets the key prefix, when the section is there. */
+    cfg->rate_limit.scope = CFG_RL_GLOBAL;
+    cfg->rate_limit.on_redis_failure = CFG_RL_FAIL_LOCAL;
+    cfg->rate_limit.redis.timeout_ms = CFG_DEFAULT_REDIS_TIMEOUT_MS;
     return cfg;
 }
 
@@ -114,6 +118,20 @@ cfg_client_ip_free(struct client_ip_cfg *ci)
     free(ci);
 }
 
+/* Also takes a section the loader gave up on halfway (names and shares may be NULL). */
+static void
+cfg_rate_limit_deinit(struct cfg_rate_limit *rl)
+{
+    for (size_t i = 0; i < rl->nphases; i++) {
+        free(rl->phases[i].name);
+        free(rl->phases[i].region_share);
+    }
+    free(rl->phases);
+    free(rl->redis.addrs);
+    free(rl->redis.password);
+    free(rl->redis.key_prefix);
+}
+
 static void
 cfg_free(struct cfg *cfg)
 {
@@ -143,6 +161,7 @@ cfg_free(struct cfg *cfg)
     free(cfg->routing.country_header);
     free(cfg->routing.region_header);
     cfg_health_check_deinit(&cfg->health_check);
+    cfg_rate_limit_deinit(&cfg->rate_limit);
     free(cfg->access_log_path);
     free(cfg->path);
     free(cfg);

@@ -41,11 +41,11 @@ enum cfg_tls_protocol {
 };
 
 /* Mozilla's "intermediate" server profile (v5.7): forward-secret AEAD suites only. */
-#define CFG_TLS_DEFAULT_CIPHERS                                                            \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                           \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                           \
+#define CFG_TLS_DEFAULT_CIPHERS                                                                    \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define CFG_TLS_DEFAULT_CIPHERSUITES                                                       \
+#define CFG_TLS_DEFAULT_CIPHERSUITES                                                               \
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define CFG_TLS_DEFAULT_GROUPS "X25519:P-256"
 #define CFG_DEFAULT_TICKET_ROTATE_MS (3600u * 1000)
@@ -55,16 +55,16 @@ struct tls_listener; /* tls.c's runtime: SSL_CTXs and the SNI table */
 struct cfg_tls {
     struct cfg_tls_cert *certs; /* owns; at least one */
     size_t ncerts;
-    unsigned protocols;  /* enum cfg_tls_protocol bits; default both */
-    char *ciphers;       /* owns; TLS 1.2 list, OpenSSL syntax; default CFG_TLS_DEFAULT_CIPHERS */
-    char *ciphersuites;  /* owns; TLS 1.3; default CFG_TLS_DEFAULT_CIPHERSUITES */
-    char *groups;        /* owns; key exchange groups; default CFG_TLS_DEFAULT_GROUPS */
-    char **alpn;         /* owns; protocols offered in order: "h2", "http/1.1" (default both) */
+    unsigned protocols; /* enum cfg_tls_protocol bits; default both */
+    char *ciphers;      /* owns; TLS 1.2 list, OpenSSL syntax; default CFG_TLS_DEFAULT_CIPHERS */
+    char *ciphersuites; /* owns; TLS 1.3; default CFG_TLS_DEFAULT_CIPHERSUITES */
+    char *groups;       /* owns; key exchange groups; default CFG_TLS_DEFAULT_GROUPS */
+    char **alpn;        /* owns; protocols offered in order: "h2", "http/1.1" (default both) */
     size_t nalpn;
-    bool tickets;               /* session tickets on (default) */
-    uint32_t ticket_rotate_ms;  /* a new ticket key this often (default 1h) */
-    char *ticket_key_file;      /* owns; optional: keys shared by a fleet (see tls.c) */
-    uint32_t session_cache;     /* server-side session cache entries; 0 = off (default) */
+    bool tickets;                 /* session tickets on (default) */
+    uint32_t ticket_rotate_ms;    /* a new ticket key this often (default 1h) */
+    char *ticket_key_file;        /* owns; optional: keys shared by a fleet (see tls.c) */
+    uint32_t session_cache;       /* server-side session cache entries; 0 = off (default) */
     struct tls_listener *runtime; /* owns: built by tls_listener_new() when the generation
                                      is loaded; freed with it */
 };
@@ -84,35 +84,35 @@ struct cfg_http2 {
 #define CFG_DEFAULT_H2_MAX_RESETS 200
 
 struct cfg_listener {
-    char *name;           /* owns */
+    char *name; /* owns */
     struct cfg_addr addr;
-    int line;             /* where it was defined, for messages */
-    struct cfg_tls *tls;  /* owns; NULL for plain HTTP */
-    bool h2c;             /* plain listener: also accept HTTP/2 with prior knowledge */
-    bool proxy_protocol;  /* every connection starts with a PROXY v1/v2 header */
+    int line;            /* where it was defined, for messages */
+    struct cfg_tls *tls; /* owns; NULL for plain HTTP */
+    bool h2c;            /* plain listener: also accept HTTP/2 with prior knowledge */
+    bool proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
     /* Who is trusted to say who the client is: the top-level client_ip section, or the
      * listener's own. Borrows &cfg->client_ip, or client_ip_own. */
     const struct client_ip_cfg *client_ip;
     struct client_ip_cfg *client_ip_own; /* owns (and its nets); NULL: none */
-    int *fds;             /* owns the array (one per worker), set by server.c before the
-                             generation is published; the sockets belong to the workers */
+    int *fds; /* owns the array (one per worker), set by server.c before the
+                 generation is published; the sockets belong to the workers */
 };
 
 /* Active health checks: an HTTP/1.1 GET to each backend every `interval`, from one
  * worker's event loop, on a connection of its own. */
 struct cfg_health_check {
-    bool enabled;          /* a health_check section applies (top level or the region's) */
-    char *path;            /* owns; default "/" */
-    char *host;            /* owns; Host header; NULL: the backend's address */
-    uint32_t interval_ms;  /* default 2s */
-    uint32_t timeout_ms;   /* connect + answer; default 1s; <= interval */
-    uint32_t rise;         /* consecutive passes to go up; default 2 */
-    uint32_t fall;         /* consecutive failures to go down; default 3 */
+    bool enabled;                  /* a health_check section applies (top level or the region's) */
+    char *path;                    /* owns; default "/" */
+    char *host;                    /* owns; Host header; NULL: the backend's address */
+    uint32_t interval_ms;          /* default 2s */
+    uint32_t timeout_ms;           /* connect + answer; default 1s; <= interval */
+    uint32_t rise;                 /* consecutive passes to go up; default 2 */
+    uint32_t fall;                 /* consecutive failures to go down; default 3 */
     uint16_t expect_lo, expect_hi; /* statuses that pass; default 200..399 */
-    bool passive;          /* real traffic's connect failures, resets and timeouts count
-                              too: `fall` of them in a row mark the backend down; default
-                              true */
-    int line;              /* where the section is, for messages */
+    bool passive;                  /* real traffic's connect failures, resets and timeouts count
+                                      too: `fall` of them in a row mark the backend down; default
+                                      true */
+    int line;                      /* where the section is, for messages */
 };
 
 #define CFG_DEFAULT_HC_INTERVAL_MS 2000
@@ -141,7 +141,7 @@ struct cfg_region {
     struct cfg_backend *backends; /* owns */
     size_t nbackends;
     bool is_default;
-    char *countries;         /* owns: two-letter codes run together ("GBIE"), or NULL */
+    char *countries; /* owns: two-letter codes run together ("GBIE"), or NULL */
     enum cfg_balance balance;
     struct cfg_health_check health_check; /* the top level's, with the region's keys over
                                              it; owns its strings */
@@ -186,10 +186,61 @@ struct cfg_timeouts {
 struct cfg_limits {
     uint32_t max_header_bytes; /* request line + headers */
     uint32_t max_headers;
-    uint64_t max_body_bytes;   /* 0 = unlimited */
-    uint32_t max_connections;  /* client connections, all workers together; 0 = auto, from
-                                  RLIMIT_NOFILE (server.c) */
+    uint64_t max_body_bytes;  /* 0 = unlimited */
+    uint32_t max_connections; /* client connections, all workers together; 0 = auto, from
+                                 RLIMIT_NOFILE (server.c) */
 };
+
+/* rate_limit: the fleet-wide request budget of the active growth phase, kept in Redis
+ * (budget.c spends it, ratelimit.c does its arithmetic, redis_link.c talks to Redis). */
+enum cfg_rl_scope {
+    CFG_RL_GLOBAL = 0, /* one bucket for the whole fleet */
+    CFG_RL_REGION,     /* one bucket per region, each with its share of the phase's rps */
+};
+
+enum cfg_rl_failure { /* what a worker does while Redis cannot answer */
+                      CFG_RL_FAIL_LOCAL =
+                          0,            /* an in-process bucket of budget / last-known node count */
+                      CFG_RL_FAIL_OPEN, /* admit everything */
+                      CFG_RL_FAIL_CLOSED, /* answer 503 */
+};
+
+struct cfg_rl_phase {
+    char *name;   /* owns: the key of rate_limit.phases */
+    double rps;   /* > 0 */
+    double burst; /* >= 1; default: rps (one second's worth) */
+    /* Each region's share of rps (cfg->nregions entries, summing to at most 1): the
+     * phase's `regions:` percentages, the regions it leaves out sharing what is left
+     * equally; NULL when it lists none (equal shares). Used by scope: region. */
+    double *region_share; /* owns */
+    int line;
+};
+
+struct cfg_redis {
+    struct cfg_addr *addrs; /* owns: the server, or a cluster's seed nodes */
+    size_t naddrs;          /* >= 1 */
+    bool cluster;
+    char *password;      /* owns; NULL: no AUTH */
+    uint32_t db;         /* SELECT; 0 with cluster */
+    uint32_t timeout_ms; /* the longest a request waits on Redis; default 50 ms */
+    char *key_prefix;    /* owns; default "meridian" */
+};
+
+struct cfg_rate_limit {
+    bool enabled;                /* the section is present */
+    struct cfg_rl_phase *phases; /* owns */
+    size_t nphases;
+    size_t active;           /* index of rate_limit.phase in phases */
+    enum cfg_rl_scope scope; /* default global */
+    struct cfg_redis redis;
+    enum cfg_rl_failure on_redis_failure; /* default local */
+    int line;
+};
+
+#define CFG_DEFAULT_REDIS_TIMEOUT_MS 50
+#define CFG_DEFAULT_REDIS_PORT 6379
+#define CFG_RL_PHASES_MAX 16
+#define CFG_REDIS_SEEDS_MAX 16
 
 struct cfg {
     atomic_int refs;
@@ -220,7 +271,8 @@ struct cfg {
     struct geo_db *geo;             /* owns: opened (and checked) by the loader */
     struct cfg_routing routing;
     struct cfg_health_check health_check; /* top-level defaults; owns its strings */
-    struct route_table route;       /* built by the loader from the regions */
+    struct route_table route;             /* built by the loader from the regions */
+    struct cfg_rate_limit rate_limit;
 };
 
 /* Defaults for keys the file leaves out. */

@@ -1551,6 +1551,7 @@ static const struct cfg_section sections[] = {
     {"routing", cfg_load_routing_section, cfg_load_routing_absent, false},
     {"health_check", cfg_load_health_section, NULL, false},
     {"regions", load_regions, NULL, true},
+    {"rate_limit", cfg_load_ratelimit_section, NULL, false}, /* after regions: names them */
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

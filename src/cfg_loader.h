@@ -208,4 +208,8 @@ void cfg_load_health_section(struct loader *ld, const yaml_node_t *node);
 void cfg_load_health_region(struct loader *ld, const yaml_node_t *node, const char *path,
                             struct cfg_health_check *hc);
 
+/* cfg_load_ratelimit.c: the rate_limit section (phases, budgets, Redis). A phase's region
+ * shares name regions, so it is loaded after the regions section. */
+void cfg_load_ratelimit_section(struct loader *ld, const yaml_node_t *node);
+
 #endif

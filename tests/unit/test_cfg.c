@@ -261,6 +261,12 @@ test_new_defaults(void **state)
     assert_int_equal(cfg->http2.initial_window_size, 65535);
     assert_int_equal(cfg->http2.max_header_list_size, 65536);
     assert_int_equal(cfg->http2.max_resets_per_10s, 200);
+    assert_false(cfg->rate_limit.enabled);
+    assert_null(cfg->rate_limit.phases);
+    assert_int_equal(cfg->rate_limit.scope, CFG_RL_GLOBAL);
+    assert_int_equal(cfg->rate_limit.on_redis_failure, CFG_RL_FAIL_LOCAL);
+    assert_int_equal(cfg->rate_limit.redis.timeout_ms, CFG_DEFAULT_REDIS_TIMEOUT_MS);
+    assert_null(cfg->rate_limit.redis.key_prefix);
     cfg_unref(cfg);
 }
 
@@ -692,6 +698,7 @@ check_example(const struct cfg *cfg)
     }
     assert_int_equal(cfg->default_region, 0);
     assert_string_equal(cfg->regions[4].backends[1].addr.text, "127.0.0.1:9010");
+    assert_false(cfg->rate_limit.enabled); /* commented out: see test_ratelimit_example */
 
     /* Loopback proxies trusted; no GeoIP database (its section is commented out). */
     assert_int_equal(cfg->client_ip.nnets, 2);
@@ -778,7 +785,7 @@ static const struct bad_case bad_cases[] = {
      {"bad_unknown_key.yaml:2: missing required key \"listeners\" in the top level\n",
       "bad_unknown_key.yaml:3: unknown key \"listner\" in the top level (expected one of: "
       "workers, log_level, listeners, admin, timeouts, limits, http2, access_log, client_ip, "
-      "geoip, routing, health_check, regions)\n"}},
+      "geoip, routing, health_check, regions, rate_limit)\n"}},
     {"bad_duration.yaml",
      4,
      {"bad_duration.yaml:5: timeouts.client_header: must be longer than 0\n",
@@ -2058,6 +2065,521 @@ test_geoip_paths(void **state)
     rmdir(dir);
 }
 
+/* ---- rate_limit ------------------------------------------------------------------- */
+
+/* Five regions on lines 2..7, eu-central the default. */
+#define RL_REGIONS5                                                                                \
+    "regions:\n"                                                                                   \
+    "  - {name: eu-central, location: {lat: 50, lon: 8}, backends: [\"127.0.0.1:9001\"], "         \
+    "default: true}\n"                                                                             \
+    "  - {name: us-east, location: {lat: 39, lon: -77}, backends: [\"127.0.0.1:9002\"]}\n"         \
+    "  - {name: us-west, location: {lat: 37, lon: -121}, backends: [\"127.0.0.1:9003\"]}\n"        \
+    "  - {name: ap-southeast, location: {lat: 1, lon: 103}, backends: [\"127.0.0.1:9004\"]}\n"     \
+    "  - {name: sa-east, location: {lat: -23, lon: -46}, backends: [\"127.0.0.1:9005\"]}\n"
+
+static void
+assert_share(const struct cfg_rl_phase *p, size_t region, double want)
+{
+    assert_non_null(p->region_share);
+    if (fabs(p->region_share[region] - want) > 1e-12)
+        fail_msg("phase %s, region %zu: share %.17g, want %.17g", p->name, region,
+                 p->region_share[region], want);
+}
+
+/* Every key given, the section before the regions it names (sections load in the table's
+ * order, not the file's). */
+static void
+test_ratelimit_full(void **state)
+{
+    const struct cfg_rate_limit *rl;
+    const struct cfg_rl_phase *p;
+    struct cfg *cfg;
+
+    cfg = load_text_or_fail(
+        L1 "rate_limit:\n"                                                         /* 2 */
+           "  phase: phase2\n"                                                     /* 3 */
+           "  phases:\n"                                                           /* 4 */
+           "    phase1: { rps: 100,  burst: 200 }\n"                               /* 5 */
+           "    phase2: { rps: 500,  burst: 1000, regions: { us-east: 100%% } }\n" /* 6 */
+           "    phase3: { rps: 5000, burst: 10000, regions: { eu-central: 40%%, us-east: 30 } }\n"
+           "    p.4_x-y: { rps: 2.5, burst: 1.5, regions: { sa-east: 12.5%%, us-west: 7.5 } }\n"
+           "  scope: region\n"
+           "  redis:\n"
+           "    address: [\"10.0.0.1:7000\", \"[2001:db8::1]:7001\", 10.0.0.3]\n"
+           "    cluster: true\n"
+           "    password: \"s3cret: \\\"quoted\\\"\"\n"
+           "    db: 0\n"
+           "    timeout: 250ms\n"
+           "    key_prefix: \"edge:prod.v1-a_b\"\n"
+           "  on_redis_failure: closed\n" RL_REGIONS5);
+    rl = &cfg->rate_limit;
+    assert_true(rl->enabled);
+    assert_int_equal(rl->line, 3);
+    assert_int_equal(rl->nphases, 4);
+    assert_int_equal(rl->active, 1);
+    assert_int_equal(rl->scope, CFG_RL_REGION);
+    assert_int_equal(rl->on_redis_failure, CFG_RL_FAIL_CLOSED);
+
+    p = &rl->phases[0];
+    assert_string_equal(p->name, "phase1");
+    assert_int_equal(p->line, 5);
+    assert_true(p->rps == 100 && p->burst == 200);
+    assert_null(p->region_share);
+    /* Every region but one listed: the one gets the rest, here nothing. */
+    p = &rl->phases[1];
+    assert_string_equal(p->name, "phase2");
+    assert_true(p->rps == 500 && p->burst == 1000);
+    assert_share(p, 1, 1.0);
+    for (size_t i = 0; i < 5; i++)
+        if (i != 1)
+            assert_share(p, i, 0.0);
+    /* Two listed 40% / 30%: the other three share 30% equally. */
+    p = &rl->phases[2];
+    assert_string_equal(p->name, "phase3");
+    assert_int_equal(p->line, 7);
+    assert_true(p->rps == 5000 && p->burst == 10000);
+    assert_share(p, 0, 0.40);
+    assert_share(p, 1, 0.30);
+    assert_share(p, 2, 0.10);
+    assert_share(p, 3, 0.10);
+    assert_share(p, 4, 0.10);
+    p = &rl->phases[3];
+    assert_string_equal(p->name, "p.4_x-y");
+    assert_true(p->rps == 2.5 && p->burst == 1.5);
+    assert_share(p, 4, 0.125);
+    assert_share(p, 2, 0.075);
+    assert_share(p, 0, 0.80 / 3);
+
+    assert_int_equal(rl->redis.naddrs, 3);
+    assert_string_equal(rl->redis.addrs[0].text, "10.0.0.1:7000");
+    assert_string_equal(rl->redis.addrs[1].text, "[2001:db8::1]:7001");
+    assert_string_equal(rl->redis.addrs[2].text, "10.0.0.3:6379"); /* Redis's own port */
+    assert_true(rl->redis.cluster);
+    assert_string_equal(rl->redis.password, "s3cret: \"quoted\"");
+    assert_int_equal(rl->redis.db, 0);
+    assert_int_equal(rl->redis.timeout_ms, 250);
+    assert_string_equal(rl->redis.key_prefix, "edge:prod.v1-a_b");
+    cfg_unref(cfg);
+}
+
+/* The least a section may say, and what it means; and no section at all. */
+static void
+test_ratelimit_defaults(void **state)
+{
+    const struct cfg_rate_limit *rl;
+    struct cfg *cfg;
+
+    cfg = load_text_or_fail(L1 R2 "rate_limit:\n  phase: p\n  phases: {p: {rps: 100}}\n"
+                                  "  redis: {address: \"127.0.0.1:6379\"}\n");
+    rl = &cfg->rate_limit;
+    assert_true(rl->enabled);
+    assert_int_equal(rl->line, 4);
+    assert_int_equal(rl->nphases, 1);
+    assert_int_equal(rl->active, 0);
+    assert_true(rl->phases[0].rps == 100);
+    assert_true(rl->phases[0].burst == 100); /* one second's worth */
+    assert_null(rl->phases[0].region_share);
+    assert_int_equal(rl->scope, CFG_RL_GLOBAL);
+    assert_int_equal(rl->on_redis_failure, CFG_RL_FAIL_LOCAL);
+    assert_int_equal(rl->redis.naddrs, 1);
+    assert_string_equal(rl->redis.addrs[0].text, "127.0.0.1:6379");
+    assert_false(rl->redis.cluster);
+    assert_null(rl->redis.password);
+    assert_int_equal(rl->redis.db, 0);
+    assert_int_equal(rl->redis.timeout_ms, CFG_DEFAULT_REDIS_TIMEOUT_MS);
+    assert_string_equal(rl->redis.key_prefix, "meridian");
+    cfg_unref(cfg);
+
+    /* A rate below one a second still lets one request through at once. */
+    cfg = load_text_or_fail(L1 R2 "rate_limit: {phase: slow, phases: {slow: {rps: 0.25}}, "
+                                  "redis: {address: \"[::1]\", password: \"\"}}\n");
+    rl = &cfg->rate_limit;
+    assert_true(rl->phases[0].rps == 0.25);
+    assert_true(rl->phases[0].burst == 1);
+    assert_string_equal(rl->redis.addrs[0].text, "[::1]:6379");
+    assert_null(rl->redis.password);
+    cfg_unref(cfg);
+
+    cfg = load_text_or_fail(L1 R2);
+    rl = &cfg->rate_limit;
+    assert_false(rl->enabled);
+    assert_null(rl->phases);
+    assert_int_equal(rl->nphases, 0);
+    assert_null(rl->redis.addrs);
+    assert_null(rl->redis.key_prefix);
+    cfg_unref(cfg);
+}
+
+/* The edges of each value, accepted. */
+static void
+test_ratelimit_values(void **state)
+{
+    static const struct {
+        const char *redis; /* the redis mapping's keys */
+        uint32_t timeout_ms;
+        uint32_t db;
+        bool cluster;
+        const char *failure;
+        enum cfg_rl_failure want_failure;
+    } redis_cases[] = {
+        {"address: 127.0.0.1:1, timeout: 1ms, db: 15", 1, 15, false, "local", CFG_RL_FAIL_LOCAL},
+        {"address: [127.0.0.1:1], timeout: 10s", 10000, 0, false, "open", CFG_RL_FAIL_OPEN},
+        {"address: 127.0.0.1:1, cluster: true, db: 0, timeout: 10000ms", 10000, 0, true, "closed",
+         CFG_RL_FAIL_CLOSED},
+        {"address: 127.0.0.1:1, cluster: false, timeout: 1", 1000, 0, false, "\"local\"",
+         CFG_RL_FAIL_LOCAL},
+    };
+    static const struct {
+        const char *rps, *burst;
+        double want_rps, want_burst;
+    } amounts[] = {
+        {"1000000000", "1000000000", 1e9, 1e9},
+        {"0.001", "1", 0.001, 1},
+        {".5", "1.0", 0.5, 1},
+        {"\"7\"", "007", 7, 7},
+        {"3.", "2.75", 3, 2.75},
+    };
+    struct cfg *cfg;
+    char prefix[65];
+
+    for (size_t i = 0; i < N_ELEMS(redis_cases); i++) {
+        cfg = load_text_or_fail(L1 R2 "rate_limit: {phase: p, phases: {p: {rps: 1}}, redis: {%s}, "
+                                      "on_redis_failure: %s}\n",
+                                redis_cases[i].redis, redis_cases[i].failure);
+        assert_int_equal(cfg->rate_limit.redis.timeout_ms, redis_cases[i].timeout_ms);
+        assert_int_equal(cfg->rate_limit.redis.db, redis_cases[i].db);
+        assert_int_equal(cfg->rate_limit.redis.cluster, redis_cases[i].cluster);
+        assert_int_equal(cfg->rate_limit.redis.naddrs, 1);
+        assert_int_equal(cfg->rate_limit.on_redis_failure, redis_cases[i].want_failure);
+        cfg_unref(cfg);
+    }
+    for (size_t i = 0; i < N_ELEMS(amounts); i++) {
+        cfg = load_text_or_fail(L1 R2 "rate_limit: {phase: p, phases: {p: {rps: %s, burst: %s}}, "
+                                      "redis: {address: 127.0.0.1:1}}\n",
+                                amounts[i].rps, amounts[i].burst);
+        if (cfg->rate_limit.phases[0].rps != amounts[i].want_rps ||
+            cfg->rate_limit.phases[0].burst != amounts[i].want_burst)
+            fail_msg("rps %s, burst %s: %g, %g", amounts[i].rps, amounts[i].burst,
+                     cfg->rate_limit.phases[0].rps, cfg->rate_limit.phases[0].burst);
+        cfg_unref(cfg);
+    }
+
+    /* Sixteen seed nodes, sixteen phases, the longest prefix and phase name. */
+    memset(prefix, 'k', 64);
+    prefix[64] = '\0';
+    {
+        struct text t = {NULL, 0, 0};
+        char *errors = NULL;
+
+        text_add(&t, L1 R2 "rate_limit:\n  phase: p15\n  phases:\n");
+        for (int i = 0; i < CFG_RL_PHASES_MAX; i++)
+            text_add(&t, "    p%d: {rps: %d}\n", i, i + 1);
+        text_add(&t, "  redis:\n    cluster: true\n    key_prefix: %s\n    address:\n", prefix);
+        for (int i = 0; i < CFG_REDIS_SEEDS_MAX; i++)
+            text_add(&t, "      - 10.0.0.%d:6379\n", i + 1);
+        cfg = cfg_load_text("inline", t.buf, t.len, &errors);
+        if (cfg == NULL)
+            fail_msg("did not load:\n%s", errors);
+        assert_int_equal(cfg->rate_limit.nphases, CFG_RL_PHASES_MAX);
+        assert_int_equal(cfg->rate_limit.active, 15);
+        assert_true(cfg->rate_limit.phases[15].rps == 16);
+        assert_int_equal(cfg->rate_limit.redis.naddrs, CFG_REDIS_SEEDS_MAX);
+        assert_string_equal(cfg->rate_limit.redis.addrs[15].text, "10.0.0.16:6379");
+        assert_string_equal(cfg->rate_limit.redis.key_prefix, prefix);
+        cfg_unref(cfg);
+        free(t.buf);
+    }
+    cfg = load_text_or_fail(L1 R2 "rate_limit: {phase: %s, phases: {%s: {rps: 1}}, redis: "
+                                  "{address: 127.0.0.1:1}}\n",
+                            "p123456789012345678901234567890123456789012345678901234567890.-",
+                            "p123456789012345678901234567890123456789012345678901234567890.-");
+    assert_int_equal(strlen(cfg->rate_limit.phases[0].name), 63);
+    cfg_unref(cfg);
+
+    /* Shares that add up to 100 only in decimal are 100; every region listed keeps its own,
+     * and an empty mapping lists none. */
+    cfg = load_text_or_fail(L1 "rate_limit:\n  phase: a\n  phases:\n"
+                               "    a: {rps: 9, regions: {eu-central: 33.4%%, us-east: 33.3%%, "
+                               "us-west: 33.3%%}}\n"
+                               "    b: {rps: 9, regions: {eu-central: 50, us-east: 20, us-west: "
+                               "10, ap-southeast: 10, sa-east: 5}}\n"
+                               "    c: {rps: 9, regions: {}}\n"
+                               "  redis: {address: 127.0.0.1:1}\n" RL_REGIONS5);
+    assert_share(&cfg->rate_limit.phases[0], 0, 0.334);
+    assert_share(&cfg->rate_limit.phases[0], 3, 0);
+    assert_share(&cfg->rate_limit.phases[1], 0, 0.5);
+    assert_share(&cfg->rate_limit.phases[1], 4, 0.05);
+    assert_null(cfg->rate_limit.phases[2].region_share);
+    cfg_unref(cfg);
+}
+
+/* Each text must fail with exactly `nlines` lines, one of them `fragment`. The regions
+ * a, b and c are on lines 2..5 and rate_limit starts on line 6. */
+#define RL_REGIONS3                                                                                \
+    "regions:\n"                                                                                   \
+    "  - {name: a, location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:9001\"], default: true}\n"   \
+    "  - {name: b, location: {lat: 1, lon: 1}, backends: [\"127.0.0.1:9002\"]}\n"                  \
+    "  - {name: c, location: {lat: 2, lon: 2}, backends: [\"127.0.0.1:9003\"]}\n"
+#define RL6 L1 RL_REGIONS3 "rate_limit:\n"
+/* A good phase, phases and redis, each on one line. */
+#define RL_PHASE "  phase: p1\n"
+#define RL_PHASES "  phases: {p1: {rps: 100}}\n"
+#define RL_REDIS "  redis: {address: \"127.0.0.1:6379\"}\n"
+
+static const struct key_case ratelimit_cases[] = {
+    /* the section and its required keys */
+    {RL6 "  []\n", 1, "inline:7: rate_limit: expected a mapping, got a sequence\n"},
+    {L1 R2 "rate_limit:\n", 1, "inline:3: rate_limit: expected a mapping, got an empty value\n"},
+    {RL6 RL_PHASES RL_REDIS, 1, "inline:7: missing required key \"phase\" in rate_limit\n"},
+    {RL6 RL_PHASE RL_REDIS, 1, "inline:7: missing required key \"phases\" in rate_limit\n"},
+    {RL6 RL_PHASE RL_PHASES, 1, "inline:7: missing required key \"redis\" in rate_limit\n"},
+    {RL6 RL_PHASE RL_PHASES RL_REDIS "  burst: 10\n", 1,
+     "inline:10: unknown key \"burst\" in rate_limit (expected one of: phase, phases, scope, "
+     "redis, on_redis_failure)\n"},
+    /* phase */
+    {RL6 "  phase: p9\n  phases: {p1: {rps: 1}, p2: {rps: 2}}\n" RL_REDIS, 1,
+     "inline:7: rate_limit.phase: expected the name of one of rate_limit.phases (p1, p2), got "
+     "\"p9\"\n"},
+    {RL6 "  phase: [p1]\n" RL_PHASES RL_REDIS, 1,
+     "inline:7: rate_limit.phase: expected a single value, got a sequence\n"},
+    /* phases */
+    {RL6 RL_PHASE "  phases: {}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases: expected 1 to 16 phases, got 0\n"},
+    {RL6 RL_PHASE "  phases: [p1]\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases: expected a mapping, got a sequence\n"},
+    {RL6 RL_PHASE "  phases:\n    p1: {rps: 1}\n    p1: {rps: 2}\n" RL_REDIS, 1,
+     "inline:10: duplicate key \"p1\" in rate_limit.phases (first at line 9)\n"},
+    {RL6 "  phase: \"p 1\"\n  phases: {\"p 1\": {rps: 0}}\n" RL_REDIS, 2,
+     "inline:8: rate_limit.phases: expected a phase name of 1 to 63 letters, digits, \".\", "
+     "\"_\" or \"-\" (it goes into Redis keys and response headers), got \"p 1\"\n"},
+    {RL6 "  phase: \"p 1\"\n  phases: {\"p 1\": {rps: 0}}\n" RL_REDIS, 2,
+     "inline:8: rate_limit.phases.\"p 1\".rps: expected a rate above 0"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 1}, [p2]: {rps: 2}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases: expected a phase name as the key, got a sequence\n"},
+    {RL6 RL_PHASE "  phases: {p1: 100}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1: expected a mapping, got \"100\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {burst: 100}}\n" RL_REDIS, 1,
+     "inline:8: missing required key \"rps\" in rate_limit.phases.p1\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 1, rate: 2}}\n" RL_REDIS, 1,
+     "inline:8: unknown key \"rate\" in rate_limit.phases.p1 (expected one of: rps, burst, "
+     "regions)\n"},
+    /* rps and burst */
+    {RL6 RL_PHASE "  phases: {p1: {rps: 0}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.rps: expected a rate above 0 and at most 1000000000 "
+     "requests per second, like 100 or 2.5, got \"0\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 0.0}}\n" RL_REDIS, 1, "got \"0.0\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: -5}}\n" RL_REDIS, 1, "got \"-5\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 1e3}}\n" RL_REDIS, 1, "got \"1e3\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 1000000000.5}}\n" RL_REDIS, 1, "got \"1000000000.5\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: fast}}\n" RL_REDIS, 1, "got \"fast\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 1.2.3}}\n" RL_REDIS, 1, "got \"1.2.3\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: .}}\n" RL_REDIS, 1, "got \".\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, burst: 0}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.burst: expected a number of requests from 1 to 1000000000 "
+     "that may pass at once, like 200, got \"0\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, burst: 0.99}}\n" RL_REDIS, 1, "got \"0.99\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, burst: [1]}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.burst: expected a single value, got a sequence\n"},
+    /* a phase's regions */
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 0%}}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.regions.a: expected a share above 0 and at most 100%, like "
+     "40% (a plain number is a percentage too), got \"0%\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 101%}}}\n" RL_REDIS, 1, "got \"101%\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 100.5}}}\n" RL_REDIS, 1,
+     "got \"100.5\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 40 %}}}\n" RL_REDIS, 1, "got \"40 %\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: \"%\"}}}\n" RL_REDIS, 1, "got \"%\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: -5%}}}\n" RL_REDIS, 1, "got \"-5%\"\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 0.4}}}\n" RL_REDIS, 0, NULL},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 60%, b: 30%, c: 20%}}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.regions: the shares add up to 110%, more than 100%\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {a: 60%, b: 50%, c: 0%, d: 1%}}}\n" RL_REDIS,
+     3, "inline:8: rate_limit.phases.p1.regions: the shares add up to 110%, more than 100%\n"},
+    {RL6 RL_PHASE "  phases:\n    p1:\n      rps: 100\n      regions:\n        a: 10%\n"
+                  "        eu-west: 20%\n" RL_REDIS,
+     1,
+     "inline:13: rate_limit.phases.p1.regions.eu-west: no region of that name (regions: a, b, "
+     "c)\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: {\"a\\nb\": 20%}}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.regions.\"a\\x0ab\": no region of that name"},
+    {RL6 RL_PHASE "  phases:\n    p1:\n      rps: 100\n      regions: {a: 10%, b: 5%, a: 20%}\n"
+                  "" RL_REDIS,
+     1, "inline:11: duplicate key \"a\" in rate_limit.phases.p1.regions (first at line 11)\n"},
+    {RL6 RL_PHASE "  phases: {p1: {rps: 100, regions: [a]}}\n" RL_REDIS, 1,
+     "inline:8: rate_limit.phases.p1.regions: expected a mapping, got a sequence\n"},
+    /* a region that lost its name to its own error is not reported again */
+    {L1 "regions: [{name: \"a b\", location: {lat: 0, lon: 0}, backends: [\"127.0.0.1:1\"]}]\n"
+        "rate_limit:\n" RL_PHASE "  phases: {p1: {rps: 1, regions: {\"a b\": 50%}}}\n" RL_REDIS,
+     1, "inline:2: regions[0].name: expected a name"},
+    /* scope and on_redis_failure */
+    {RL6 RL_PHASE RL_PHASES RL_REDIS "  scope: regional\n", 1,
+     "inline:10: rate_limit.scope: expected global or region, got \"regional\"\n"},
+    {RL6 RL_PHASE RL_PHASES RL_REDIS "  scope: Global\n", 1,
+     "inline:10: rate_limit.scope: expected global or region, got \"Global\"\n"},
+    {RL6 RL_PHASE RL_PHASES RL_REDIS "  on_redis_failure: fail\n", 1,
+     "inline:10: rate_limit.on_redis_failure: expected local, open or closed, got \"fail\"\n"},
+    {RL6 RL_PHASE RL_PHASES RL_REDIS "  on_redis_failure: [open]\n", 1,
+     "inline:10: rate_limit.on_redis_failure: expected a single value, got a sequence\n"},
+    /* redis */
+    {RL6 RL_PHASE RL_PHASES "  redis: 127.0.0.1:6379\n", 1,
+     "inline:9: rate_limit.redis: expected a mapping, got \"127.0.0.1:6379\"\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {cluster: false}\n", 1,
+     "inline:9: missing required key \"address\" in rate_limit.redis\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:6379, host: x}\n", 1,
+     "inline:9: unknown key \"host\" in rate_limit.redis (expected one of: address, cluster, "
+     "password, db, timeout, key_prefix)\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: \"localhost:6379\"}\n", 1,
+     "inline:9: rate_limit.redis.address: \"localhost\" is not an IP address; host names are "
+     "never looked up"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: redis.internal}\n", 1,
+     "inline:9: rate_limit.redis.address: \"redis.internal\" is not an IP address"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: \"127.0.0.1:99999\"}\n", 1,
+     "inline:9: rate_limit.redis.address: port 99999 out of range 1..65535\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: \"::1\"}\n", 1,
+     "inline:9: rate_limit.redis.address: an IPv6 address needs brackets"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: \"\"}\n", 1,
+     "inline:9: rate_limit.redis.address: expected an IP address and port like 127.0.0.1:8080 "
+     "or [::1]:8080, got an empty value\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: {ip: 127.0.0.1}}\n", 1,
+     "inline:9: rate_limit.redis.address: expected a single value, got a mapping\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: [127.0.0.1:1, 127.0.0.1:2]}\n", 1,
+     "inline:9: rate_limit.redis.address: 2 addresses are seed nodes of a Redis Cluster and need "
+     "\"cluster: true\"; a single Redis server has one address\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: [], cluster: true}\n", 1,
+     "inline:9: rate_limit.redis.address: expected 1 to 16 addresses, got 0\n"},
+    {RL6 RL_PHASE RL_PHASES
+     "  redis:\n    cluster: true\n    address:\n      - 10.0.0.1:7000\n      - 10.0.0.2\n"
+     "      - 10.0.0.1:7000\n      - bogus:1\n",
+     2,
+     "inline:14: rate_limit.redis.address[2]: duplicate address \"10.0.0.1:7000\" (first at "
+     "rate_limit.redis.address[0], line 12)\n"},
+    {RL6 RL_PHASE RL_PHASES
+     "  redis:\n    cluster: true\n    address:\n      - 10.0.0.1:7000\n      - 10.0.0.2\n"
+     "      - 10.0.0.1:7000\n      - bogus:1\n",
+     2, "inline:15: rate_limit.redis.address[3]: \"bogus\" is not an IP address"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, cluster: yes}\n", 1,
+     "inline:9: rate_limit.redis.cluster: expected true or false, got \"yes\"\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis:\n    address: 127.0.0.1:1\n    cluster: true\n    db: 3\n", 1,
+     "inline:12: rate_limit.redis.db: must be 0 with \"cluster: true\": Redis Cluster has only "
+     "database 0\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, db: 16}\n", 1,
+     "inline:9: rate_limit.redis.db: expected a number 0..15, got \"16\"\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, db: -1}\n", 1, "got \"-1\"\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, password: [a]}\n", 1,
+     "inline:9: rate_limit.redis.password: expected a single value, got a sequence\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, timeout: 0}\n", 1,
+     "inline:9: rate_limit.redis.timeout: \"0\" is out of range 1ms..10s\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, timeout: 10001ms}\n", 1,
+     "inline:9: rate_limit.redis.timeout: \"10001ms\" is out of range 1ms..10s\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, timeout: 25h}\n", 1,
+     "inline:9: rate_limit.redis.timeout: \"25h\" is longer than the maximum, 24h\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, timeout: 0.5s}\n", 1,
+     "inline:9: rate_limit.redis.timeout: expected a duration like 500ms, 10s, 2m, got "
+     "\"0.5s\""},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, key_prefix: \"{meridian}\"}\n", 1,
+     "inline:9: rate_limit.redis.key_prefix: expected 1 to 64 letters, digits, \"_\", \".\", "
+     "\":\" or \"-\" (no braces: Meridian adds the hash tag itself), got \"{meridian}\"\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, key_prefix: \"\"}\n", 1,
+     "inline:9: rate_limit.redis.key_prefix: expected 1 to 64 letters"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, key_prefix: \"a b\"}\n", 1,
+     "got \"a b\"\n"},
+    {RL6 RL_PHASE RL_PHASES "  redis: {address: 127.0.0.1:1, key_prefix: "
+                            "k1234567890123456789012345678901234567890123456789012345678901234}\n",
+     1, "inline:9: rate_limit.redis.key_prefix: expected 1 to 64 letters"},
+    /* errors in several places are all reported */
+    {RL6 "  phase: p1\n  phases: {p1: {rps: 0, burst: 0}}\n"
+         "  redis: {address: bogus, db: 99, timeout: 0ms}\n  scope: x\n  on_redis_failure: y\n",
+     7, "inline:9: rate_limit.redis.db: expected a number 0..15, got \"99\"\n"},
+};
+
+static void
+test_ratelimit_cases(void **state)
+{
+    for (size_t i = 0; i < N_ELEMS(ratelimit_cases); i++) {
+        const struct key_case *c = &ratelimit_cases[i];
+        char *errors = NULL;
+        struct cfg *cfg = cfg_load_text("inline", c->yaml, strlen(c->yaml), &errors);
+
+        if (c->fragment == NULL) { /* a case that must load, beside ones that must not */
+            if (cfg == NULL)
+                fail_msg("case %zu did not load:\n%s", i, errors);
+            cfg_unref(cfg);
+            continue;
+        }
+        if (cfg != NULL)
+            fail_msg("case %zu loaded, but should fail with %s", i, c->fragment);
+        assert_non_null(errors);
+        if (strstr(errors, c->fragment) == NULL)
+            fail_msg("case %zu: missing\n  %s\nin\n%s", i, c->fragment, errors);
+        if (count_lines(errors) != c->nlines)
+            fail_msg("case %zu: %zu error lines, want %zu:\n%s", i, count_lines(errors), c->nlines,
+                     errors);
+        free(errors);
+    }
+}
+
+/* The shipped example's rate_limit section is commented out (it needs a Redis); with its
+ * "# " taken off it must load and say what its comments promise. */
+static void
+test_ratelimit_example(void **state)
+{
+    char path[4096], *text, *start, *errors = NULL;
+    struct text t = {NULL, 0, 0};
+    const struct cfg_rate_limit *rl;
+    struct cfg *cfg;
+    FILE *f;
+    long size;
+
+    snprintf(path, sizeof(path), "%s/conf/meridian.yaml", SRCDIR);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    assert_true(size > 0);
+    rewind(f);
+    text = malloc((size_t)size + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
+    text[size] = '\0';
+    fclose(f);
+
+    /* The block runs from "# rate_limit:" to the first line that is not a comment. */
+    start = strstr(text, "\n# rate_limit:\n");
+    assert_non_null(start);
+    text_add(&t, "%.*s", (int)(start + 1 - text), text);
+    for (char *line = start + 1; *line == '#';) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        text_add(&t, "%.*s\n", (int)(end - line - (line[1] == ' ' ? 2 : 1)),
+                 line + (line[1] == ' ' ? 2 : 1));
+        line = end + 1;
+        start = line;
+    }
+    text_add(&t, "%s", start);
+
+    cfg = cfg_load_text("example", t.buf, t.len, &errors);
+    if (cfg == NULL)
+        fail_msg("the uncommented example did not load:\n%s", errors);
+    rl = &cfg->rate_limit;
+    assert_true(rl->enabled);
+    assert_int_equal(rl->nphases, 3);
+    assert_string_equal(rl->phases[rl->active].name, "phase1");
+    assert_true(rl->phases[0].rps == 100 && rl->phases[0].burst == 200);
+    assert_true(rl->phases[2].rps == 5000);
+    assert_share(&rl->phases[2], 0, 0.40); /* eu-central */
+    assert_share(&rl->phases[2], 1, 0.30); /* us-east */
+    assert_share(&rl->phases[2], 4, 0.10); /* sa-east: the rest, shared */
+    assert_int_equal(rl->scope, CFG_RL_GLOBAL);
+    assert_int_equal(rl->on_redis_failure, CFG_RL_FAIL_LOCAL);
+    assert_string_equal(rl->redis.addrs[0].text, "127.0.0.1:6379");
+    assert_int_equal(rl->redis.timeout_ms, 50);
+    assert_string_equal(rl->redis.key_prefix, "meridian");
+    assert_null(rl->redis.password);
+    cfg_unref(cfg);
+    free(t.buf);
+    free(text);
+}
+
 int
 main(void)
 {
@@ -2085,6 +2607,11 @@ main(void)
         cmocka_unit_test(test_health_inheritance),
         cmocka_unit_test(test_geoip_refused),
         cmocka_unit_test(test_geoip_paths),
+        cmocka_unit_test(test_ratelimit_full),
+        cmocka_unit_test(test_ratelimit_defaults),
+        cmocka_unit_test(test_ratelimit_values),
+        cmocka_unit_test(test_ratelimit_cases),
+        cmocka_unit_test(test_ratelimit_example),
         cmocka_unit_test_setup_teardown(test_tls_relative_paths, save_cwd, restore_cwd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
