@@ -33,23 +33,30 @@
 #include "version.h"
 #include "worker.h"
 
+#define RL_SAMPLES 11 /* ten seconds between the oldest and the newest */
+
 struct server {
     struct event_base *base; /* owns */
     const char *cfg_path;    /* borrows argv */
     pthread_mutex_t cfg_lock;
-    struct cfg *current;     /* holds a ref; under cfg_lock */
+    struct cfg *current; /* holds a ref; under cfg_lock */
     unsigned generation;
     atomic_bool stopping;
     unsigned nworkers;
-    atomic_uint nrunning;    /* workers started (read by workers waking each other) */
-    struct worker *workers;  /* owns */
-    struct admin *admin;     /* owns */
+    atomic_uint nrunning;           /* workers started (read by workers waking each other) */
+    struct worker *workers;         /* owns */
+    struct admin *admin;            /* owns */
     struct health_registry *health; /* owns: backend health across generations */
-    int signal_fd;            /* the process signals, read as data: see server_run */
+    int signal_fd;                  /* the process signals, read as data: see server_run */
     struct event *signal_ev;
-    struct event *tick;      /* owns: once a second (ticket key rotation) */
+    struct event *tick; /* owns: once a second (ticket key rotation) */
     uint64_t started_ms;
     uint64_t accepted_at_trim; /* connections accepted when the heap was last trimmed */
+    /* rate_limit's admissions and refusals, all workers, sampled by the tick: the last
+     * RL_SAMPLES seconds (main thread only), and their rates published for /status. */
+    uint64_t rl_admitted[RL_SAMPLES], rl_rejected[RL_SAMPLES];
+    unsigned rl_next, rl_filled;
+    _Atomic double rl_admitted_rate, rl_rejected_rate;
     /* limits.max_connections, for the whole process: a worker checks for room before it
      * accepts and counts what it accepted. One atomic per connection, none per request. */
     atomic_uint conns;
@@ -198,6 +205,12 @@ server_conn_count(struct server *srv, unsigned *max)
     return atomic_load(&srv->conns);
 }
 
+unsigned
+server_worker_count(const struct server *srv)
+{
+    return srv->nworkers;
+}
+
 /* Give each region of `next` its per-worker counters; those of a region that stays
  * (same name) go on from where they were (a few increments made meanwhile by workers
  * still on `prev` are lost). Returns 0, or -1 out of memory. */
@@ -320,8 +333,7 @@ handle_signal(struct server *srv, int sig)
         struct cfg *cfg = server_current_cfg(srv);
         if (cfg->access_log_path) {
             if (access_log_open(cfg->access_log_path) < 0)
-                log_error("reopening access log %s: %s", cfg->access_log_path,
-                          strerror(errno));
+                log_error("reopening access log %s: %s", cfg->access_log_path, strerror(errno));
             else
                 log_info("access log %s reopened", cfg->access_log_path);
         }
@@ -352,11 +364,35 @@ signal_fd_cb(evutil_socket_t fd, short what, void *arg)
             handle_signal(arg, (int)info[i].ssi_signo);
 }
 
+/* One sample of rate_limit's counters; the rates over the samples kept. */
+static void
+rate_limit_sample(struct server *srv)
+{
+    uint64_t admitted = 0, rejected = 0;
+    for (unsigned i = 0; i < srv->nrunning; i++) {
+        admitted += atomic_load_explicit(&srv->workers[i].stats.rl_admitted, memory_order_relaxed);
+        rejected += atomic_load_explicit(&srv->workers[i].stats.rl_rejected, memory_order_relaxed);
+    }
+    unsigned at = srv->rl_next;
+    srv->rl_admitted[at] = admitted;
+    srv->rl_rejected[at] = rejected;
+    srv->rl_next = (at + 1) % RL_SAMPLES;
+    if (srv->rl_filled < RL_SAMPLES)
+        srv->rl_filled++;
+    unsigned oldest = (srv->rl_next + RL_SAMPLES - srv->rl_filled) % RL_SAMPLES;
+    double span = (double)(srv->rl_filled - 1);
+    atomic_store(&srv->rl_admitted_rate,
+                 span > 0 ? (double)(admitted - srv->rl_admitted[oldest]) / span : 0.0);
+    atomic_store(&srv->rl_rejected_rate,
+                 span > 0 ? (double)(rejected - srv->rl_rejected[oldest]) / span : 0.0);
+}
+
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
     tls_ticket_tick(clock_mono_ms());
+    rate_limit_sample(srv);
     /* TLS handshakes allocate and free tens of KB each, interleaved with the long-lived
      * SSL objects of other connections: the heap ends up with many free pages pinned
      * between live blocks. Hand those pages back (madvise) once a second if connections
@@ -397,8 +433,8 @@ server_status_json(struct server *srv)
                   "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"generation\":%u,"
                   "\"stopping\":%s,\"connections\":%u,\"max_connections\":%u,\"workers\":[",
                   version_string(), (int)getpid(),
-                  (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000),
-                  cfg->generation, server_is_stopping(srv) ? "true" : "false", conns, max_conns);
+                  (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000), cfg->generation,
+                  server_is_stopping(srv) ? "true" : "false", conns, max_conns);
     uint64_t geo_errors = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker_stats *st = &srv->workers[i].stats;
@@ -430,6 +466,10 @@ server_status_json(struct server *srv)
     status_json_str(&b, cfg->geo ? geo_describe(cfg->geo) : NULL);
     status_printf(&b, ",\"lookup_errors\":%llu},", (unsigned long long)geo_errors);
     status_regions_json(&b, cfg, srv->nworkers);
+    status_printf(&b, ",");
+    status_rate_limit_json(&b, cfg, srv->workers, srv->nworkers,
+                           atomic_load(&srv->rl_admitted_rate),
+                           atomic_load(&srv->rl_rejected_rate));
     status_printf(&b, "}\n");
     server_release_cfg(cfg);
     if (b.oom) {
@@ -520,8 +560,8 @@ server_run(const char *cfg_path)
 
     srv->signal_fd = signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
     srv->signal_ev = srv->signal_fd < 0 ? NULL
-                                         : event_new(srv->base, srv->signal_fd, EV_READ | EV_PERSIST,
-                                                     signal_fd_cb, srv);
+                                        : event_new(srv->base, srv->signal_fd, EV_READ | EV_PERSIST,
+                                                    signal_fd_cb, srv);
     if (!srv->signal_ev || event_add(srv->signal_ev, NULL) < 0) {
         log_error("cannot watch signals: %s", strerror(errno));
         atomic_store(&srv->stopping, true);

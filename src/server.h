@@ -24,6 +24,8 @@ void server_conn_added(struct server *srv);
 /* Wakes the other workers waiting for a slot when the process was full. */
 void server_conn_release(struct server *srv, struct worker *self);
 unsigned server_conn_count(struct server *srv, unsigned *max);
+/* The number of workers, fixed at start. */
+unsigned server_worker_count(const struct server *srv);
 
 /* For the admin endpoint: a JSON status document, malloc'd. */
 char *server_status_json(struct server *srv);

@@ -3,16 +3,19 @@
 #include "status.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "cfg.h"
 #include "client_ip.h"
 #include "geo.h"
 #include "health.h"
 #include "route.h"
+#include "worker-t.h"
 
 void
 status_printf(struct status_buf *b, const char *fmt, ...)
@@ -212,4 +215,43 @@ status_route_json(struct cfg *cfg, const char *ip, size_t iplen, int *http_statu
     }
     *http_status = 200;
     return b.p;
+}
+
+void
+status_rate_limit_json(struct status_buf *b, const struct cfg *cfg, const struct worker *workers,
+                       unsigned nworkers, double admitted_per_s, double rejected_per_s)
+{
+    static const char *const scopes[] = {"global", "region"};
+    static const char *const modes[] = {"local", "open", "closed"};
+    const struct cfg_rate_limit *rl = &cfg->rate_limit;
+    if (!rl->enabled) {
+        status_printf(b, "\"rate_limit\":null");
+        return;
+    }
+    const struct cfg_rl_phase *ph = &rl->phases[rl->active];
+    status_printf(b, "\"rate_limit\":{\"phase\":");
+    status_json_str(b, ph->name);
+    status_printf(b,
+                  ",\"rps\":%.6g,\"burst\":%.6g,\"scope\":\"%s\",\"on_redis_failure\":\"%s\","
+                  "\"redis\":{\"cluster\":%s,\"timeout_ms\":%u},\"live_nodes\":%u,"
+                  "\"admitted_per_s_10s\":%.1f,\"rejected_per_s_10s\":%.1f,\"workers\":[",
+                  ph->rps, ph->burst, scopes[rl->scope], modes[rl->on_redis_failure],
+                  rl->redis.cluster ? "true" : "false", (unsigned)rl->redis.timeout_ms,
+                  budget_live_nodes(), admitted_per_s, rejected_per_s);
+    for (unsigned i = 0; i < nworkers; i++) {
+        const struct worker_stats *st = &workers[i].stats;
+        status_printf(b,
+                      "%s{\"id\":%u,\"mode\":\"%s\",\"redis_connections\":%llu,"
+                      "\"redis_servers\":%llu,\"admitted\":%llu,\"rejected\":%llu,"
+                      "\"unavailable\":%llu,\"waited\":%llu,\"redis_commands\":%llu}",
+                      i ? "," : "", i, atomic_load(&st->rl_degraded) ? "degraded" : "shared",
+                      (unsigned long long)atomic_load(&st->rl_redis_connected),
+                      (unsigned long long)atomic_load(&st->rl_redis_servers),
+                      (unsigned long long)atomic_load(&st->rl_admitted),
+                      (unsigned long long)atomic_load(&st->rl_rejected),
+                      (unsigned long long)atomic_load(&st->rl_unavailable),
+                      (unsigned long long)atomic_load(&st->rl_waited),
+                      (unsigned long long)atomic_load(&st->rl_redis_calls));
+    }
+    status_printf(b, "]}");
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "buf.h"
 #include "geo-t.h"
 #include "h1_parse.h"
@@ -60,11 +61,11 @@ struct stream_request {
     struct span authority; /* Host, or the absolute-form authority */
     const struct h1_header *headers;
     size_t num_headers;
-    unsigned flags;       /* enum h1_flag */
-    enum h1_body body;    /* NONE, LENGTH or CHUNKED (raw framing passed through as is) */
-    bool encode_chunked;  /* body of unknown length (HTTP/2 DATA): the stream frames it */
+    unsigned flags;      /* enum h1_flag */
+    enum h1_body body;   /* NONE, LENGTH or CHUNKED (raw framing passed through as is) */
+    bool encode_chunked; /* body of unknown length (HTTP/2 DATA): the stream frames it */
     uint64_t content_length;
-    const char *proto;    /* "http" or "https": X-Forwarded-Proto */
+    const char *proto;     /* "http" or "https": X-Forwarded-Proto */
     const char *client_ip; /* text: the TCP peer (or the PROXY header's source) */
     const struct sockaddr *client_addr;
     /* Whom to believe about the real client: the listener's client_ip section (NULL: the
@@ -89,7 +90,8 @@ enum stream_resp_state {
 /*
  * A stream's life:
  *
- *   stream_new -> stream_start --pick backend--> connect / reuse idle
+ *   stream_new -> stream_start --region, admission (may wait for a lease;
+ *        |              or 429)--pick backend--> connect / reuse idle
  *        |                                           |
  *        |     request head (+ body) written <-------+ (connect refused: one retry
  *        |                |                              on another backend)
@@ -100,51 +102,52 @@ enum stream_resp_state {
  *        +---------> access log line, upstream released, stream freed
  */
 struct stream {
-    struct worker *w;         /* borrows */
-    struct snapshot *snap;    /* holds a use: the config this request started on */
+    struct worker *w;      /* borrows */
+    struct snapshot *snap; /* holds a use: the config this request started on */
     const struct stream_client_ops *ops;
     void *client;             /* borrows */
     struct upstream_conn *uc; /* owns while attached */
     struct stream *next_free;
 
     size_t region;
-    size_t backend;             /* index in the region */
-    struct buf up_out;          /* request bytes for the backend */
-    struct buf up_in;           /* response bytes from the backend */
-    uint32_t out_sent;          /* bytes at the front of up_out written but kept for a retry */
-    bool retryable;             /* all bytes sent so far are still in up_out */
-    bool retried_here;          /* the one retry within the current region was used */
-    uint8_t nearest;            /* the client's nearest region */
-    uint16_t regions_tried;     /* bit per region whose backends all failed this request */
-    bool client_paused;         /* the client waits for room in up_out */
-    bool upstream_paused;       /* we stopped reading the backend: the client is full */
-    bool upstream_eof;          /* the backend closed; what is left is in up_in */
-    bool up_keepalive;          /* the response lets us reuse the upstream connection */
+    size_t backend;         /* index in the region */
+    struct buf up_out;      /* request bytes for the backend */
+    struct buf up_in;       /* response bytes from the backend */
+    uint32_t out_sent;      /* bytes at the front of up_out written but kept for a retry */
+    bool retryable;         /* all bytes sent so far are still in up_out */
+    bool retried_here;      /* the one retry within the current region was used */
+    uint8_t nearest;        /* the client's nearest region */
+    uint16_t regions_tried; /* bit per region whose backends all failed this request */
+    bool client_paused;     /* the client waits for room in up_out */
+    bool upstream_paused;   /* we stopped reading the backend: the client is full */
+    bool upstream_eof;      /* the backend closed; what is left is in up_in */
+    bool up_keepalive;      /* the response lets us reuse the upstream connection */
     bool raw_chunked;
-    bool encode_chunked;        /* frame request body bytes as chunks for the backend */
+    bool encode_chunked; /* frame request body bytes as chunks for the backend */
     bool head_request;
     bool websocket;
-    uint8_t req_state;          /* enum stream_req_state */
-    uint8_t resp_state;         /* enum stream_resp_state */
+    uint8_t req_state;  /* enum stream_req_state */
+    uint8_t resp_state; /* enum stream_resp_state */
     enum h1_method method;
     enum h1_body resp_body;
     uint64_t resp_remaining;
     struct h1_chunked resp_chunked;
-    char *resp_trailers;        /* owns: a decoded chunked response's trailer section */
+    char *resp_trailers; /* owns: a decoded chunked response's trailer section */
     uint32_t resp_trailers_len;
     int status;
-    uint64_t bytes_sent;        /* response body bytes to the client */
+    uint64_t bytes_sent; /* response body bytes to the client */
     uint64_t t_start_us;
-    uint64_t t_upstream_us;     /* when the upstream request started */
-    uint64_t t_head_us;         /* when the response head arrived */
-    uint64_t tunnel_seen_ms;    /* the last tunnel byte, either way (clock_mono_ms) */
-    char *log_target;           /* owns: method and target for the access log, or NULL */
+    uint64_t t_upstream_us;  /* when the upstream request started */
+    uint64_t t_head_us;      /* when the response head arrived */
+    uint64_t tunnel_seen_ms; /* the last tunnel byte, either way (clock_mono_ms) */
+    char *log_target;        /* owns: method and target for the access log, or NULL */
     const char *protocol;
-    const char *tls;            /* static string, or NULL */
-    bool failed_over;           /* served by another region than the nearest */
-    struct geo_info where;      /* the client's place, kept for a failover */
-    char country[3];            /* the client's, "" if unknown */
-    char client_ip[48];         /* the client as resolved (trusted headers, PROXY) */
+    const char *tls;              /* static string, or NULL */
+    bool failed_over;             /* served by another region than the nearest */
+    struct budget_wait admission; /* parked here while rate_limit waits for a lease */
+    struct geo_info where;        /* the client's place, kept for a failover */
+    char country[3];              /* the client's, "" if unknown */
+    char client_ip[48];           /* the client as resolved (trusted headers, PROXY) */
     char reqid[REQID_MAX_LEN + 1];
 };
 

@@ -22,6 +22,7 @@
 #include "writer.h"
 #include "lb.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "sock.h"
 #include "upstream.h"
@@ -93,6 +94,7 @@ void
 stream_free(struct stream *s)
 {
     struct worker *w = s->w;
+    budget_cancel(&s->admission); /* a lease that comes later finds nothing */
     buf_drop(&w->bufs, &s->up_out);
     buf_drop(&w->bufs, &s->up_in);
     free(s->log_target);
@@ -507,17 +509,6 @@ stream_commit_sent(struct stream *s)
 
 /* ---- who the client is, where, and which region serves it ---- */
 
-static uint32_t
-stream_random(struct worker *w)
-{
-    uint64_t x = w->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    w->rng = x;
-    return (uint32_t)(x >> 32);
-}
-
 /* The per-request steps before a backend is chosen, in order: the client's address (the
  * peer, or what a trusted proxy says), its place (a trusted CDN's headers, else the GeoIP
  * database through the worker's cache), and the region (nearest healthy). Fills
@@ -559,7 +550,7 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
 
     struct route_view view = {s->snap, clock_mono_ms(), 0};
     struct route_choice choice;
-    if (route_choose(&cfg->route, &where, stream_random(w), region_health, &view, &choice) < 0) {
+    if (route_choose(&cfg->route, &where, worker_random(w), region_health, &view, &choice) < 0) {
         s->region = choice.nearest; /* for the log line: where it would have gone */
         return -1;
     }
@@ -602,7 +593,7 @@ stream_reroute(struct stream *s)
     const struct cfg *cfg = s->snap->cfg;
     struct route_view view = {s->snap, clock_mono_ms(), s->regions_tried};
     struct route_choice choice;
-    if (route_choose(&cfg->route, &s->where, stream_random(s->w), region_health, &view, &choice) <
+    if (route_choose(&cfg->route, &s->where, worker_random(s->w), region_health, &view, &choice) <
         0)
         return false;
     stream_log_msg(CFG_LOG_INFO, s, "every backend of region %s failed; trying region %s",
@@ -653,7 +644,80 @@ stream_start(struct stream *s, const struct stream_request *req)
     return rc;
 }
 
-/* stream_start() once the request is described: route, serialise, connect. */
+static enum flow stream_finish(struct stream *s, bool upstream_reusable);
+
+/* Over budget: 429 with when to come back and the policy, from us (the request never
+ * reaches a backend), through the same ops as a backend's answer. */
+static void
+stream_reply_over_budget(struct stream *s)
+{
+    static const char body[] = "429 Too Many Requests: over the service's request budget\n";
+    struct budget_refusal why;
+    budget_refusal(s->w->budget, s->region, &why);
+    char retry[12], policy[96], ratelimit[96], length[12];
+    int rn = snprintf(retry, sizeof(retry), "%u", why.retry_after_s);
+    size_t pn = rl_format_policy(policy, sizeof(policy), why.policy, why.rps);
+    size_t qn = rl_format_ratelimit(ratelimit, sizeof(ratelimit), why.policy, 0, why.retry_after_s);
+    int ln = snprintf(length, sizeof(length), "%zu", sizeof(body) - 1);
+    struct h1_header fields[] = {
+        {{"Content-Type", 12}, {"text/plain", 10}}, {{"Content-Length", 14}, {length, (size_t)ln}},
+        {{"Retry-After", 11}, {retry, (size_t)rn}}, {{"RateLimit-Policy", 16}, {policy, pn}},
+        {{"RateLimit", 9}, {ratelimit, qn}},
+    };
+    struct h1_response resp = {
+        .minor_version = 1,
+        .status = 429,
+        .headers = fields,
+        .num_headers = pn && qn ? 5 : 3,
+        .body = H1_BODY_LENGTH,
+        .content_length = sizeof(body) - 1,
+    };
+    bool raw_chunked = false;
+    s->status = 429;
+    s->resp_body = H1_BODY_LENGTH;
+    if (s->ops->response_head(s->client, s, &resp, &raw_chunked) < 0) {
+        stream_abort(s, STATUS_CLIENT_CLOSED);
+        return;
+    }
+    s->resp_state = STREAM_RESP_BODY;
+    uint32_t room = s->ops->body_room(s->client);
+    if (room != STREAM_ROOM_FAILED && room >= sizeof(body) - 1 && !s->head_request &&
+        s->ops->response_body(s->client, body, sizeof(body) - 1) < 0) {
+        stream_abort(s, STATUS_CLIENT_CLOSED);
+        return;
+    }
+    s->bytes_sent = s->head_request ? 0 : sizeof(body) - 1;
+    stream_finish(s, false);
+}
+
+/* Admitted: pick a backend and send. Returns 0, or the status to answer with. */
+static int
+stream_proceed(struct stream *s)
+{
+    atomic_fetch_add_explicit(&s->w->stats.requests, 1, memory_order_relaxed);
+    int rc = stream_connect(s, LB_NONE);
+    if (rc != 0)
+        return rc;
+    stream_flush_upstream(s); /* may end the stream: the caller checks its own state */
+    return 0;
+}
+
+/* A parked request hears from the budget. */
+static void
+stream_admitted(struct budget_wait *wt, enum budget_verdict v)
+{
+    struct stream *s = (struct stream *)((char *)wt - offsetof(struct stream, admission));
+    int rc = 503;
+    if (v == BUDGET_OVER) {
+        stream_reply_over_budget(s);
+        return;
+    }
+    if (v == BUDGET_ADMIT && (rc = stream_proceed(s)) == 0)
+        return;
+    stream_fail(s, rc);
+}
+
+/* stream_start() once the request is described: route, serialise, admit, connect. */
 static int
 stream_begin(struct stream *s, const struct stream_request *req, const struct cfg *cfg)
 {
@@ -667,12 +731,23 @@ stream_begin(struct stream *s, const struct stream_request *req, const struct cf
         return 431; /* our additions pushed it past the buffer */
     s->up_out.end += (uint32_t)n;
 
-    atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
-    int rc = stream_connect(s, LB_NONE);
-    if (rc != 0)
-        return rc;
-    stream_flush_upstream(s); /* may end the stream: the caller checks its own state */
-    return 0;
+    if (w->budget) {
+        /* After the head is copied: a request that waits no longer needs the client's
+         * buffer, and its body (if any) gathers in up_out meanwhile. */
+        s->admission.done = stream_admitted;
+        switch (budget_admit(w->budget, s->region, &s->admission)) {
+        case BUDGET_ADMIT:
+            break;
+        case BUDGET_WAIT:
+            return 0;
+        case BUDGET_OVER:
+            stream_reply_over_budget(s);
+            return 0;
+        case BUDGET_UNAVAILABLE:
+            return 503;
+        }
+    }
+    return stream_proceed(s);
 }
 
 /* ---- the request body ---- */

@@ -27,6 +27,7 @@ struct h1_header;
 struct tls_listener;
 struct client_ip_cfg;
 struct health_target;
+struct budget;
 
 struct snapshot_region {
     uint32_t rr_cursor;
@@ -39,9 +40,9 @@ struct snapshot_region {
  * generation. Counting uses here, per worker, keeps atomics off the request path: only
  * the snapshot's single cfg reference is atomic. */
 struct snapshot {
-    struct cfg *cfg;   /* holds a ref */
-    struct worker *w;  /* borrows */
-    uint32_t uses;     /* the worker while it is current, plus one per stream */
+    struct cfg *cfg;                 /* holds a ref */
+    struct worker *w;                /* borrows */
+    uint32_t uses;                   /* the worker while it is current, plus one per stream */
     struct snapshot_region *regions; /* owns */
     /* libevent common timeouts for this generation's durations (cheap re-arming). */
     const struct timeval *tv_client_header;
@@ -54,11 +55,11 @@ struct snapshot {
 };
 
 struct listener_rt {
-    int fd;                    /* owns */
-    struct worker *w;          /* borrows */
-    struct tls_listener *tls;  /* borrows from the current generation; NULL: plain */
-    bool h2c;                  /* plain listener that also takes HTTP/2 prior knowledge */
-    bool proxy_protocol;       /* connections start with a PROXY header */
+    int fd;                   /* owns */
+    struct worker *w;         /* borrows */
+    struct tls_listener *tls; /* borrows from the current generation; NULL: plain */
+    bool h2c;                 /* plain listener that also takes HTTP/2 prior knowledge */
+    bool proxy_protocol;      /* connections start with a PROXY header */
     const struct client_ip_cfg *client_ip; /* borrows from the current generation */
     struct listener_rt *next;
     struct event ev;
@@ -73,24 +74,35 @@ struct worker_stats {
     atomic_uint_fast64_t tls_full;    /* TLS handshakes completed without resumption */
     atomic_uint_fast64_t tls_resumed; /* ... and with (ticket or session cache) */
     atomic_uint_fast64_t geo_errors;  /* GeoIP lookups that failed on corrupt data */
-    atomic_uint generation; /* the config generation this worker runs */
+    /* rate_limit (budget.c): requests admitted, answered 429, answered 503 (Redis gone,
+     * on_redis_failure closed), parked for a lease; lease and heartbeat commands sent;
+     * 1 while Redis is failing (the failure mode decides). */
+    atomic_uint_fast64_t rl_admitted;
+    atomic_uint_fast64_t rl_rejected;
+    atomic_uint_fast64_t rl_unavailable;
+    atomic_uint_fast64_t rl_waited;
+    atomic_uint_fast64_t rl_redis_calls;
+    atomic_uint_fast64_t rl_degraded;
+    atomic_uint_fast64_t rl_redis_connected; /* connections up, as of the last reply */
+    atomic_uint_fast64_t rl_redis_servers;   /* servers (cluster masters) known */
+    atomic_uint generation;                  /* the config generation this worker runs */
 };
 
 struct worker {
     unsigned id;
     char name[8];
     pthread_t thread;
-    struct event_base *base;   /* owns */
-    struct server *srv;        /* borrows */
-    struct snapshot *snap;     /* holds a use: the current generation */
-    struct cfg *seen_cfg;      /* borrows: the generation `snap` was built from */
+    struct event_base *base; /* owns */
+    struct server *srv;      /* borrows */
+    struct snapshot *snap;   /* holds a use: the current generation */
+    struct cfg *seen_cfg;    /* borrows: the generation `snap` was built from */
 
-    int wake_fd;               /* owns: eventfd the main thread writes to */
+    int wake_fd; /* owns: eventfd the main thread writes to */
     struct event wake_ev;
-    struct event reap_ev;      /* runs after the callbacks of a loop turn */
-    struct event shutdown_ev;  /* the shutdown grace period */
+    struct event reap_ev;     /* runs after the callbacks of a loop turn */
+    struct event shutdown_ev; /* the shutdown grace period */
     struct event log_flush_ev;
-    struct event buf_trim_ev;  /* returns unused buffer blocks to the kernel */
+    struct event buf_trim_ev; /* returns unused buffer blocks to the kernel */
     bool stopping;
     bool reap_scheduled;
     bool log_flush_scheduled;
@@ -100,28 +112,29 @@ struct worker {
      * limits.max_connections (accept_full; paused_for_limit tells the other workers to
      * wake it when a slot frees), or backs off after accept() ran out of descriptors
      * (accept_backoff, until accept_resume_ev). */
-    bool accepting;             /* the listeners' events are added */
+    bool accepting; /* the listeners' events are added */
     bool accept_full;
     atomic_bool paused_for_limit;
     bool accept_backoff;
     struct event accept_resume_ev;
-    uint64_t full_logged_ms;    /* rate limit for the "connection limit reached" warning */
+    uint64_t full_logged_ms; /* rate limit for the "connection limit reached" warning */
     uint64_t accept_error_logged_ms;
-    uint32_t accept_errors;     /* accept() failures since the last report */
+    uint32_t accept_errors; /* accept() failures since the last report */
     struct buf_pool bufs;
     struct conn *conn_free;     /* owns: free list */
     struct stream *stream_free; /* owns: free list */
     uint32_t nfree_conns, nfree_streams;
-    struct conn *conns;         /* live connections (conn->prev/next) */
+    struct conn *conns; /* live connections (conn->prev/next) */
     uint32_t nconns;
     uint32_t next_conn_id;
-    struct conn *reap;          /* closed connections waiting to be freed */
-    struct upstream_pool *pools; /* owns */
+    struct conn *reap;            /* closed connections waiting to be freed */
+    struct upstream_pool *pools;  /* owns */
     struct health_target *checks; /* holds refs: the targets this worker checks */
     struct geo_cache geo_cache;
-    uint64_t rng;                /* xorshift state for route choice */
+    struct budget *budget; /* owns: rate_limit's admission, or NULL (no limit) */
+    uint64_t rng;          /* worker_random()'s state */
 
-    struct h1_header *headers;  /* owns: parse scratch of max_headers entries */
+    struct h1_header *headers; /* owns: parse scratch of max_headers entries */
     uint32_t headers_cap;
 
     struct reqid_gen reqids;

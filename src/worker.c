@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "cfg.h"
 #include "clock.h"
 #include "conn.h"
@@ -74,10 +75,8 @@ snapshot_new(struct worker *w, struct cfg *cfg)
     const struct cfg_timeouts *t = &cfg->timeouts;
     snap->tv_client_header = snapshot_timeout(w, t->client_header_ms, &snap->tv_plain[0]);
     snap->tv_client_idle = snapshot_timeout(w, t->client_idle_ms, &snap->tv_plain[1]);
-    snap->tv_upstream_connect =
-        snapshot_timeout(w, t->upstream_connect_ms, &snap->tv_plain[2]);
-    snap->tv_upstream_response =
-        snapshot_timeout(w, t->upstream_response_ms, &snap->tv_plain[3]);
+    snap->tv_upstream_connect = snapshot_timeout(w, t->upstream_connect_ms, &snap->tv_plain[2]);
+    snap->tv_upstream_response = snapshot_timeout(w, t->upstream_response_ms, &snap->tv_plain[3]);
     snap->tv_upstream_idle = snapshot_timeout(w, UPSTREAM_IDLE_MS, &snap->tv_plain[4]);
     snap->tv_tunnel = snapshot_timeout(w, t->tunnel_ms, &snap->tv_plain[5]);
     snap->cfg = cfg_ref(cfg);
@@ -167,7 +166,8 @@ worker_conn_admit(struct worker *w)
             unsigned max, n = server_conn_count(w->srv, &max);
             w->full_logged_ms = now;
             log_warn("%u client connections: limits.max_connections (%u) reached; new ones "
-                     "wait in the listen backlog until one closes", n, max);
+                     "wait in the listen backlog until one closes",
+                     n, max);
         }
         w->accept_full = true;
         atomic_store(&w->paused_for_limit, true);
@@ -205,7 +205,8 @@ worker_accept_backoff(struct worker *w, int err)
     w->accept_errors++;
     if (!w->accept_error_logged_ms || now - w->accept_error_logged_ms >= FULL_LOG_INTERVAL_MS) {
         log_error("accept: %s; pausing accepts for %d ms at a time (%u times since the last "
-                  "report)", strerror(err), ACCEPT_BACKOFF_MS, w->accept_errors);
+                  "report)",
+                  strerror(err), ACCEPT_BACKOFF_MS, w->accept_errors);
         w->accept_error_logged_ms = now;
         w->accept_errors = 0;
     }
@@ -282,6 +283,20 @@ worker_close_listeners(struct worker *w)
     worker_free_listeners(w);
 }
 
+/* rate_limit's admission: made, moved to the new generation, or dropped with it. */
+static void
+worker_adopt_budget(struct worker *w, const struct cfg *cfg)
+{
+    if (!cfg->rate_limit.enabled) {
+        budget_free(w->budget);
+        w->budget = NULL;
+    } else if (w->budget) {
+        budget_apply(w->budget, cfg);
+    } else if ((w->budget = budget_new(w, cfg)) == NULL) {
+        log_error("rate_limit: out of memory: this worker does not limit");
+    }
+}
+
 static int
 worker_adopt(struct worker *w, struct cfg *cfg)
 {
@@ -296,8 +311,8 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     struct snapshot *snap = snapshot_new(w, cfg);
     if (!snap)
         return -1;
-    uint32_t block = cfg->limits.max_header_bytes > BUF_MIN_SIZE ? cfg->limits.max_header_bytes
-                                                                  : BUF_MIN_SIZE;
+    uint32_t block =
+        cfg->limits.max_header_bytes > BUF_MIN_SIZE ? cfg->limits.max_header_bytes : BUF_MIN_SIZE;
     buf_pool_set_block_size(&w->bufs, block + BUF_HEADROOM);
     if (!w->stopping)
         worker_sync_listeners(w, cfg);
@@ -307,6 +322,7 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     if (old)
         conn_goaway_h2(w);
     atomic_store_explicit(&w->stats.generation, cfg->generation, memory_order_release);
+    worker_adopt_budget(w, cfg); /* compares with the old generation: before it may go */
     if (old)
         snapshot_release(old);
     health_worker_adopt(w, cfg);
@@ -356,8 +372,8 @@ worker_sync(struct worker *w)
 {
     struct cfg *cfg = server_current_cfg(w->srv);
     if (cfg != w->seen_cfg && worker_adopt(w, cfg) < 0)
-        log_error("out of memory adopting configuration generation %u; keeping %u",
-                  cfg->generation, w->seen_cfg ? w->seen_cfg->generation : 0);
+        log_error("out of memory adopting configuration generation %u; keeping %u", cfg->generation,
+                  w->seen_cfg ? w->seen_cfg->generation : 0);
     server_release_cfg(cfg);
     if (server_is_stopping(w->srv) && !w->stopping)
         worker_begin_stop(w);
@@ -447,6 +463,8 @@ worker_main(void *arg)
     /* Stopped: whatever is still open goes now. */
     conn_close_all(w);
     health_worker_stop(w);
+    budget_free(w->budget); /* its link lives on this thread's loop */
+    w->budget = NULL;
     access_log_flush(&w->alog);
     h2_worker_deinit(w); /* thread-local scratch: must be freed on this thread */
     return NULL;

@@ -37,6 +37,19 @@ void worker_conn_release(struct worker *w);
 bool worker_paused_for_limit(struct worker *w);
 /* Closed connections were freed: the worker may be done stopping. */
 void worker_conn_gone(struct worker *w);
+
+/* A cheap uniformly random 32-bit number from the worker's own generator (xorshift64): for
+ * choices that only need to be spread (spilling, jitter), never for secrets. */
+static inline uint32_t
+worker_random(struct worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return (uint32_t)(x >> 32);
+}
 /* accept() failed with `err` (out of descriptors or memory): stop accepting for a while. */
 void worker_accept_backoff(struct worker *w, int err);
 
