@@ -87,8 +87,11 @@ struct budget_bucket {
     struct rl_bucket local; /* on_redis_failure: local */
     double local_rate;      /* what `local` was last set to */
 
-    struct budget_wait *head, *tail;
+    struct budget_wait *head, *tail; /* oldest first */
     unsigned nwait;
+    /* Fires when the oldest waiter has waited redis.timeout: a lease smaller than the
+     * queue sends a second refill, and nobody may wait for two. */
+    struct event wait_ev;
 };
 
 struct budget {
@@ -256,6 +259,39 @@ spend(struct budget_bucket *bk)
 
 static bool refill(struct budget_bucket *bk, uint64_t now);
 
+/* Arms wait_ev for the oldest waiter's deadline (or disarms it: nobody waits). */
+static void
+wait_timer_arm(struct budget_bucket *bk, uint64_t now)
+{
+    if (bk->head == NULL) {
+        event_del(&bk->wait_ev);
+        return;
+    }
+    uint64_t deadline = bk->head->since_us + (uint64_t)bk->b->rl.redis.timeout_ms * 1000;
+    uint64_t in = deadline > now ? deadline - now : 0;
+    struct timeval tv = {(time_t)(in / 1000000), (suseconds_t)(in % 1000000)};
+    event_add(&bk->wait_ev, &tv);
+}
+
+/* The oldest waiters waited redis.timeout: the failure mode decides for them, as it
+ * would have had Redis not answered at all. */
+static void
+on_wait_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct budget_bucket *bk = arg;
+    uint64_t now = clock_mono_us(), limit = (uint64_t)bk->b->rl.redis.timeout_ms * 1000;
+    struct budget_wait *wt;
+    (void)fd;
+    (void)what;
+    while ((wt = bk->head) != NULL && now - wt->since_us >= limit) {
+        enum budget_verdict v = degraded(bk, now);
+        wait_unlink(bk, wt);
+        count(bk->b, v);
+        wt->done(wt, v);
+    }
+    wait_timer_arm(bk, now);
+}
+
 /* What the waiters a lease could not serve hear. */
 enum wake_rest {
     WAKE_OVER,     /* the fleet's bucket is empty: 429 */
@@ -276,7 +312,8 @@ wake(struct budget_bucket *bk, enum wake_rest rest, uint64_t now)
             spend(bk);
             v = BUDGET_ADMIT;
         } else if (rest == WAKE_AGAIN && (bk->refilling || refill(bk, now))) {
-            return; /* they wait for the next lease */
+            wait_timer_arm(bk, now);
+            return; /* they wait for the next lease, but not past their deadline */
         } else if (rest == WAKE_OVER) {
             v = BUDGET_OVER;
         } else {
@@ -286,6 +323,7 @@ wake(struct budget_bucket *bk, enum wake_rest rest, uint64_t now)
         count(bk->b, v);
         wt->done(wt, v);
     }
+    wait_timer_arm(bk, now);
 }
 
 /* ---- leases ---- */
@@ -410,6 +448,7 @@ budget_admit(struct budget *b, size_t region, struct budget_wait *wt)
             wt->budget = b;
             wt->bucket = (unsigned)(bk - b->buckets);
             wt->region = region;
+            wt->since_us = now;
             wt->next = NULL;
             wt->prev = bk->tail;
             if (bk->tail)
@@ -417,7 +456,8 @@ budget_admit(struct budget *b, size_t region, struct budget_wait *wt)
             else
                 bk->head = wt;
             bk->tail = wt;
-            bk->nwait++;
+            if (bk->nwait++ == 0)
+                wait_timer_arm(bk, now);
             stat_inc(&b->w->stats.rl_waited);
             return BUDGET_WAIT;
         } else {
@@ -559,6 +599,7 @@ build_buckets(struct budget *b)
             bk->burst = 1.0;
         bk->local_rate = 0.0;
         rl_bucket_init(&bk->local, bk->rps, bk->burst, now);
+        evtimer_assign(&bk->wait_ev, b->w->base, on_wait_deadline, bk);
     }
     b->buckets = bks;
     b->nbuckets = n;
@@ -640,6 +681,8 @@ budget_apply(struct budget *b, const struct cfg *cfg)
             tail = &wt->next;
         }
     }
+    for (unsigned i = 0; i < b->nbuckets; i++)
+        event_del(&b->buckets[i].wait_ev);
     free(b->buckets);
     b->buckets = NULL;
     b->nbuckets = 0;
@@ -676,6 +719,7 @@ budget_free(struct budget *b)
             wait_unlink(bk, wt);
             wt->done(wt, BUDGET_ADMIT);
         }
+        event_del(&bk->wait_ev);
     }
     free(b->buckets);
     free(b);

@@ -55,7 +55,8 @@ struct budget_wait {
     void (*done)(struct budget_wait *wt, enum budget_verdict v);
     struct budget *budget; /* NULL when not waiting */
     unsigned bucket;
-    size_t region; /* as given to budget_admit() */
+    size_t region;     /* as given to budget_admit() */
+    uint64_t since_us; /* when it was parked: it hears within redis.timeout of it */
 };
 
 /* What a 429 says: the policy (the phase), its quota, and when to come back. */
