@@ -16,11 +16,13 @@
 #endif
 #endif
 
+#ifndef BIGMEM_PLAIN
 static size_t
 bigmem_len(size_t size)
 {
     return (size + BIGMEM_HUGE - 1) & ~(BIGMEM_HUGE - 1);
 }
+#endif
 
 void *
 bigmem_alloc(size_t size)
