@@ -26,6 +26,7 @@
 #include "geo.h"
 #include "health.h"
 #include "log.h"
+#include "notify.h"
 #include "sock.h"
 #include "status.h"
 #include "tls.h"
@@ -264,10 +265,12 @@ server_reload(struct server *srv)
 {
     char *errors = NULL;
     log_info("reloading configuration from %s", srv->cfg_path);
+    notify_reloading(srv->generation);
     struct cfg *next = cfg_load_file(srv->cfg_path, &errors);
     if (!next) {
         log_cfg_errors("reload refused", errors);
         log_error("reload refused: keeping configuration generation %u", srv->generation);
+        notify_reload_failed(errors);
         free(errors);
         return;
     }
@@ -304,6 +307,7 @@ server_reload(struct server *srv)
     server_release_cfg(prev);
     publish(srv, next);
     log_info("configuration generation %u is live", srv->generation);
+    notify_reloaded(next);
     return;
 
 refuse_listeners:
@@ -317,6 +321,7 @@ refuse_listeners:
     }
 refuse:
     log_error("reload refused: keeping configuration generation %u", srv->generation);
+    notify_reload_failed(NULL);
     server_release_cfg(prev);
     cfg_unref(next);
 }
@@ -346,6 +351,7 @@ handle_signal(struct server *srv, int sig)
             _exit(0);
         }
         log_info("stopping: no new connections, letting requests in flight finish");
+        notify_stopping();
         atomic_store(&srv->stopping, true);
         for (unsigned i = 0; i < srv->nrunning; i++)
             worker_wake(&srv->workers[i]);
@@ -575,11 +581,13 @@ server_run(const char *cfg_path)
              srv->nworkers, cfg->nlisteners, cfg->nregions);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         log_info("listening on %s (%s)", cfg->listeners[i].addr.text, cfg->listeners[i].name);
+    notify_started(srv->base, cfg, srv->nworkers);
 
     event_base_dispatch(srv->base);
     rc = 0;
 
 out_workers:
+    notify_stopping(); /* once more when a signal began the stop: a no-op then */
     for (unsigned i = 0; i < started; i++)
         worker_wake(&srv->workers[i]);
     for (unsigned i = 0; i < started; i++)
