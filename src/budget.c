@@ -67,6 +67,12 @@ static const char heartbeat_script[] =
 /* Nodes sharing the budget, as worker 0 last heard from Redis; read by every worker. */
 static atomic_uint live_nodes = 1;
 
+/* on_redis_failure: local: the node's own buckets, one per bucket of the budget, shared
+ * by its workers (GCRA: one compare-and-swap per request, and only while Redis fails),
+ * so that the node admits budget / nodes however its connections fall on its workers. */
+#define BUDGET_BUCKETS_MAX 64
+static _Atomic uint64_t local_tat[BUDGET_BUCKETS_MAX];
+
 struct budget_bucket {
     struct budget *b;
     char key[256]; /* "{prefix:phase:region}:bucket": at most 64 + 63 + 63 + 11 */
@@ -83,9 +89,6 @@ struct budget_bucket {
     double rate_rps;     /* this worker's recent admissions here (EWMA) */
     uint64_t rate_count; /* admissions since rate_since_us */
     uint64_t rate_since_us;
-
-    struct rl_bucket local; /* on_redis_failure: local */
-    double local_rate;      /* what `local` was last set to */
 
     struct budget_wait *head, *tail; /* oldest first */
     unsigned nwait;
@@ -109,6 +112,10 @@ struct budget {
     size_t nodes_keylen;
     char node_id[128];
     struct event heartbeat_ev; /* worker 0 only */
+    /* While Redis fails, a PING when the breaker lets one through, so that a worker
+     * without traffic also learns that Redis is back (and /status says so). */
+    struct event probe_ev;
+    bool probe_out;
     bool heartbeat_on;
     bool heartbeat_out;
 };
@@ -175,18 +182,24 @@ degraded(struct budget_bucket *bk, uint64_t now)
     default:
         break;
     }
-    double share = (double)fleet_workers(b);
-    double rate = bk->rps / share, burst = bk->burst / share;
+    unsigned nodes = budget_live_nodes();
+    double rate = bk->rps / nodes, burst = bk->burst / nodes;
     if (burst < 1.0)
         burst = 1.0;
-    if (rate != bk->local_rate) {
-        rl_bucket_set(&bk->local, rate, burst, now);
-        bk->local_rate = rate;
-    }
-    if (!rl_bucket_take(&bk->local, now))
+    unsigned i = (unsigned)(bk - b->buckets) % BUDGET_BUCKETS_MAX;
+    if (!rl_gcra_take(&local_tat[i], rate, burst, now))
         return BUDGET_OVER;
     bk->rate_count++;
     return BUDGET_ADMIT;
+}
+
+static void
+probe_arm(struct budget *b)
+{
+    uint64_t now = clock_mono_us(), at = b->breaker.open_until_us;
+    uint64_t in = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(in / 1000000), (suseconds_t)(in % 1000000) + 1000};
+    event_add(&b->probe_ev, &tv);
 }
 
 static void
@@ -194,6 +207,7 @@ note_failure(struct budget *b, const char *why)
 {
     static const char *const modes[] = {"local", "open", "closed"};
     atomic_store_explicit(&b->w->stats.rl_degraded, 1, memory_order_relaxed);
+    probe_arm(b);
     if (!b->degraded_logged) {
         b->degraded_logged = true;
         log_warn("rate_limit: Redis failed (%s): on_redis_failure %s until it answers",
@@ -205,6 +219,7 @@ static void
 note_success(struct budget *b)
 {
     rl_breaker_success(&b->breaker);
+    event_del(&b->probe_ev);
     atomic_store_explicit(&b->w->stats.rl_degraded, 0, memory_order_relaxed);
     if (b->degraded_logged) {
         b->degraded_logged = false;
@@ -357,7 +372,7 @@ on_lease(void *ctx, const redisReply *reply, const char *why)
     long long got = reply->element[0]->integer, wait_ms = reply->element[1]->integer;
     if (got > 0) {
         bk->tokens += (uint32_t)got;
-        bk->lease_until_us = now + (uint64_t)BUDGET_LEASE_MS * 1000;
+        bk->lease_until_us = now + (uint64_t)BUDGET_LEASE_TTL_MS * 1000;
     }
     if (got < (long long)bk->want) {
         /* The fleet's bucket is empty: answer 429 here until it has a token again, and
@@ -482,7 +497,8 @@ budget_refusal(const struct budget *b, size_t region, struct budget_refusal *out
     out->rps = bk->rps;
     uint64_t wait = bk->dry_until_us > now ? bk->dry_until_us - now : 0;
     if (b->rl.on_redis_failure == CFG_RL_FAIL_LOCAL && wait == 0)
-        wait = rl_bucket_wait_us(&bk->local, now);
+        wait = rl_gcra_wait_us(&local_tat[(unsigned)(bk - b->buckets) % BUDGET_BUCKETS_MAX],
+                               bk->rps / budget_live_nodes(), bk->burst / budget_live_nodes(), now);
     out->retry_after_s = rl_retry_after_s(wait);
 }
 
@@ -528,6 +544,7 @@ send_heartbeat(struct budget *b, bool eval)
     size_t argvlen[] = {strlen(argv[0]), strlen(argv[1]),    1,
                         b->nodes_keylen, strlen(b->node_id), (size_t)tl};
     b->heartbeat_out = true;
+    stat_inc(&b->w->stats.rl_redis_calls);
     if (redis_link_command(b->link, b->nodes_key, b->nodes_keylen, 6, argv, argvlen, on_heartbeat,
                            b) < 0)
         b->heartbeat_out = false;
@@ -541,6 +558,45 @@ on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!b->heartbeat_out)
         send_heartbeat(b, false);
+}
+
+/* ---- probes while Redis fails ---- */
+
+static void
+on_probe(void *ctx, const redisReply *reply, const char *why)
+{
+    struct budget *b = ctx;
+    b->probe_out = false;
+    publish_link(b);
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
+        note_success(b);
+        return;
+    }
+    rl_breaker_failure(&b->breaker, clock_mono_us(), worker_random(b->w));
+    note_failure(b, reply ? reply->str : why);
+}
+
+static void
+on_probe_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct budget *b = arg;
+    (void)fd;
+    (void)what;
+    if (b->breaker.state == RL_BREAKER_CLOSED || b->probe_out || b->link == NULL ||
+        b->nbuckets == 0)
+        return;
+    if (!rl_breaker_allows(&b->breaker, clock_mono_us())) {
+        probe_arm(b); /* a request's probe is out: look again after its answer */
+        return;
+    }
+    /* About the bucket's key: in a cluster it goes to the master that matters. */
+    const struct budget_bucket *bk = &b->buckets[0];
+    const char *argv[] = {"PING"};
+    size_t argvlen[] = {4};
+    b->probe_out = true;
+    stat_inc(&b->w->stats.rl_redis_calls);
+    if (redis_link_command(b->link, bk->key, bk->keylen, 1, argv, argvlen, on_probe, b) < 0)
+        b->probe_out = false;
 }
 
 /* ---- life ---- */
@@ -575,7 +631,6 @@ build_buckets(struct budget *b)
     struct budget_bucket *bks = calloc(n, sizeof(*bks));
     if (bks == NULL)
         return -1;
-    uint64_t now = clock_mono_us();
     for (unsigned i = 0; i < n; i++) {
         struct budget_bucket *bk = &bks[i];
         bk->b = b;
@@ -597,8 +652,6 @@ build_buckets(struct budget *b)
             bk->rps = 1e-9;
         if (bk->burst < 1.0)
             bk->burst = 1.0;
-        bk->local_rate = 0.0;
-        rl_bucket_init(&bk->local, bk->rps, bk->burst, now);
         evtimer_assign(&bk->wait_ev, b->w->base, on_wait_deadline, bk);
     }
     b->buckets = bks;
@@ -643,6 +696,7 @@ budget_new(struct worker *w, const struct cfg *cfg)
         free(b);
         return NULL;
     }
+    evtimer_assign(&b->probe_ev, w->base, on_probe_timer, b);
     if (w->id == 0) {
         log_phase(b);
         event_assign(&b->heartbeat_ev, w->base, -1, EV_PERSIST, on_heartbeat_timer, b);
@@ -672,6 +726,8 @@ budget_apply(struct budget *b, const struct cfg *cfg)
     redis_link_free(b->link);
     b->link = NULL;
     b->heartbeat_out = false;
+    b->probe_out = false;
+    event_del(&b->probe_ev);
     struct budget_wait *waiting = NULL, **tail = &waiting;
     for (unsigned i = 0; i < b->nbuckets; i++) {
         struct budget_wait *wt;
@@ -709,6 +765,7 @@ budget_free(struct budget *b)
         return;
     if (b->heartbeat_on)
         event_del(&b->heartbeat_ev);
+    event_del(&b->probe_ev);
     redis_link_free(b->link); /* no reply comes after this */
     b->link = NULL;
     /* Nobody limits any more: whoever waited goes on. */

@@ -20,7 +20,7 @@
  *
  * Accuracy: the fleet never admits more than the Redis bucket hands out (rps * t +
  * burst), plus, while Redis is unreachable in `local` mode, what the local buckets admit.
- * It may admit less: a lease's unspent tokens expire with it (BUDGET_LEASE_MS), at most
+ * It may admit less: a lease's unspent tokens expire with it (BUDGET_LEASE_TTL_MS), at most
  * about 4 lease periods of a worker's fair share each. */
 #ifndef MERIDIAN_BUDGET_H
 #define MERIDIAN_BUDGET_H
@@ -33,8 +33,13 @@ struct cfg;
 struct worker;
 struct budget;
 
-/* How long a lease's tokens may be spent. */
+/* A lease is sized for two periods of BUDGET_LEASE_MS of the worker's recent rate, and the
+ * next is asked for when half is spent, so under steady load a refill comes about every
+ * period. Its tokens (with what is left of the previous ones) may be spent for
+ * BUDGET_LEASE_TTL_MS after it came: twice the refill interval, so that they never expire
+ * under steady load (a request would wait for the refill), only when the load falls. */
 #define BUDGET_LEASE_MS 500
+#define BUDGET_LEASE_TTL_MS 1000
 /* Heartbeats: how often a node announces itself, and how long an announcement counts. */
 #define BUDGET_HEARTBEAT_MS 1000
 #define BUDGET_NODE_TTL_MS 5000

@@ -4,9 +4,12 @@
  * struct it is given; the Redis link and the admission step that use them live elsewhere. */
 #include "ratelimit.h"
 
+#include <stdatomic.h>
+
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 /* The largest structured-field integer (RFC 8941: at most 15 digits). */
@@ -318,4 +321,51 @@ rl_retry_after_s(uint64_t wait_us)
     if (s == 0)
         return 1;
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+/* ---- GCRA ---- */
+
+/* The interval between requests and the tolerance (how far the arrival time may run ahead
+ * of now), in µs. False when nothing is admitted at all. */
+static bool
+gcra_params(double rate, double burst, uint64_t *interval, uint64_t *tolerance)
+{
+    if (!(rate > 0.0))
+        return false;
+    double iv = 1e6 / rate;
+    if (!(iv < 1e15))
+        return false; /* less than a request in 30 years */
+    if (!(burst >= 1.0))
+        burst = 1.0;
+    double tol = (burst - 1.0) * iv;
+    *interval = iv < 1.0 ? 1 : (uint64_t)iv;
+    *tolerance = tol < 1e15 ? (uint64_t)tol : (uint64_t)1e15;
+    return true;
+}
+
+bool
+rl_gcra_take(_Atomic uint64_t *tat, double rate, double burst, uint64_t now_us)
+{
+    uint64_t interval, tolerance;
+    if (!gcra_params(rate, burst, &interval, &tolerance))
+        return false;
+    uint64_t cur = atomic_load_explicit(tat, memory_order_relaxed);
+    for (;;) {
+        uint64_t base = cur > now_us ? cur : now_us;
+        if (base - now_us > tolerance)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(tat, &cur, base + interval, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+uint64_t
+rl_gcra_wait_us(_Atomic uint64_t *tat, double rate, double burst, uint64_t now_us)
+{
+    uint64_t interval, tolerance;
+    if (!gcra_params(rate, burst, &interval, &tolerance))
+        return UINT64_MAX;
+    uint64_t cur = atomic_load_explicit(tat, memory_order_relaxed);
+    return cur > now_us + tolerance ? cur - now_us - tolerance : 0;
 }

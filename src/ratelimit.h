@@ -40,6 +40,7 @@
 #ifndef MERIDIAN_RATELIMIT_H
 #define MERIDIAN_RATELIMIT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,16 @@ uint32_t rl_lease_want(double share_rps, double observed_rps, uint32_t lease_ms)
  * (the rate of this sample; unchanged if elapsed is 0 too). A NaN, infinite or negative *rate_rps
  * starts again from 0. */
 void rl_rate_update(double *rate_rps, uint64_t count, uint64_t elapsed_us, uint64_t tau_us);
+
+/* ---- a bucket shared by threads: GCRA on one atomic word ---- */
+
+/* The generic cell rate algorithm: the same admissions as a token bucket of `rate` and
+ * `burst`, kept as one number, the theoretical arrival time (µs) of the next request, so
+ * that the workers of a node can share it with one compare-and-swap and no lock. Starts
+ * full at *tat = 0. A rate of 0 or less admits nothing. */
+bool rl_gcra_take(_Atomic uint64_t *tat, double rate, double burst, uint64_t now_us);
+/* Microseconds until rl_gcra_take() would admit (0: now). */
+uint64_t rl_gcra_wait_us(_Atomic uint64_t *tat, double rate, double burst, uint64_t now_us);
 
 /* ---- the circuit breaker in front of Redis (one per worker) ---- */
 

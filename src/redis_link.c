@@ -31,6 +31,10 @@ struct redis_server {
     char host[INET6_ADDRSTRLEN];
     uint16_t port;
     redisAsyncContext *ac; /* NULL: not connected (opened on the next command) */
+    /* AUTH or SELECT was refused on this connection: what Redis said, given to callers
+     * instead of the NOAUTH their commands then get (which reads as if no password were
+     * configured). "" when none. */
+    char setup_error[128];
 };
 
 /* A command on its way. Freed once the caller was answered and hiredis has no callback
@@ -174,8 +178,13 @@ on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
     const redisReply *reply = r;
     const char *what = priv;
     struct redis_server *s = server_of(ac);
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !s->link->freeing)
-        link_error(s->link, "%s refused: %s", what, reply->str);
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !s->link->freeing) {
+        char where[INET6_ADDRSTRLEN + 8];
+        snprintf(where, sizeof(where), "%s:%u", s->host, s->port);
+        snprintf(s->setup_error, sizeof(s->setup_error), "%s refused by %s: %s", what, where,
+                 reply->str);
+        link_error(s->link, "%s", s->setup_error);
+    }
 }
 
 /* Drops the server's connection: hiredis fails what is queued on it (the callbacks run
@@ -209,6 +218,7 @@ server_conn(struct redis_server *s)
         return NULL;
     }
     ac->data = s;
+    s->setup_error[0] = '\0';
     if (redisLibeventAttach(ac, l->base) != REDIS_OK) {
         redisAsyncFree(ac);
         return NULL;
@@ -319,6 +329,10 @@ on_reply(redisAsyncContext *ac, void *r, void *priv)
             cmd_send(c, to);
             return;
         }
+    }
+    if (reply->type == REDIS_REPLY_ERROR && c->to >= 0 && l->servers[c->to].setup_error[0]) {
+        cmd_answer(c, NULL, l->servers[c->to].setup_error); /* why, not NOAUTH */
+        return;
     }
     cmd_answer(c, reply, NULL);
 }

@@ -604,6 +604,39 @@ test_retry_after(void **state)
                      rl_retry_after_s(cases[c].wait_us), cases[c].want);
 }
 
+/* GCRA admits what a token bucket of the same rate and burst does: a full burst at once,
+ * then one per interval; the wait it reports is exact; nothing at rate 0. */
+static void
+test_gcra(void **state)
+{
+    (void)state;
+    _Atomic uint64_t tat = 0;
+    uint64_t t0 = 5 * SEC;
+    for (int i = 0; i < 3; i++)
+        assert_true(rl_gcra_take(&tat, 10, 3, t0));
+    assert_false(rl_gcra_take(&tat, 10, 3, t0));
+    assert_int_equal(rl_gcra_wait_us(&tat, 10, 3, t0), 100000);
+    assert_false(rl_gcra_take(&tat, 10, 3, t0 + 99999));
+    assert_true(rl_gcra_take(&tat, 10, 3, t0 + 100000));
+    assert_false(rl_gcra_take(&tat, 10, 3, t0 + 100000));
+    /* A quiet spell refills to the burst, not beyond. */
+    uint64_t t1 = t0 + 60 * SEC;
+    int n = 0;
+    while (rl_gcra_take(&tat, 10, 3, t1))
+        n++;
+    assert_int_equal(n, 3);
+    /* Over ten seconds at a request per ms, rate x 10 s + burst pass. */
+    _Atomic uint64_t tat2 = 0;
+    n = 0;
+    for (uint64_t t = t0; t < t0 + 10 * SEC; t += 1000)
+        n += rl_gcra_take(&tat2, 50, 5, t);
+    /* The burst's 5 at the start, then one per 20 ms: the last of which is at 9.98 s. */
+    assert_in_range(n, 50 * 10, 50 * 10 + 5);
+    _Atomic uint64_t tat3 = 0;
+    assert_false(rl_gcra_take(&tat3, 0, 5, t0));
+    assert_int_equal(rl_gcra_wait_us(&tat3, 0, 5, t0), UINT64_MAX);
+}
+
 int
 main(void)
 {
@@ -616,6 +649,7 @@ main(void)
         cmocka_unit_test(test_rate_update_interval_free),
         cmocka_unit_test(test_breaker_cycle),
         cmocka_unit_test(test_breaker_backoff),
+        cmocka_unit_test(test_gcra),
         cmocka_unit_test(test_breaker_jitter_spreads),
         cmocka_unit_test(test_breaker_edges),
         cmocka_unit_test(test_format_policy),
