@@ -414,3 +414,11 @@ def access_log_by_client(path, n, timeout=5.0):
     lines, so lines of sequential requests may come in either order)."""
     out = access_log_lines(path, n, timeout)
     return {line["client_ip"]: line for line in out}
+
+
+# ---- the fleet's request budget (test_rate_limit) ----
+
+
+def pytest_configure(config):
+    # `-m cluster` (or `-k cluster`) selects the Redis Cluster tests, the slowest ones.
+    config.addinivalue_line("markers", "cluster: needs a 6-node Redis Cluster (slow)")
