@@ -7,7 +7,10 @@ test) and DIR/skipped.tsv (targets that did not run, and why) for the plain HTTP
 DIR/tls_cells.tsv, DIR/idle_tls.tsv and DIR/tls_skipped.tsv, when present, for the TLS and
 HTTP/2 table, and DIR/geo_cells.tsv (with its "clients" column: one set of cells per client population),
 DIR/geo_checks.tsv, DIR/geo_skipped.tsv and DIR/perf/*-top.txt, when present, for the GeoIP
-routing tables (routing on / off per population, then every cell). Medians over the repetitions, with min-max for rates; ratios are taken against
+routing tables (routing on / off per population, then every cell), and DIR/budget_cells.tsv
+(with its "redis_commands" and "redis_scripts" columns), DIR/budget_checks.tsv and
+DIR/budget_skipped.tsv, when present, for the request budget tables (rate_limit on / off,
+then every cell). Medians over the repetitions, with min-max for rates; ratios are taken against
 HAProxy measured in the same run, since figures from different runs on this machine do not
 compare (see shared/BENCHMARKING.md).
 """
@@ -418,6 +421,212 @@ def geo_report(run):
     return out, pair, notes
 
 
+BUDGET_BAR = 0.97  # rate_limit on / off in requests per proxy-CPU-second: at least this
+BUDGET_REDIS_BAR = 50  # admitted requests per Redis command: at least this
+BUDGET_LABELS = {
+    "haproxy": "haproxy",
+    "nginx": "nginx",
+    "meridian-budget-off": "meridian, no rate_limit",
+    "meridian-budget-on": "meridian, rate_limit on Redis",
+}
+BUDGET_ORDER = ["haproxy", "nginx", "meridian-budget-off", "meridian-budget-on"]
+BUDGET_PAIR = ("meridian-budget-on", "meridian-budget-off")
+
+
+def per_command(r, key):
+    """Admitted requests (wrk's requests less its non-2xx/3xx) per Redis command of a
+    meridian-budget-on cell: inf when Redis ran none, None when not counted."""
+    cmds = num(r, key)
+    if cmds is None:
+        return None
+    admitted = num(r, "requests") - num(r, "non2xx")
+    return admitted / cmds if cmds else float("inf")
+
+
+def one_per(n, prefix="1 per "):
+    return "none" if n == float("inf") else f"{prefix}{n:,.0f}"
+
+
+def budget_report(run):
+    """The request budget tables (rate_limit on / off, then every cell) and their notes;
+    ([], [], []) when the run had no budget suite."""
+    all_cells = read_tsv(f"{run}/budget_cells.tsv")
+    cells = [r for r in all_cells if r.get("kept", "1") == "1"]
+    redone = [r for r in all_cells if r.get("kept", "1") != "1"]
+    skipped = read_tsv(f"{run}/budget_skipped.tsv")
+    checks = read_tsv(f"{run}/budget_checks.tsv")
+    if not all_cells and not skipped:
+        return [], [], []
+    targets = [t for t in BUDGET_ORDER if any(r["target"] == t for r in cells)]
+    targets += [t for t in dict.fromkeys(r["target"] for r in cells) if t not in targets]
+    stats = cell_stats(cells, targets)
+    ref = stats.get("haproxy")
+    redis = {}  # target -> (per-rep admitted per command, the same per EVALSHA/EVAL)
+    for t in targets:
+        rows = [r for r in cells if r["target"] == t]
+        n = [per_command(r, "redis_commands") for r in rows]
+        s = [per_command(r, "redis_scripts") for r in rows]
+        if rows and all(v is not None for v in n + s):
+            redis[t] = (n, s)
+
+    out = ["| target | req/s median (min–max) | p50 | p99 | proxy CPU | req per proxy-CPU-s "
+           "| vs HAProxy req/s | vs HAProxy per CPU | cpu0 (origins + Redis + wrk) | other CPU "
+           "| Redis commands (EVALSHA/EVAL alone) | errors |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes, busy, disturbed = [], [], []
+    for t in targets:
+        st = stats[t]
+        cpu = f"{st['cpu']:.0f}%" if st["cpu"] is not None else "—"
+        per_cpu = k(st["per_cpu"]) if st["per_cpu"] is not None else "—"
+        vs_rps = f"{st['rps'] / ref['rps']:.2f}" if ref else "—"
+        vs_cpu = (f"{st['per_cpu'] / ref['per_cpu']:.2f}"
+                  if ref and ref["per_cpu"] and st["per_cpu"] is not None else "—")
+        name = BUDGET_LABELS.get(t, t)
+        if t in BUDGET_PAIR:
+            name = f"**{name}**"
+        cmds = "—"
+        if t in redis:
+            n, s = redis[t]
+            cmds = f"{one_per(statistics.median(n))} ({one_per(statistics.median(s))})"
+        out.append(f"| {name} | {k(st['rps'])} ({k(st['min'])}–{k(st['max'])}) "
+                   f"| {lat(st['p50'])} | {lat(st['p99'])} | {cpu} | {per_cpu} | {vs_rps} "
+                   f"| {vs_cpu} | {st['cpu0']:.0f}% | {st['other']:.0f}% | {cmds} "
+                   f"| {st['errors']} |")
+        if st["busy"]:
+            busy.append(t)
+        if st["other_max"] >= OTHER_BUSY:
+            disturbed.append(t)
+    for r in skipped:
+        out.append(f"| {BUDGET_LABELS.get(r['target'], r['target'])} | skipped: {r['reason']} "
+                   "| | | | | | | | | | |")
+
+    pair = []
+    on, off = stats.get(BUDGET_PAIR[0]), stats.get(BUDGET_PAIR[1])
+    head = ["| req/s off / on | proxy CPU off / on | req per proxy-CPU-s off / on "
+            "| on / off per proxy-CPU-s | same, per repetition | on / off req/s "
+            "| Redis commands per admitted request (min–max) "
+            f"| bars: on / off ≥ {BUDGET_BAR:.2f} per proxy-CPU-s, ≤ 1 Redis command per "
+            f"{BUDGET_REDIS_BAR} requests |",
+            "|---|---|---|---|---|---|---|---|"]
+    unresolved = []
+    if on and off and on["per_cpu"] and off["per_cpu"]:
+        # the ratio of the medians, and the ratios of the on and off cells of each repetition
+        by_rep = {}
+        for r in cells:
+            if r["target"] in BUDGET_PAIR and num(r, "proxy_cpu_pct"):
+                by_rep.setdefault(r["rep"], {})[r["target"]] = (
+                    num(r, "req_s") / (num(r, "proxy_cpu_pct") / 100))
+        per_rep = [v[BUDGET_PAIR[0]] / v[BUDGET_PAIR[1]] for v in by_rep.values() if len(v) == 2]
+        ratio = on["per_cpu"] / off["per_cpu"]
+        cpu_ok = ratio >= BUDGET_BAR
+        if len(per_rep) > 1 and min(per_rep) < BUDGET_BAR <= max(per_rep):
+            unresolved.append("on / off per proxy-CPU-second")
+        reps = (f"{min(per_rep):.3f}–{max(per_rep):.3f}" if len(per_rep) > 1
+                else (f"{per_rep[0]:.3f}" if per_rep else "—"))
+        parts = [f"CPU {'met' if cpu_ok else '**NOT met**'}"]
+        ok = cpu_ok
+        if BUDGET_PAIR[0] in redis:
+            n, s = redis[BUDGET_PAIR[0]]
+            n_med = statistics.median(n)
+            redis_ok = n_med >= BUDGET_REDIS_BAR
+            ok = ok and redis_ok
+            parts.append(f"Redis {'met' if redis_ok else '**NOT met**'}")
+            if len(n) > 1 and min(n) < BUDGET_REDIS_BAR <= max(n):
+                unresolved.append("requests per Redis command")
+            cmds = one_per(n_med) + (f" ({one_per(min(n), '')}–{one_per(max(n), '')})"
+                                     if len(n) > 1 else "")
+        else:
+            ok = False
+            parts.append("Redis not counted")
+            cmds = "not counted"
+        verdict = ("met" if ok else "**NOT met**") + f" ({', '.join(parts)})"
+        if unresolved:
+            verdict += (" by the medians, but the repetitions straddle the bar "
+                        f"({', '.join(unresolved)}): not resolved")
+        if on["errors"] or off["errors"]:
+            verdict += " (errors: not fair)"
+        pair = head + [
+            f"| {k(off['rps'])} / {k(on['rps'])} | {off['cpu']:.0f}% / {on['cpu']:.0f}% "
+            f"| {k(off['per_cpu'])} / {k(on['per_cpu'])} | **{ratio:.3f}** | {reps} "
+            f"| {on['rps'] / off['rps']:.3f} | {cmds} | {verdict} |"]
+    elif on or off:
+        pair = head + ["| not computed: one of the pair is missing or has no CPU figure "
+                       "| | | | | | | |"]
+
+    if not cells:
+        return out, pair, notes
+    notes.append(
+        "on and off are the same Meridian configuration (the plain bench Meridian: one region "
+        "of the five origins, round-robin) but for the `rate_limit` section of \"on\": a "
+        "budget of 10 million req/s (burst 10 million) kept in a redis-server on cpu0 "
+        "(`on_redis_failure: local`, `timeout: 50ms`), far above the load, so every request "
+        "is admitted: on pays for the token leases it takes from Redis and spends locally. "
+        "The ratio is the median req per proxy-CPU-second of on over that of off; \"per "
+        "repetition\": the range of the ratios of the on and off cells of the same repetition "
+        "(adjacent cells; their order alternates).")
+    notes.append(
+        "Redis commands: INFO commandstats after each on cell, reset (CONFIG RESETSTAT) after "
+        "its warm-up; the calls of every command but those two, including the commands the "
+        "Lua scripts run inside Redis (TIME, HMGET, HSET, PEXPIRE per lease; ZADD, "
+        "ZREMRANGEBYSCORE, PEXPIRE, ZCARD per heartbeat), so the stricter count. In brackets: "
+        "EVALSHA and EVAL alone, the requests Meridian sends to Redis. Admitted requests = "
+        "wrk's completed requests less its non-2xx/3xx; the median over repetitions.")
+    if unresolved:
+        notes.append(
+            f"not resolved ({', '.join(unresolved)}): the figures of single repetitions lie "
+            "on both sides of the bar, so the run cannot tell whether it is met from this "
+            "machine's drift; more repetitions, or a quieter machine, would.")
+    for c in checks:
+        label = BUDGET_LABELS.get(c["target"], c["target"])
+        if int(c["failed"]):
+            notes.append(f"check: **{label} failed {c['failed']} of {c['checked']} checks**: "
+                         f"{c['detail']}.")
+        else:
+            what = ("every worker's `rate_limit` mode \"shared\" in /status"
+                    if c["target"] == "meridian-budget-on" else "`rate_limit` null in /status")
+            notes.append(f"check: {label} passed: 20 requests answered 200, and {what}.")
+    fails = [(r["rep"], int(r["redis_failures"])) for r in cells
+             if r["target"] == BUDGET_PAIR[0] and r.get("redis_failures", "-") not in ("", "-")
+             and int(r["redis_failures"])]
+    if fails:
+        notes.append(
+            "**Redis failed during on cells** (Meridian's \"rate_limit: Redis failed\" "
+            "warnings: " + ", ".join(f"{n} in rep {rep}" for rep, n in fails) + "): after "
+            "each, the worker ran on its local fallback bucket until Redis answered again, so "
+            "those cells did not measure the shared budget alone.")
+    elif any(r["target"] == BUDGET_PAIR[0] and r.get("redis_failures") for r in cells):
+        notes.append("Meridian logged no \"rate_limit: Redis failed\" during the on cells: "
+                     "they ran on the shared budget throughout.")
+    lim = [r for r in cells if r["target"] == BUDGET_PAIR[0]
+           and all(r.get(c, "-") not in ("", "-") for c in ("rl_admitted", "rl_waited", "rl_refused"))]
+    if lim:
+        rng = lambda c: (f"{min(int(r[c]) for r in lim):,}–{max(int(r[c]) for r in lim):,}"
+                         if len(lim) > 1 else f"{int(lim[0][c]):,}")
+        refused = sum(int(r["rl_refused"]) for r in lim)
+        notes.append(
+            f"the limiter's own counts in the on cells (admin /status, {len(lim)} cell(s)): "
+            f"admitted {rng('rl_admitted')} (wrk's requests: {rng('requests')}), waited for a "
+            f"lease {rng('rl_waited')}, " + (f"**refused (429/503) {refused:,}**"
+                                             if refused else "refused 0") + ".")
+    if busy:
+        notes.append(f"{', '.join(busy)}: cpu0 (wrk + origins + Redis) was at least "
+                     f"{CPU0_BUSY:.0f}% busy in some cells: the client side limits req/s; "
+                     "compare by req per proxy-CPU-second.")
+    if disturbed:
+        notes.append(f"other CPU reached {OTHER_BUSY:.0f}% or more in cells of "
+                     f"{', '.join(disturbed)} (kept after the retries ran out): rerun.")
+    if redone:
+        which = ", ".join(f"{r['target']} rep {r['rep']}" for r in redone)
+        notes.append(f"{len(redone)} budget cell(s) disturbed by other processes (over the "
+                     f"OTHER_MAX share of CPU) were measured again: {which}.")
+    if any(stats[t]["errors"] for t in targets):
+        notes.append("errors = non-2xx/3xx responses + socket errors reported by wrk, over all "
+                     "cells: a target with errors is not measured fairly (for "
+                     "meridian-budget-on, a 429 or 503 would mean the budget or the Redis link "
+                     "refused requests it should have admitted).")
+    return out, pair, notes
+
+
 def main():
     run = sys.argv[1]
     all_cells = read_tsv(f"{run}/cells.tsv")
@@ -503,6 +712,7 @@ def main():
         pass
     tls_out, tls_notes = tls_report(run, meta)
     geo_out, geo_pair, geo_notes = geo_report(run)
+    budget_out, budget_pair, budget_notes = budget_report(run)
     if out[2:]:  # the plain HTTP/1.1 table, unless that suite did not run
         print("\n".join(out))
         print()
@@ -526,8 +736,26 @@ def main():
         print()
         for n in geo_notes:
             print(f"- {n}")
-    if tls_out:
+    if budget_out:
         if out[2:] or geo_out:
+            print()
+        print("### Request budget (rate_limit on Redis, budget far above the load)")
+        print()
+        if budget_pair:
+            print("HTTP/1.1 keep-alive, rate_limit on / off (the issue's bars: at least "
+                  f"{BUDGET_BAR * 100:.0f}% of the unlimited requests per proxy-CPU-second, at "
+                  f"most one Redis command per {BUDGET_REDIS_BAR} admitted requests):")
+            print()
+            print("\n".join(budget_pair))
+            print()
+            print("Every cell:")
+            print()
+        print("\n".join(budget_out))
+        print()
+        for n in budget_notes:
+            print(f"- {n}")
+    if tls_out:
+        if out[2:] or geo_out or budget_out:
             print()
         print("### TLS termination and HTTP/2 (TLS 1.3, ECDSA P-256; upstream plain HTTP/1.1)")
         print()

@@ -6,7 +6,9 @@
 # default all, in this order): h1 (wrk, plain HTTP/1.1 keep-alive), geo (the same with a
 # different X-Forwarded-For per request, Meridian with GeoIP routing on a database of a million
 # networks against the same five regions without it, every region spread over the same five
-# origins, for two client populations), idle (RSS per idle plain connection), tls (wrk,
+# origins, for two client populations), budget (the h1 cell through Meridian with a request
+# budget in Redis far above the load, against the same without rate_limit; runs its own
+# redis-server and counts its commands per cell), idle (RSS per idle plain connection), tls (wrk,
 # HTTP/1.1 over TLS 1.3), h2 (h2load, HTTP/2 over TLS), handshake (full TLS 1.3
 # handshakes/s, openssl s_time -new, no resumption), idle-tls (RSS per idle TLS
 # connection); TLS uses a throwaway ECDSA P-256 certificate made in the results directory.
@@ -16,20 +18,21 @@
 #
 #   bench/run.sh [--quick]
 #
-# Environment: MERIDIAN (_build/src/meridian), ORIGIN (_build/tests/tools/origin), SUITES ("h1
-# geo idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s for
-# tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
+# Environment: MERIDIAN (_build/src/meridian), ORIGIN (_build/tests/tools/origin), SUITES ("h1 geo
+# budget idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s
+# for tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
 # processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
-# ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's
-# database, built once into bench/results/geo-db-HASH/), GEO_POPULATIONS ("0 10000": the
-# client populations of the geo cells, each its own set of cells; 0 = all ~100k client
-# addresses, N = only the first N), GEO_PERF (1: perf profiles of GEO_PERF_TARGETS
-# ("meridian-geo-on") per population after the geo cells, GEO_PERF_SECONDS 5 s each).
+# ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's database,
+# built once into bench/results/geo-db-HASH/), GEO_POPULATIONS ("0 10000": the client populations
+# of the geo cells, each its own set of cells; 0 = all ~100k client addresses, N = only the first
+# N), GEO_PERF (1: perf profiles of GEO_PERF_TARGETS ("meridian-geo-on") per population after the
+# geo cells, GEO_PERF_SECONDS 5 s each).
 # --quick: REPS=1 DURATION=3. A missing Meridian binary skips its rows; a Meridian that does
-# not accept the TLS listener (`meridian -t`) has only its TLS cells skipped. This machine is
-# shared: a cell during which other processes used more than OTHER_MAX (10) % CPU is recorded
-# as not kept and run again, up to RETRIES (2) times, after waiting up to QUIET_WAIT (60) s for
-# the machine to calm down (also done before starting).
+# not accept the TLS listener (`meridian -t`) has only its TLS cells skipped; no redis-server
+# (package redis-server) skips the budget suite. This machine is shared: a cell during which
+# other processes used more than OTHER_MAX (10) % CPU is recorded as not kept and run again,
+# up to RETRIES (2) times, after waiting up to QUIET_WAIT (60) s for the machine to calm down
+# (also done before starting).
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${x//a/b} replacements stays '&'
 
@@ -60,7 +63,7 @@ H2_STREAMS=${H2_STREAMS:-10}
 HS_CLIENTS=${HS_CLIENTS:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 TARGETS=${TARGETS:-direct haproxy nginx meridian}
-SUITES=${SUITES:-h1 geo idle tls h2 handshake idle-tls}
+SUITES=${SUITES:-h1 geo budget idle tls h2 handshake idle-tls}
 GEO_NETWORKS=${GEO_NETWORKS:-1000000}
 # the client populations of the geo cells: 0 = every address of the list, N = the first N
 # (GEO_CLIENTS_MAX, the older single-population setting, is taken when GEO_POPULATIONS is unset)
@@ -87,7 +90,7 @@ log() {
     printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
 }
 
-ALL_SUITES="h1 geo idle tls h2 handshake idle-tls"
+ALL_SUITES="h1 geo budget idle tls h2 handshake idle-tls"
 for s in $SUITES; do
     case " $ALL_SUITES " in *" $s "*) ;; *) die "unknown suite '$s' (one of: $ALL_SUITES)" ;; esac
 done
@@ -108,6 +111,7 @@ tools="taskset ss curl $PY"
 has_suite h1 && tools+=" wrk"
 has_suite tls && tools+=" wrk"
 has_suite geo && tools+=" wrk perl sha256sum"
+has_suite budget && tools+=" wrk"
 has_suite h2 && tools+=" h2load"
 [ "$TLS" = 0 ] || tools+=" openssl"
 for tool in $tools; do
@@ -329,6 +333,40 @@ for i in 0 1 2 3 4; do
     ORIGIN_PORTS+=("${line##*:}")
 done
 log "origins on ports ${ORIGIN_PORTS[*]}"
+
+# The budget suite's Redis: a throwaway redis-server on a free loopback port, on cpu0 with the
+# origins (its CPU is counted with theirs), no persistence. Without it, the suite is skipped.
+REDIS_PORT=""
+BUDGET_SKIP="" # why the whole budget suite is skipped
+printf 'target\treason\n' >"$RUN/budget_skipped.tsv"
+if has_suite budget; then
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        BUDGET_SKIP="no redis-server or redis-cli (package redis-server)"
+    else
+        pick_port
+        REDIS_PORT=$PORT
+        mkdir -p "$RUN/redis"
+        taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --daemonize no --dir "$RUN_ABS/redis" >"$RUN/logs/redis.log" 2>&1 &
+        PIDS+=($!)
+        CHILDREN+=($!)
+        REDIS_PID=$!
+        for try in $(seq 50); do
+            [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+            sleep 0.1
+        done
+        if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+            ORIGIN_PIDS+=("$REDIS_PID")
+            log "redis-server on port $REDIS_PORT (pid $REDIS_PID)"
+        else
+            BUDGET_SKIP="redis-server did not answer PING on port $REDIS_PORT; see $RUN/logs/redis.log"
+        fi
+    fi
+    if [ -n "$BUDGET_SKIP" ]; then
+        log "budget: skipping the suite: $BUDGET_SKIP"
+        printf 'redis-server\t%s\n' "$BUDGET_SKIP" >>"$RUN/budget_skipped.tsv"
+    fi
+fi
 
 # ---- proxies -----------------------------------------------------------------------------
 
@@ -615,6 +653,117 @@ if has_suite geo; then
     [ ${#GEO_ACTIVE[@]} -gt 0 ] || log "geo: nothing to measure"
 fi
 
+# ---- the budget suite's targets --------------------------------------------------------------
+
+# HAProxy and nginx as above, and two more Meridians made from meridian-budget.yaml.in: the
+# plain bench Meridian (one region of the five origins, round-robin), with a rate_limit section
+# whose budget (10 million req/s) is far above any load here, kept in the suite's redis-server
+# (on), or without it (off): on and off differ only by the rate_limit work.
+BUDGET_ACTIVE=()
+declare -A BUDGET_ADMIN # target -> its admin port
+printf 'target\tchecked\tfailed\tdetail\n' >"$RUN/budget_checks.tsv"
+budget_skip() {
+    log "budget: skipping $1: $2"
+    printf '%s\t%s\n' "$1" "$2" >>"$RUN/budget_skipped.tsv"
+}
+
+start_meridian_budget() { # on|off; returns 1 when meridian -t rejects the configuration
+    local t=meridian-budget-$1 backends="" i
+    for i in 0 1 2 3 4; do
+        backends+="\"127.0.0.1:${ORIGIN_PORTS[i]}\", "
+    done
+    pick_port
+    TPORT[$t]=$PORT
+    pick_port
+    BUDGET_ADMIN[$t]=$PORT
+    render bench/meridian-budget.yaml.in "$RUN/conf/$t.yaml" PORT="${TPORT[$t]}" \
+        ADMIN_PORT="${BUDGET_ADMIN[$t]}" REDIS_PORT="$REDIS_PORT" BACKENDS="${backends%, }"
+    [ "$1" = on ] || sed -i '/# budget-begin/,/# budget-end/d' "$RUN/conf/$t.yaml"
+    if ! "$MERIDIAN" -t -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t-check.log" 2>&1; then
+        budget_skip "$t" "\`meridian -t\` rejects $RUN/conf/$t.yaml ($(grep -v '^ *$' "$RUN/logs/$t-check.log" | tail -n 1))"
+        return 1
+    fi
+    taskset -c 1 "$MERIDIAN" -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t.log" 2>&1 &
+    PIDS+=($!)
+    CHILDREN+=($!)
+    TPIDS[$t]=$!
+}
+
+# 20 requests must all answer 200, and then the admin /status must show the rate limiter: for
+# "on" a rate_limit object whose every worker is in mode "shared" (the Redis bucket, not the
+# local fallback), for "off" none (rate_limit null). A failed check is reported, not fixed.
+budget_check() {
+    local t=$1 i code bad=0 n=0 detail="" got try
+    for i in $(seq 20); do
+        code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:${TPORT[$t]}/" || true)
+        n=$((n + 1))
+        if [ "$code" != 200 ]; then
+            bad=$((bad + 1))
+            [ $bad -gt 3 ] || detail+="request $i answered ${code:-nothing}; "
+        fi
+    done
+    for try in $(seq 20); do # the worker connects to Redis in the background
+        got=$("$PY" - "${BUDGET_ADMIN[$t]}" "$([ "$t" = meridian-budget-on ] && echo on || echo off)" <<'PYEOF' 2>&1
+import json, sys, urllib.request
+st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/status" % sys.argv[1], timeout=5))
+rl = st.get("rate_limit", "missing")
+if sys.argv[2] == "off":
+    print("ok" if rl is None else "rate_limit is %s, expected null" % json.dumps(rl)[:80])
+elif not isinstance(rl, dict):
+    print("rate_limit is %s, expected an object" % json.dumps(rl)[:80])
+else:
+    modes = [w.get("mode") for w in rl.get("workers", [])]
+    print("ok" if modes and all(m == "shared" for m in modes)
+          else "worker modes %s, expected shared" % modes)
+PYEOF
+        ) || true
+        [ "$got" != ok ] || break
+        sleep 0.1
+    done
+    n=$((n + 1))
+    if [ "$got" != ok ]; then
+        bad=$((bad + 1))
+        detail+="/status: $(tail -n 1 <<<"$got"); "
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$t" "$n" "$bad" "${detail%; }" >>"$RUN/budget_checks.tsv"
+    if [ $bad -gt 0 ]; then
+        log "budget: warning: $t failed $bad of $n checks: ${detail%; }"
+    else
+        log "budget: $t passed all $n checks (20 requests answered 200; /status: $([ "$t" = meridian-budget-on ] && echo 'every worker on the shared budget' || echo 'no rate_limit'))"
+    fi
+}
+
+if has_suite budget && [ -z "$BUDGET_SKIP" ]; then
+    for t in haproxy nginx; do
+        case " ${ACTIVE[*]} " in *" $t "*) BUDGET_ACTIVE+=("$t") ;; esac
+    done
+    case " $TARGETS " in
+    *" meridian "*)
+        if [ -x "$MERIDIAN" ]; then
+            for v in off on; do
+                t=meridian-budget-$v
+                start_meridian_budget "$v" || continue
+                if wait_ready "$t" "${TPIDS[$t]}" "${TPORT[$t]}"; then
+                    for pid in $(descendants "${TPIDS[$t]}"); do
+                        case " ${PIDS[*]} " in *" $pid "*) ;; *) PIDS+=("$pid") ;; esac
+                    done
+                    TPIDS[$t]=$(descendants "${TPIDS[$t]}" | tr '\n' ' ')
+                    log "$t ready on port ${TPORT[$t]} (pids ${TPIDS[$t]})"
+                    budget_check "$t"
+                    BUDGET_ACTIVE+=("$t")
+                else
+                    budget_skip "$t" "did not answer 200 on port ${TPORT[$t]}; see $RUN/logs/$t.log"
+                    tail -n 5 "$RUN/logs/$t.log" >&2 || true
+                fi
+            done
+        else
+            budget_skip meridian-budget "no binary at $MERIDIAN (build it first)"
+        fi
+        ;;
+    esac
+    [ ${#BUDGET_ACTIVE[@]} -gt 0 ] || log "budget: nothing to measure"
+fi
+
 {
     printf '# run %s on %s, kernel %s, load %s, machine %s%% busy before start\n' "$STAMP" \
         "$(hostname)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$BUSY_BEFORE"
@@ -625,6 +774,11 @@ fi
         printf '# geo: wrk -t1 -c%s -d%ss --latency -s bench/geo_clients.lua URL -- %s N (%s addresses, populations N = %s); database %s (%s bytes): %s\n' \
             "$CONNS" "$DURATION" "$GEO_CLIENTS" "$GEO_N_ALL" "${GEO_POP_SIZES[*]}" "$GEO_DB" \
             "$(stat -c %s "$GEO_DB")" "$(tail -n 1 "$RUN/logs/geo-db.log" | sed 's/^gen_large_mmdb: //')"
+    fi
+    if has_suite budget && [ -n "$REDIS_PORT" ]; then
+        printf '# budget: wrk -t1 -c%s -d%ss --latency URL; %s on 127.0.0.1:%s (cpu0, no persistence); rate_limit of meridian-budget-on: %s\n' \
+            "$CONNS" "$DURATION" "$(redis-server --version | cut -d' ' -f1-3)" "$REDIS_PORT" \
+            "$(sed -n '/# budget-begin/,/# budget-end/{/^#/d;p}' bench/meridian-budget.yaml.in | sed 's/@REDIS_PORT@/'"$REDIS_PORT"'/' | tr -s ' \n' ' ')"
     fi
     if [ "$TLS" = 1 ]; then
         printf '# %s; %s; TLS cells: wrk -t1 -c%s, h2load -t1 -c%s -m%s -D %s, %s x openssl s_time -new -tls1_3 -www / -time %s; warm-up %ss; certificate ECDSA P-256 (%s)\n' \
@@ -649,9 +803,14 @@ printf 'target\trep\tduration_s\treq_s\trequests\tp50_us\tp99_us\tnon2xx\tsock_e
 # Writes its row to CELL_TSV, wrk's output to wrk/CELL_PREFIX-TARGET-REP.txt; wrk gets WRK_PRE
 # before the URL and WRK_POST after it (the geo suite's Lua script and its arguments). A
 # non-empty CELL_EXTRA is one more column at the end of the row (the geo suite's population).
+# A non-empty CELL_HOOK is a function run as `CELL_HOOK before TARGET` after the warm-up and
+# `CELL_HOOK after TARGET REQUESTS` after the measurement, which may set CELL_EXTRA (the
+# budget suite's Redis command counts) and CELL_NOTE (appended to the cell's log line).
 CELL_TSV=$RUN/cells.tsv
 CELL_PREFIX=""
 CELL_EXTRA=""
+CELL_HOOK=""
+CELL_NOTE=""
 TAB=$'\t'
 WRK_PRE=()
 WRK_POST=()
@@ -659,6 +818,7 @@ run_cell() {
     local t=$1 rep=$2 last=$3 url="http://127.0.0.1:${TPORT[$1]}/" out="$RUN/wrk/$CELL_PREFIX$1-$2.txt"
     local p0 p1 o0 o1 m0 m1 t0 t1 cpu wall rps reqs p50 p99 non2xx sockerr pcpu ocpu wcpu xcpu kept
     taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${WRK_PRE[@]}" "$url" "${WRK_POST[@]}" >/dev/null
+    [ -z "$CELL_HOOK" ] || "$CELL_HOOK" before "$t"
     p0=$(ticks ${TPIDS[$t]})
     o0=$(ticks "${ORIGIN_PIDS[@]}")
     m0=$(machine_busy_ticks)
@@ -677,6 +837,7 @@ run_cell() {
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
     sockerr=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
     [ -n "$rps" ] || die "wrk printed no result for $t; see $out"
+    [ -z "$CELL_HOOK" ] || "$CELL_HOOK" after "$t" "$reqs"
     if [ -n "${TPIDS[$t]}" ]; then
         pcpu=$(awk -v d=$((p1 - p0)) -v hz="$CLK_TCK" -v w="$wall" 'BEGIN { printf "%.1f", d / hz / w * 100 }')
     else
@@ -694,9 +855,9 @@ run_cell() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n' "$t" "$rep" "$wall" "$rps" \
         "$reqs" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-0}" "$pcpu" "$ocpu" "$wcpu" "$xcpu" "$kept" \
         "${CELL_EXTRA:+$TAB$CELL_EXTRA}" >>"$CELL_TSV"
-    log "$(printf '%s%-16s rep %s: %7.0f req/s  p50 %6s us  p99 %6s us  proxy %5s%%  origins %5s%%  wrk %5s%%  other %5s%%%s' \
+    log "$(printf '%s%-16s rep %s: %7.0f req/s  p50 %6s us  p99 %6s us  proxy %5s%%  origins %5s%%  wrk %5s%%  other %5s%%%s%s' \
         "$CELL_PREFIX" "$t" "$rep" "$rps" "$p50" "$p99" "$pcpu" "$ocpu" "$wcpu" "$xcpu" \
-        "$([ $kept = 1 ] || echo '  disturbed: not kept')")"
+        "${CELL_NOTE:+  $CELL_NOTE}" "$([ $kept = 1 ] || echo '  disturbed: not kept')")"
     [ "$kept" = 1 ]
 }
 
@@ -801,6 +962,114 @@ if has_suite geo && [ ${#GEO_ACTIVE[@]} -gt 0 ]; then
     CELL_EXTRA=""
     WRK_PRE=()
     WRK_POST=()
+fi
+
+# ---- request budget: the h1 cell with a shared budget in Redis far above the load -----------
+
+# The budget cells' CELL_HOOK. For meridian-budget-on it resets Redis's statistics after the
+# warm-up (CONFIG RESETSTAT), reads INFO commandstats after the measurement (kept in
+# redis/commandstats-repREP-TRY.txt), and sets these columns of the row:
+#   redis_commands  the calls of every command Redis ran but our CONFIG RESETSTAT and INFO,
+#                   including those the Lua scripts run inside Redis (TIME, HMGET, ...)
+#   redis_scripts   EVALSHA and EVAL alone: what Meridian sends, one round trip each
+#   redis_failures  "rate_limit: Redis failed" warnings Meridian logged during the cell
+#                   (each a switch to on_redis_failure until Redis answers again)
+#   rl_admitted, rl_waited, rl_refused
+#                   what the limiter counted during the cell (admin /status, all workers):
+#                   admitted, waited for a lease (found the worker's lease spent), and
+#                   rejected + unavailable (429s and 503s)
+# "-" in all of them for the other targets.
+CELL_REP=""
+BUDGET_FAILS0=0
+BUDGET_STATUS0=""
+budget_status() { # "admitted waited refused" of meridian-budget-on's workers so far, or "- - -"
+    "$PY" - "${BUDGET_ADMIN[meridian-budget-on]}" <<'PYEOF' 2>/dev/null || echo "- - -"
+import json, sys, urllib.request
+st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/status" % sys.argv[1], timeout=5))
+w = st["rate_limit"]["workers"]
+print(sum(x["admitted"] for x in w), sum(x["waited"] for x in w),
+      sum(x["rejected"] + x["unavailable"] for x in w))
+PYEOF
+}
+budget_fails() { # "rate_limit: Redis failed" lines in meridian-budget-on's log so far
+    local n
+    n=$(grep -c 'rate_limit: Redis failed' "$RUN/logs/meridian-budget-on.log" 2>/dev/null) || true
+    echo "${n:-0}"
+}
+budget_hook() {
+    local out cmds scripts fails st=() i
+    CELL_NOTE=""
+    if [ "$2" != meridian-budget-on ]; then
+        CELL_EXTRA="-$TAB-$TAB-$TAB-$TAB-$TAB-"
+        return 0
+    fi
+    case $1 in
+    before)
+        BUDGET_FAILS0=$(budget_fails)
+        BUDGET_STATUS0=$(budget_status)
+        redis-cli -p "$REDIS_PORT" config resetstat >/dev/null 2>&1 || log "budget: CONFIG RESETSTAT failed"
+        ;;
+    after)
+        fails=$(($(budget_fails) - BUDGET_FAILS0))
+        read -r -a st <<<"$BUDGET_STATUS0 $(budget_status)"
+        for i in 0 1 2; do # the deltas, "-" where /status did not answer
+            if [ "${st[i]}" = - ] || [ "${st[i + 3]}" = - ]; then st[i]=-; else st[i]=$((st[i + 3] - st[i])); fi
+        done
+        out=$(redis-cli -p "$REDIS_PORT" info commandstats 2>/dev/null | tr -d '\r') || out=""
+        printf '%s\n' "$out" >"$RUN/redis/commandstats-rep$CELL_REP.txt"
+        if ! grep -q '^# Commandstats' <<<"$out"; then
+            CELL_EXTRA="-$TAB-$TAB$fails$TAB${st[0]}$TAB${st[1]}$TAB${st[2]}"
+            CELL_NOTE="redis: INFO commandstats failed"
+            return 0
+        fi
+        read -r cmds scripts < <(awk -F'[:,]' '/^cmdstat_/ {
+                name = substr($1, 9); calls = $2; sub(/^calls=/, "", calls)
+                if (name == "config|resetstat" || name == "info") next
+                all += calls
+                if (name ~ /^eval(sha)?(_ro)?$/) sc += calls }
+            END { print all + 0, sc + 0 }' <<<"$out")
+        CELL_EXTRA="$cmds$TAB$scripts$TAB$fails$TAB${st[0]}$TAB${st[1]}$TAB${st[2]}"
+        CELL_NOTE="redis: $cmds commands ($scripts EVALSHA/EVAL) for $3 requests: $(awk -v c="$cmds" -v r="$3" \
+            'BEGIN { if (c > 0) printf "1 per %.0f", r / c; else print "none" }'); limiter: ${st[0]} admitted, ${st[1]} waited, ${st[2]} refused$([ "$fails" = 0 ] || echo "; Redis failed $fails time(s): local fallback")"
+        ;;
+    esac
+}
+
+# Per repetition: HAProxy, nginx, then the two budget Meridians, off before on in odd
+# repetitions and on before off in even ones. budget_cells.tsv has the columns of cells.tsv
+# plus redis_commands, redis_scripts, redis_failures, rl_admitted, rl_waited and rl_refused
+# (budget_hook), "-" but for meridian-budget-on.
+if has_suite budget && [ ${#BUDGET_ACTIVE[@]} -gt 0 ]; then
+    log "budget: ${BUDGET_ACTIVE[*]}, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved; Redis on port $REDIS_PORT"
+    CELL_TSV=$RUN/budget_cells.tsv
+    CELL_PREFIX=budget-
+    CELL_HOOK=budget_hook
+    printf '%s\tredis_commands\tredis_scripts\tredis_failures\trl_admitted\trl_waited\trl_refused\n' \
+        "$(head -n 1 "$RUN/cells.tsv")" >"$CELL_TSV"
+    for rep in $(seq "$REPS"); do
+        order=("${BUDGET_ACTIVE[@]}")
+        if [ $((rep % 2)) = 0 ]; then # swap the two budget Meridians
+            order=()
+            for t in "${BUDGET_ACTIVE[@]}"; do
+                case $t in meridian-budget-*) ;; *) order+=("$t") ;; esac
+            done
+            for t in meridian-budget-on meridian-budget-off; do
+                case " ${BUDGET_ACTIVE[*]} " in *" $t "*) order+=("$t") ;; esac
+            done
+        fi
+        for t in "${order[@]}"; do
+            for try in $(seq 0 "$RETRIES"); do
+                CELL_REP=$rep-$try
+                run_cell "$t" "$rep" $((try == RETRIES)) && break
+                wait_quiet
+            done
+        done
+    done
+    CELL_TSV=$RUN/cells.tsv
+    CELL_PREFIX=""
+    CELL_EXTRA=""
+    CELL_HOOK=""
+    CELL_NOTE=""
 fi
 
 # ---- idle connections ----------------------------------------------------------------------
