@@ -11,7 +11,7 @@ build=(build-essential autoconf automake libtool pkg-config
        libevent-dev libssl-dev libhiredis-dev libmaxminddb-dev libnghttp2-dev libyaml-dev
        libcmocka-dev libmaxmind-db-writer-perl libsystemd-dev curl ca-certificates)
 test=(python3 python3-pytest python3-h2 clang-14 libclang-rt-14-dev openssl nghttp2-client testssl.sh wrk
-      redis-server mmdb-bin iproute2 procps systemd logrotate)
+      redis-server mmdb-bin iproute2 procps systemd logrotate prometheus)
 bench=(haproxy nginx-light wrk nghttp2-client util-linux procps iproute2 openssl python3)
 
 want=("${build[@]}")
@@ -37,8 +37,9 @@ fi
 echo "deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# Debian's nginx and haproxy packages start their services on install where systemd runs;
-# we only want the binaries, started by the benchmark itself.
+# Debian's nginx, haproxy and prometheus packages start their services on install where
+# systemd runs; we only want the binaries (prometheus: for promtool), started by the
+# benchmark or the tests themselves.
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
 trap 'rm -f /usr/sbin/policy-rc.d' EXIT

@@ -13,6 +13,7 @@
 #include "cfg.h"
 #include "h1_parse.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "sock.h"
 #include "status.h"
@@ -173,6 +174,14 @@ admin_handle(struct admin_conn *ac, const struct h1_request *req)
         }
         admin_respond(ac, 200, "application/json", json);
         free(json);
+    } else if (SPAN_EQ_LIT(path, "/metrics")) {
+        char *text = metrics_render(srv);
+        if (!text) {
+            admin_respond(ac, 503, "text/plain", "out of memory\n");
+            return;
+        }
+        admin_respond(ac, 200, METRICS_CONTENT_TYPE, text);
+        free(text);
     } else if (SPAN_EQ_LIT(path, "/route")) {
         admin_route(ac, query);
     } else {

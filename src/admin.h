@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The admin endpoint on the main thread: GET /healthz (200 while serving, 503 while
- * stopping) and GET /status (JSON). Tiny, one request per connection, never on a worker's
- * loop, so it answers even when the workers are saturated. */
+ * stopping), GET /status (JSON), GET /route?ip=ADDR (JSON) and GET /metrics (Prometheus
+ * text, metrics.h). Tiny, one request per connection, never on a worker's loop, so it
+ * answers even when the workers are saturated. */
 #ifndef MERIDIAN_ADMIN_H
 #define MERIDIAN_ADMIN_H
 

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "client_ip.h"
+#include "metrics-t.h"
 #include "route.h"
 
 struct geo_db;
@@ -155,6 +156,7 @@ struct cfg_region_stats {
     atomic_uint_fast64_t requests;      /* served here */
     atomic_uint_fast64_t failovers_in;  /* ... whose nearest region was another */
     atomic_uint_fast64_t failovers_out; /* nearest here, served elsewhere */
+    struct metrics_region m;            /* answered here, by class, protocol, duration */
 } __attribute__((aligned(64)));
 
 /* routing: how a region is chosen and what backends are told about it. */

@@ -42,6 +42,10 @@ struct server {
     pthread_mutex_t cfg_lock;
     struct cfg *current; /* holds a ref; under cfg_lock */
     unsigned generation;
+    /* Reloads that went live and that were refused, and whether the last one was
+     * refused (main thread only, as is the admin endpoint that shows them). */
+    uint64_t reloads_ok, reloads_failed;
+    bool last_reload_failed;
     atomic_bool stopping;
     unsigned nworkers;
     atomic_uint nrunning;           /* workers started (read by workers waking each other) */
@@ -212,6 +216,18 @@ server_worker_count(const struct server *srv)
     return srv->nworkers;
 }
 
+/* /metrics' counters of one region on one worker, into the next generation's. */
+static void
+region_metrics_carry(struct metrics_region *to, const struct metrics_region *from)
+{
+    for (unsigned c = 0; c < METRICS_CLASSES; c++)
+        for (unsigned p = 0; p < METRICS_PROTOCOLS; p++)
+            atomic_store(&to->responses[c][p], atomic_load(&from->responses[c][p]));
+    for (unsigned i = 0; i < METRICS_BUCKETS; i++)
+        atomic_store(&to->duration[i], atomic_load(&from->duration[i]));
+    atomic_store(&to->duration_us_sum, atomic_load(&from->duration_us_sum));
+}
+
 /* Give each region of `next` its per-worker counters; those of a region that stays
  * (same name) go on from where they were (a few increments made meanwhile by workers
  * still on `prev` are lost). Returns 0, or -1 out of memory. */
@@ -232,6 +248,7 @@ region_stats_apply(struct server *srv, struct cfg *next, const struct cfg *prev)
             atomic_store(&r->stats[w].requests, atomic_load(&old->requests));
             atomic_store(&r->stats[w].failovers_in, atomic_load(&old->failovers_in));
             atomic_store(&r->stats[w].failovers_out, atomic_load(&old->failovers_out));
+            region_metrics_carry(&r->stats[w].m, &old->m);
         }
     }
     return 0;
@@ -272,6 +289,8 @@ server_reload(struct server *srv)
         log_error("reload refused: keeping configuration generation %u", srv->generation);
         notify_reload_failed(errors);
         free(errors);
+        srv->reloads_failed++;
+        srv->last_reload_failed = true;
         return;
     }
     struct cfg *prev = server_current_cfg(srv);
@@ -308,6 +327,8 @@ server_reload(struct server *srv)
     publish(srv, next);
     log_info("configuration generation %u is live", srv->generation);
     notify_reloaded(next);
+    srv->reloads_ok++;
+    srv->last_reload_failed = false;
     return;
 
 refuse_listeners:
@@ -324,6 +345,8 @@ refuse:
     notify_reload_failed(NULL);
     server_release_cfg(prev);
     cfg_unref(next);
+    srv->reloads_failed++;
+    srv->last_reload_failed = true;
 }
 
 static void
@@ -427,6 +450,19 @@ raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+void
+server_view(struct server *srv, struct server_view *out)
+{
+    out->workers = srv->workers;
+    out->nworkers = srv->nworkers;
+    out->conns = server_conn_count(srv, &out->max_conns);
+    out->reloads_ok = srv->reloads_ok;
+    out->reloads_failed = srv->reloads_failed;
+    out->last_reload_failed = srv->last_reload_failed;
+    out->rl_admitted_per_s = atomic_load(&srv->rl_admitted_rate);
+    out->rl_rejected_per_s = atomic_load(&srv->rl_rejected_rate);
 }
 
 char *

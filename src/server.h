@@ -6,6 +6,7 @@
 #define MERIDIAN_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct cfg;
 struct server;
@@ -29,5 +30,18 @@ unsigned server_worker_count(const struct server *srv);
 
 /* For the admin endpoint: a JSON status document, malloc'd. */
 char *server_status_json(struct server *srv);
+
+/* What /metrics (metrics.c) reads of the process besides the published generation. */
+struct server_view {
+    const struct worker *workers; /* borrows: the array lives as long as the process */
+    unsigned nworkers;
+    unsigned conns, max_conns; /* client connections now, limits.max_connections */
+    uint64_t reloads_ok, reloads_failed;
+    bool last_reload_failed;
+    double rl_admitted_per_s, rl_rejected_per_s; /* rate_limit, over the last 10 s */
+};
+
+/* Fills *out. Main thread (the admin endpoint's), where reloads happen. */
+void server_view(struct server *srv, struct server_view *out);
 
 #endif

@@ -22,6 +22,7 @@
 #include "writer.h"
 #include "lb.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "route.h"
 #include "sock.h"
@@ -87,6 +88,7 @@ stream_new(struct worker *w, const struct stream_client_ops *ops, void *client)
     s->snap = worker_snapshot_use(w);
     s->t_start_us = clock_mono_us();
     s->retryable = true;
+    metrics_inc(&w->stats.streams);
     return s;
 }
 
@@ -103,6 +105,7 @@ stream_free(struct stream *s)
     s->resp_trailers = NULL;
     s->resp_trailers_len = 0;
     snapshot_release(s->snap);
+    metrics_dec(&w->stats.streams);
     if (w->nfree_streams < STREAM_FREE_MAX) {
         s->next_free = w->stream_free;
         w->stream_free = s;
@@ -396,6 +399,7 @@ stream_connect(struct stream *s, size_t exclude)
         stream_backend_failed(s);
         if (!stream_next_try(s, &exclude))
             return 502;
+        metrics_inc(&s->w->stats.up_retries);
     }
     struct upstream_conn *uc = s->uc;
     s->out_sent = 0;
@@ -443,6 +447,7 @@ stream_retry(struct stream *s, bool connect_failed)
      * again, and another idle connection or a fresh one serves. */
     if (stream_connect(s, exclude) != 0)
         return false; /* could not even start: reported as the original failure */
+    metrics_inc(&s->w->stats.up_retries);
     if (!s->uc->connecting)
         stream_flush_upstream(s);
     return true;
@@ -542,9 +547,13 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
     struct geo_info where = {.has_coords = false};
     bool placed = trusted && ci->use_cdn_location &&
                   client_ip_cdn_location(req->headers, req->num_headers, &where);
-    if (!placed && cfg->geo &&
-        geo_cache_lookup(&w->geo_cache, cfg->geo, cfg->generation, client, &where) < 0)
-        atomic_fetch_add_explicit(&w->stats.geo_errors, 1, memory_order_relaxed);
+    if (!placed && cfg->geo) {
+        int found = geo_cache_lookup(&w->geo_cache, cfg->geo, cfg->generation, client, &where);
+        if (found < 0)
+            atomic_fetch_add_explicit(&w->stats.geo_errors, 1, memory_order_relaxed);
+        else
+            metrics_inc(found == 0 ? &w->stats.geo_found : &w->stats.geo_not_found);
+    }
     memcpy(s->country, where.country, sizeof(s->country));
     s->where = where;
 
@@ -832,9 +841,11 @@ stream_log(struct stream *s, int status)
         atomic_fetch_add_explicit(&w->stats.responses_5xx, 1, memory_order_relaxed);
     else if (status >= 400)
         atomic_fetch_add_explicit(&w->stats.responses_4xx, 1, memory_order_relaxed);
+    uint64_t now = clock_mono_us();
+    metrics_record(&cfg->regions[s->region].stats[w->id].m, status, s->protocol,
+                   now - s->t_start_us);
     if (!cfg->access_log_path)
         return;
-    uint64_t now = clock_mono_us();
     struct access_log_entry e = {
         .client_ip = s->client_ip,
         .request = s->log_target,
@@ -861,6 +872,7 @@ stream_log_local(struct worker *w, const char *client_ip, const char *request, c
         atomic_fetch_add_explicit(&w->stats.responses_5xx, 1, memory_order_relaxed);
     else if (status >= 400)
         atomic_fetch_add_explicit(&w->stats.responses_4xx, 1, memory_order_relaxed);
+    metrics_count_response(w->stats.unrouted.responses, status, protocol);
     if (!w->snap->cfg->access_log_path)
         return;
     char id[REQID_LEN + 1];
@@ -1155,6 +1167,7 @@ stream_upstream_timeout(struct stream *s)
 {
     if (s->uc && s->uc->connecting) {
         stream_log_msg(CFG_LOG_WARN, s, "connect timed out");
+        metrics_inc(&s->w->stats.up_connect_failures);
         if (stream_retry(s, true))
             return;
         stream_fail(s, 504);

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "sock.h"
 #include "stream.h"
 #include "worker.h"
@@ -116,13 +117,17 @@ upstream_acquire(struct upstream_pool *pool, struct stream *s, struct upstream_c
         uc->stream = s;
         uc->reused = true;
         pool->nbusy++;
+        metrics_inc(&pool->w->stats.up_reuses);
         *out = uc;
         return 0;
     }
 
+    metrics_inc(&pool->w->stats.up_connects); /* an attempt: failures are among them */
     int fd = sock_connect(&pool->addr);
-    if (fd < 0)
+    if (fd < 0) {
+        metrics_inc(&pool->w->stats.up_connect_failures);
         return fd;
+    }
     uc = calloc(1, sizeof(*uc));
     if (!uc) {
         close(fd);
@@ -245,6 +250,8 @@ upstream_write_cb(evutil_socket_t fd, short what, void *arg)
         if (err == 0) {
             uc->connecting = false;
             upstream_pool_succeeded(uc->pool);
+        } else {
+            metrics_inc(&uc->pool->w->stats.up_connect_failures);
         }
         stream_upstream_connected(s, err);
         return;

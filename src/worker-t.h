@@ -16,6 +16,7 @@
 #include "access_log.h"
 #include "buf.h"
 #include "geo_cache.h"
+#include "metrics-t.h"
 #include "reqid.h"
 
 struct cfg;
@@ -85,7 +86,19 @@ struct worker_stats {
     atomic_uint_fast64_t rl_degraded;
     atomic_uint_fast64_t rl_redis_connected; /* connections up, as of the last reply */
     atomic_uint_fast64_t rl_redis_servers;   /* servers (cluster masters) known */
-    atomic_uint generation;                  /* the config generation this worker runs */
+    /* /metrics (metrics.h): streams in flight; upstream connections opened, idle ones
+     * reused, connects that failed (refused, reset, timed out), attempts made again on
+     * another (or a fresh) connection; GeoIP database lookups that found the address or
+     * not (geo_errors: failed); answers given before a request had a region. */
+    atomic_uint_fast64_t streams;
+    atomic_uint_fast64_t up_connects;
+    atomic_uint_fast64_t up_reuses;
+    atomic_uint_fast64_t up_connect_failures;
+    atomic_uint_fast64_t up_retries;
+    atomic_uint_fast64_t geo_found;
+    atomic_uint_fast64_t geo_not_found;
+    struct metrics_unrouted unrouted;
+    atomic_uint generation; /* the config generation this worker runs */
 };
 
 struct worker {
