@@ -371,7 +371,8 @@ on_lease(void *ctx, const redisReply *reply, const char *why)
     note_success(b);
     long long got = reply->element[0]->integer, wait_ms = reply->element[1]->integer;
     if (got > 0) {
-        bk->tokens += (uint32_t)got;
+        bk->tokens =
+            got >= (long long)(UINT32_MAX - bk->tokens) ? UINT32_MAX : bk->tokens + (uint32_t)got;
         bk->lease_until_us = now + (uint64_t)BUDGET_LEASE_TTL_MS * 1000;
     }
     if (got < (long long)bk->want) {
