@@ -112,10 +112,9 @@ struct budget {
     size_t nodes_keylen;
     char node_id[128];
     struct event heartbeat_ev; /* worker 0 only */
-    /* While Redis fails, a PING when the breaker lets one through, so that a worker
-     * without traffic also learns that Redis is back (and /status says so). */
+    /* While Redis fails, a lease request when the breaker lets one through, so that a
+     * worker without traffic also learns that Redis is back (and /status says so). */
     struct event probe_ev;
-    bool probe_out;
     bool heartbeat_on;
     bool heartbeat_out;
 };
@@ -564,40 +563,19 @@ on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- probes while Redis fails ---- */
 
 static void
-on_probe(void *ctx, const redisReply *reply, const char *why)
-{
-    struct budget *b = ctx;
-    b->probe_out = false;
-    publish_link(b);
-    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
-        note_success(b);
-        return;
-    }
-    rl_breaker_failure(&b->breaker, clock_mono_us(), worker_random(b->w));
-    note_failure(b, reply ? reply->str : why);
-}
-
-static void
 on_probe_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct budget *b = arg;
     (void)fd;
     (void)what;
-    if (b->breaker.state == RL_BREAKER_CLOSED || b->probe_out || b->link == NULL ||
-        b->nbuckets == 0)
+    if (b->breaker.state == RL_BREAKER_CLOSED || b->link == NULL || b->nbuckets == 0)
         return;
-    if (!rl_breaker_allows(&b->breaker, clock_mono_us())) {
+    /* A lease request, not a PING: requests that come meanwhile wait for its answer
+     * (bk->refilling) instead of being decided by the failure mode while Redis may
+     * already be back. Its answer closes or reopens the breaker (on_lease). */
+    struct budget_bucket *bk = &b->buckets[0];
+    if (!bk->refilling && !refill(bk, clock_mono_us()))
         probe_arm(b); /* a request's probe is out: look again after its answer */
-        return;
-    }
-    /* About the bucket's key: in a cluster it goes to the master that matters. */
-    const struct budget_bucket *bk = &b->buckets[0];
-    const char *argv[] = {"PING"};
-    size_t argvlen[] = {4};
-    b->probe_out = true;
-    stat_inc(&b->w->stats.rl_redis_calls);
-    if (redis_link_command(b->link, bk->key, bk->keylen, 1, argv, argvlen, on_probe, b) < 0)
-        b->probe_out = false;
 }
 
 /* ---- life ---- */
@@ -727,7 +705,6 @@ budget_apply(struct budget *b, const struct cfg *cfg)
     redis_link_free(b->link);
     b->link = NULL;
     b->heartbeat_out = false;
-    b->probe_out = false;
     event_del(&b->probe_ev);
     struct budget_wait *waiting = NULL, **tail = &waiting;
     for (unsigned i = 0; i < b->nbuckets; i++) {

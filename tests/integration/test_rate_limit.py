@@ -552,8 +552,9 @@ def test_redis_killed_open_admits_all_closed_refuses_all(redis, origins, meridia
     else:
         assert statuses == {503}, sorted(statuses, key=str)
         assert not load.failures(allowed=(200, 429, 503)), load.failures()[:5]
-        # 503 only while Redis was down, and each one counted as such.
-        assert all(t_kill <= x[0] and x[1] <= t_back for x in load.results if x[2] == 503)
+        # 503 only while Redis was down (none for a request sent after every worker said
+        # it was back: its answer may be read later on a slow machine), each one counted.
+        assert all(t_kill <= x[1] and x[0] <= t_back for x in load.results if x[2] == 503)
         assert rl_totals(m)[2] == load.count(statuses=(503,)) + count_status(pokes, 503)
         assert load.count(t_deg - 2, t_kill) > 0
     assert load.max_latency() < 1.0, load.max_latency()
