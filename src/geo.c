@@ -30,31 +30,41 @@
 /* IPv4 lookups do not walk libmaxminddb's tree: a 30 MB million-network file makes that
  * two dozen dependent loads, most of them cache misses, plus decoding the record: 1-2 us,
  * a tenth of a proxied request. At open, the IPv4 part of the tree is flattened into
- * sorted ranges with the record of each decoded once, and cut into the 65536 /16s: each
- * /16 keeps the 16-bit starts of its ranges side by side (the first is 0: the range that
- * covers the /16's first address), so a lookup is the /16's bounds, a binary search
- * within one or two cache lines of starts, the range's record number and the record:
- * four cache lines. It costs 6 bytes per range and per /16 (a million-network file:
- * ~2M ranges, 12 MB) and is skipped, falling back to the tree, past GEO_V4_MAX_RANGES. */
+ * sorted ranges with the record of each decoded once, and laid out as DPDK's LPM lays out
+ * routes (DIR-24-8): one 32-bit entry per /24, which for a /24 that one range covers is
+ * that range's record number, and otherwise points at the /24's few ranges (their first
+ * addresses' low bytes and records, side by side). A lookup is one load from the /24
+ * table and one from the record, each a cache line: two dependent misses where the
+ * request path pays them (the rest of a request evicts the index between lookups), where
+ * a binary search over ranges paid four to six. The /24 table is 64 MiB of address
+ * space; only the 2 MiB pages that hold a network are ever written, so a small database
+ * costs little, and a million-network one all of it. Past GEO_V4_MAX_RANGES ranges or
+ * GEO_V4_MAX_RECORDS records there is no index and the tree answers. */
 #define GEO_V4_MAX_RANGES (8u << 20)
+#define GEO_V4_MAX_RECORDS ((1u << 24) - 2)
 #define GEO_V4_NONE UINT32_MAX /* a range no network covers */
 
-struct geo_v4_record {
-    int8_t rc; /* what geo_lookup answers: 0 found, -1 corrupt record */
-    struct geo_info info;
-};
+/* A /24's entry: 0, no network; else its record number + 1, or GEO_V4_SPLIT | where its
+ * ranges are in chunks[]: chunks[i] their count n, chunks[i + 1 ... i + n] each
+ * (low byte of its first address) << 24 | (record number + 1, 0: no network), in address
+ * order, the first one starting at the /24's first address. */
+#define GEO_V4_SPLIT 0x80000000u
 
-/* One block from bigmem_alloc() (huge pages: see bigmem.h): this header, then low[],
- * record[] and records[]. */
+/* One per distinct data record, alone in its cache line: the second line a lookup reads. */
+struct geo_v4_record {
+    struct geo_info info;
+    int8_t rc; /* what geo_lookup answers: 0 found, -1 corrupt record */
+} __attribute__((aligned(64)));
+
+/* One block from bigmem_alloc() (huge pages: see bigmem.h): this header, records[],
+ * by24[] and chunks[]. */
 struct geo_v4 {
     size_t size;      /* of the whole block */
-    uint32_t nranges; /* entries of low[] and record[] */
-    /* The entries of /16 i (addresses i << 16 ...) are [by16[i], by16[i + 1]). */
-    uint32_t by16[65537];
-    uint16_t *low;    /* each entry's first address, its low 16 bits; ascending per /16 */
-    uint32_t *record; /* each entry's index into records, or GEO_V4_NONE */
-    struct geo_v4_record *records; /* one per distinct data record */
+    uint32_t nranges; /* distinct ranges (for tests) */
     uint32_t nrecords;
+    struct geo_v4_record *records; /* one per distinct data record */
+    uint32_t *by24;                /* 1 << 24 entries (above) */
+    uint32_t *chunks;              /* the split /24s' ranges */
 };
 
 struct geo_db {
@@ -239,23 +249,22 @@ fail:
 static int
 v4_lookup(const struct geo_v4 *v4, uint32_t addr, struct geo_info *out)
 {
-    uint32_t lo = v4->by16[addr >> 16], hi = v4->by16[(addr >> 16) + 1] - 1;
-    uint16_t key = (uint16_t)addr;
-    /* The last entry starting at or below addr, within [lo, hi]; low[lo] is 0. */
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo + 1) / 2;
-        if (v4->low[mid] <= key)
-            lo = mid;
-        else
-            hi = mid - 1;
+    uint32_t e = v4->by24[addr >> 8];
+    if (e & GEO_V4_SPLIT) {
+        /* The last range starting at or below addr's low byte; the first starts at 0. */
+        const uint32_t *c = v4->chunks + (e & ~GEO_V4_SPLIT);
+        uint32_t n = c[0], key = addr & 255;
+        e = c[1] & 0xffffff;
+        for (uint32_t i = 2; i <= n && c[i] >> 24 <= key; i++)
+            e = c[i] & 0xffffff;
     }
-    uint32_t r = v4->record[lo];
-    if (r == GEO_V4_NONE) {
+    if (e == 0) {
         memset(out, 0, sizeof(*out));
         return 1;
     }
-    *out = v4->records[r].info;
-    return v4->records[r].rc;
+    const struct geo_v4_record *r = &v4->records[e - 1];
+    *out = r->info;
+    return r->rc;
 }
 
 /* geo_lookup() with the MMDB status of a failure in *status (MMDB_SUCCESS otherwise). */
@@ -503,7 +512,7 @@ free_maps:
 /* ---- the flat IPv4 index ---- */
 
 struct v4_builder {
-    /* The ranges in address order, before they are cut by /16. */
+    /* The ranges in address order, before they are laid out by /24. */
     struct v4_range {
         uint32_t start;  /* first address */
         uint32_t record; /* index into records, or GEO_V4_NONE */
@@ -512,7 +521,11 @@ struct v4_builder {
     /* Data offset -> record index, open addressing (offset + 1; 0 = empty). */
     uint32_t *keys, *vals;
     uint32_t hcap;
-    struct geo_v4_record *records; /* each distinct record, decoded */
+    /* Each distinct record, decoded (not yet in its cache line: realloc'ed). */
+    struct v4_decoded {
+        struct geo_info info;
+        int8_t rc;
+    } * records;
     uint32_t nrecords, rcap;
     const MMDB_s *mmdb;
 };
@@ -525,7 +538,7 @@ v4_free(struct geo_v4 *v4)
 }
 
 /* The record index for data at `offset`, decoded the first time. UINT32_MAX: out of
- * memory. */
+ * memory, or more records than an index holds. */
 static uint32_t
 v4_record(struct v4_builder *b, uint32_t offset)
 {
@@ -558,15 +571,17 @@ v4_record(struct v4_builder *b, uint32_t offset)
             return b->vals[h];
         h = (h + 1) & (b->hcap - 1);
     }
+    if (b->nrecords >= GEO_V4_MAX_RECORDS)
+        return UINT32_MAX;
     if (b->nrecords == b->rcap) {
         uint32_t ncap = b->rcap ? b->rcap * 2 : 1024;
-        struct geo_v4_record *grown = realloc(b->records, ncap * sizeof(*grown));
+        struct v4_decoded *grown = realloc(b->records, ncap * sizeof(*grown));
         if (grown == NULL)
             return UINT32_MAX;
         b->records = grown;
         b->rcap = ncap;
     }
-    struct geo_v4_record *rec = &b->records[b->nrecords];
+    struct v4_decoded *rec = &b->records[b->nrecords];
     MMDB_entry_s entry = {.mmdb = b->mmdb, .offset = offset};
     rec->rc = decode_record(entry, &rec->info) == MMDB_SUCCESS ? 0 : -1;
     b->keys[h] = key;
@@ -595,51 +610,87 @@ v4_append(struct v4_builder *b, uint32_t start, uint32_t record)
     return 0;
 }
 
-/* Packs the builder's ranges, cut by /16, and its records into one block: each /16
- * starts with the range that covers its first address, then those that start inside it.
+/* A range's record as a /24 entry or chunk element holds it: number + 1, 0 for none. */
+static uint32_t
+v4_entry(uint32_t record)
+{
+    return record == GEO_V4_NONE ? 0 : record + 1;
+}
+
+/* The next /24 from ranges[*k] on that more than one range meets (a range starts inside
+ * it): sets *blk, *first (the range covering its first address) and *end (past the last
+ * range starting in it), and moves *k past it. Returns false when there is none. */
+static bool
+v4_next_split(const struct v4_builder *b, uint32_t *k, uint32_t *blk, uint32_t *first,
+              uint32_t *end)
+{
+    while (*k < b->nranges) {
+        uint32_t j = *k, x = b->ranges[j].start >> 8;
+        while (*k < b->nranges && b->ranges[*k].start >> 8 == x)
+            (*k)++;
+        if (*k - j == 1 && (b->ranges[j].start & 255) == 0)
+            continue; /* one range, starting at the /24's first address */
+        /* ranges[0] starts at 0, so a range starting inside a /24 has one before it. */
+        *blk = x;
+        *first = (b->ranges[j].start & 255) == 0 ? j : j - 1;
+        *end = *k;
+        return true;
+    }
+    return false;
+}
+
+/* Lays the builder's ranges out by /24 (see struct geo_v4) in one block with its records.
  * Returns the index, or NULL when out of memory. */
 static struct geo_v4 *
 v4_pack(const struct v4_builder *b)
 {
-    struct geo_v4 *v4 = NULL;
-    uint32_t n = 0;
-    /* Two passes over the same walk: count, then fill. */
-    for (int fill = 0; fill < 2; fill++) {
-        if (fill) {
-            size_t low_at = sizeof(*v4), record_at = (low_at + (size_t)n * 2 + 7) & ~(size_t)7,
-                   records_at = (record_at + (size_t)n * 4 + 63) & ~(size_t)63,
-                   size = records_at + (size_t)b->nrecords * sizeof(struct geo_v4_record);
-            uint8_t *block = bigmem_alloc(size);
-            if (block == NULL)
-                return NULL;
-            v4 = (struct geo_v4 *)block;
-            v4->size = size;
-            v4->nranges = n;
-            v4->low = (uint16_t *)(block + low_at);
-            v4->record = (uint32_t *)(block + record_at);
-            v4->records = (struct geo_v4_record *)(block + records_at);
-            v4->nrecords = b->nrecords;
-            memcpy(v4->records, b->records, (size_t)b->nrecords * sizeof(*b->records));
-        }
-        uint32_t r = 0;
-        n = 0;
-        for (uint32_t i = 0; i < 65536; i++) {
-            uint32_t base = i << 16;
-            /* ranges[0].start is 0: some range covers every address. */
-            while (r + 1 < b->nranges && b->ranges[r + 1].start <= base)
-                r++;
-            if (fill)
-                v4->by16[i] = n;
-            for (uint32_t k = r; k < b->nranges && (k == r || b->ranges[k].start >> 16 == i);
-                 k++, n++) {
-                if (fill) {
-                    v4->low[n] = k == r ? 0 : (uint16_t)b->ranges[k].start;
-                    v4->record[n] = b->ranges[k].record;
-                }
-            }
-        }
+    uint32_t k = 0, blk, first, end;
+    size_t nchunks = 0;
+    while (v4_next_split(b, &k, &blk, &first, &end))
+        nchunks += 1 + end - first;
+    if (nchunks >= GEO_V4_SPLIT)
+        return NULL;
+    size_t records_at = (sizeof(struct geo_v4) + 63) & ~(size_t)63,
+           by24_at = records_at + (size_t)b->nrecords * sizeof(struct geo_v4_record),
+           chunks_at = by24_at + ((size_t)1 << 24) * sizeof(uint32_t),
+           size = chunks_at + nchunks * sizeof(uint32_t);
+    uint8_t *block = bigmem_alloc(size);
+    if (block == NULL)
+        return NULL;
+    struct geo_v4 *v4 = (struct geo_v4 *)block;
+    v4->size = size;
+    v4->nranges = b->nranges;
+    v4->nrecords = b->nrecords;
+    v4->records = (struct geo_v4_record *)(block + records_at);
+    v4->by24 = (uint32_t *)(block + by24_at);
+    v4->chunks = (uint32_t *)(block + chunks_at);
+    for (uint32_t i = 0; i < b->nrecords; i++) {
+        v4->records[i].info = b->records[i].info;
+        v4->records[i].rc = b->records[i].rc;
     }
-    v4->by16[65536] = n;
+
+    /* Each range's whole /24s. Entries that stay 0 (no network) are never written, so the
+     * pages of unrouted space are never touched. */
+    for (uint32_t r = 0; r < b->nranges; r++) {
+        uint32_t e = v4_entry(b->ranges[r].record);
+        uint64_t from = ((uint64_t)b->ranges[r].start + 255) >> 8,
+                 to = (r + 1 < b->nranges ? b->ranges[r + 1].start : (uint64_t)1 << 32) >> 8;
+        for (uint64_t x = from; e != 0 && x < to; x++)
+            v4->by24[x] = e;
+    }
+    /* Then the split ones. */
+    uint32_t at = 0;
+    k = 0;
+    while (v4_next_split(b, &k, &blk, &first, &end)) {
+        uint32_t *c = v4->chunks + at;
+        c[0] = end - first;
+        for (uint32_t i = first; i < end; i++) {
+            uint32_t low = i == first ? 0 : b->ranges[i].start & 255;
+            c[1 + i - first] = low << 24 | v4_entry(b->ranges[i].record);
+        }
+        v4->by24[blk] = GEO_V4_SPLIT | at;
+        at += 1 + end - first;
+    }
     return v4;
 }
 

@@ -26,7 +26,7 @@ struct geo_db *geo_open(const char *path, char *err, size_t errlen);
 void geo_close(struct geo_db *db);
 
 /* IPv4 lookups are answered from a flat index of the database's IPv4 ranges built at
- * open (see geo.c); these say how many entries it holds (its ranges cut by /16; 0: no
+ * open (see geo.c); these say how many entries it holds (its distinct ranges; 0: no
  * index, the tree answers) and give the tree's own answer, for tests that check the two
  * agree. */
 size_t geo_v4_ranges(const struct geo_db *db);

@@ -5,6 +5,8 @@
 #include "geo.h"
 #include "geo_cache.h"
 
+#include <maxminddb.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -560,13 +562,87 @@ test_cache(void **state)
     geo_close(db);
 }
 
-/* The flat IPv4 index answers what the tree answers, for every range boundary and a
- * spread of addresses, in every shared database and the sample. */
+/* The flat IPv4 index and the tree agree on `a` (host order). */
+static void
+check_addr_agrees(const char *path, struct geo_db *db, uint32_t a)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    s4->sin_family = AF_INET;
+    s4->sin_addr.s_addr = htonl(a);
+    struct geo_info fast, tree;
+    memset(&fast, 0x5a, sizeof(fast));
+    memset(&tree, 0xa5, sizeof(tree));
+    int rf = geo_lookup(db, (struct sockaddr *)&ss, &fast);
+    int rt = geo_lookup_tree(db, (struct sockaddr *)&ss, &tree);
+    if (rf != rt || memcmp(&fast, &tree, sizeof(fast)) != 0)
+        fail_msg("%s: %u.%u.%u.%u: index %d %s, tree %d %s", path, a >> 24, a >> 16 & 255,
+                 a >> 8 & 255, a & 255, rf, fast.country, rt, tree.country);
+}
+
+/* Where every IPv4 network of the file starts, found by walking its tree (the test's own
+ * walk, independent of geo.c's): around each, the index's /24 entries and split /24s
+ * change, and the last address before it and the first after belong to different
+ * networks. Returns how many starts were checked. */
+static size_t
+check_every_boundary(const char *path, struct geo_db *db)
+{
+    MMDB_s mmdb;
+    assert_int_equal(MMDB_open(path, MMDB_MODE_MMAP, &mmdb), MMDB_SUCCESS);
+    uint32_t node = 0;
+    if (mmdb.metadata.ip_version == 6)
+        for (int i = 0; i < 96; i++) {
+            MMDB_search_node_s n;
+            assert_int_equal(MMDB_read_node(&mmdb, node, &n), MMDB_SUCCESS);
+            assert_int_equal(n.left_record_type, MMDB_RECORD_TYPE_SEARCH_NODE);
+            node = (uint32_t)n.left_record;
+        }
+    struct {
+        uint32_t node, start;
+        int depth;
+    } stack[64];
+    size_t top = 0, checked = 0;
+    stack[top++].node = node;
+    stack[0].start = 0;
+    stack[0].depth = 0;
+    while (top > 0) {
+        uint32_t at = stack[--top].node, start = stack[top].start;
+        int depth = stack[top].depth;
+        MMDB_search_node_s n;
+        assert_int_equal(MMDB_read_node(&mmdb, at, &n), MMDB_SUCCESS);
+        for (int side = 0; side < 2; side++) {
+            uint32_t child = start | (side ? 1u << (31 - depth) : 0);
+            if ((side ? n.right_record_type : n.left_record_type) == MMDB_RECORD_TYPE_SEARCH_NODE) {
+                assert_true(top < 64 && depth < 31);
+                stack[top].node = (uint32_t)(side ? n.right_record : n.left_record);
+                stack[top].start = child;
+                stack[top++].depth = depth + 1;
+                continue;
+            }
+            /* A network [child, child + size): its first and last addresses, the ones
+             * next to them, and the ends of the /24s they are in. */
+            uint32_t last = child + (uint32_t)(((uint64_t)1 << (32 - depth - 1)) - 1);
+            uint32_t probes[] = {child,    child - 1,   child + 1,     last,         last + 1,
+                                 last - 1, child | 255, child & ~255u, last & ~255u, last | 255};
+            for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+                check_addr_agrees(path, db, probes[i]);
+            checked++;
+        }
+    }
+    MMDB_close(&mmdb);
+    return checked;
+}
+
+/* The flat IPv4 index answers what the tree answers, around every network's edges, on
+ * each /16's first and last address and on a spread of addresses, in every shared
+ * database and the sample. */
 static void
 check_index_agrees(const char *path)
 {
     struct geo_db *db = open_ok(path);
     assert_true(geo_v4_ranges(db) > 0);
+    assert_true(check_every_boundary(path, db) > 0);
     uint32_t x = 12345;
     for (uint32_t k = 0; k < 300000; k++) {
         uint32_t a;
@@ -574,19 +650,7 @@ check_index_agrees(const char *path)
             a = (k / 2) << 16 | (k % 2 ? 0xffffu : 0); /* each /16's first and last */
         else
             a = x = x * 1664525u + 1013904223u;
-        struct sockaddr_storage ss;
-        memset(&ss, 0, sizeof(ss));
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        s4->sin_addr.s_addr = htonl(a);
-        struct geo_info fast, tree;
-        memset(&fast, 0x5a, sizeof(fast));
-        memset(&tree, 0xa5, sizeof(tree));
-        int rf = geo_lookup(db, (struct sockaddr *)&ss, &fast);
-        int rt = geo_lookup_tree(db, (struct sockaddr *)&ss, &tree);
-        if (rf != rt || memcmp(&fast, &tree, sizeof(fast)) != 0)
-            fail_msg("%s: %u.%u.%u.%u: index %d %s, tree %d %s", path, a >> 24, a >> 16 & 255,
-                     a >> 8 & 255, a & 255, rf, fast.country, rt, tree.country);
+        check_addr_agrees(path, db, a);
     }
     geo_close(db);
 }
