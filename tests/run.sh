@@ -33,6 +33,8 @@ unit "$top/_build"
 echo "== make distcheck (tarball builds, checks, installs and uninstalls)"
 make -C "$top/_build" -s distcheck >"$top/_build/distcheck.log" 2>&1 || { tail -40 "$top/_build/distcheck.log"; exit 1; }
 grep -A1 'archives ready' "$top/_build/distcheck.log" | tail -1
+echo "== Debian package (built from make dist, checked in a scratch root)"
+MERIDIAN_BUILD="$top/_build" bash tests/deb_check.sh
 echo "== black-box tests (normal build)"
 MERIDIAN_BUILD="$top/_build" $py -m pytest -q -p no:cacheprovider tests/integration
 
