@@ -56,6 +56,12 @@ sed -e "s|^# geoip:|geoip:|" -e "s|^#   database: /var/lib/GeoIP/GeoLite2-City.m
 grep -q "^geoip:" "$demo_cfg" || { echo "demo.sh: could not enable geoip in $demo_cfg" >&2; exit 1; }
 grep -q "^rate_limit:" "$demo_cfg" && grep -q "127.0.0.1:$redis_port" "$demo_cfg" ||
     { echo "demo.sh: could not enable rate_limit in $demo_cfg" >&2; exit 1; }
+# Run as root (deps.sh installs packages), the demo stays root: Meridian refuses that unless
+# the file says so. A real deployment names an account instead (user:, group:), or runs
+# under the systemd unit, which starts it as its own user.
+if [ "$(id -u)" = 0 ]; then
+    printf '\n# demo.sh: started as root, for the demo only.\nrun_as_root: true\n' >>"$demo_cfg"
+fi
 
 cat <<MSG
 Meridian demo: five regional pools on 127.0.0.1:9001-9010, proxy on port 8080, with the

@@ -14,6 +14,7 @@
 #include "h1_parse.h"
 #include "log.h"
 #include "metrics.h"
+#include "privileges.h"
 #include "server.h"
 #include "sock.h"
 #include "status.h"
@@ -264,10 +265,10 @@ admin_accept_cb(evutil_socket_t lfd, short what, void *arg)
 static struct admin *
 admin_open(struct event_base *base, struct server *srv, const struct cfg *cfg)
 {
-    char err[256];
+    char err[256], note[512];
     int fd = sock_listen(&cfg->admin, false, err, sizeof(err));
     if (fd < 0) {
-        log_error("admin listener: %s", err);
+        log_error("admin listener: %s%s", err, privileges_bind_note(errno, note, sizeof(note)));
         return NULL;
     }
     struct admin *admin = calloc(1, sizeof(*admin));

@@ -163,6 +163,8 @@ cfg_free(struct cfg *cfg)
     cfg_health_check_deinit(&cfg->health_check);
     cfg_rate_limit_deinit(&cfg->rate_limit);
     free(cfg->access_log_path);
+    free(cfg->privileges.user);
+    free(cfg->privileges.group);
     free(cfg->path);
     free(cfg);
 }
@@ -333,6 +335,44 @@ cfg_parse_addr(const char *text, struct cfg_addr *addr)
     }
     *addr = out;
     return 0;
+}
+
+bool
+cfg_addr_is_loopback(const struct cfg_addr *addr)
+{
+    if (addr->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&addr->sa;
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (addr->sa.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&addr->sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+void
+cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg)
+{
+    char key[128];
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_tls *t = cfg->listeners[i].tls;
+        if (t == NULL)
+            continue;
+        for (size_t j = 0; j < t->ncerts; j++) {
+            snprintf(key, sizeof(key), "listeners[%zu].tls.certificates[%zu].cert", i, j);
+            cb(arg, key, t->certs[j].cert_path, t->certs[j].line);
+            snprintf(key, sizeof(key), "listeners[%zu].tls.certificates[%zu].key", i, j);
+            cb(arg, key, t->certs[j].key_path, t->certs[j].line);
+        }
+        if (t->tickets && t->ticket_key_file != NULL) {
+            snprintf(key, sizeof(key), "listeners[%zu].tls.session_tickets.key_file", i);
+            cb(arg, key, t->ticket_key_file, cfg->listeners[i].line);
+        }
+    }
+    if (cfg->geoip_path != NULL)
+        cb(arg, "geoip.database", cfg->geoip_path, cfg->geoip_line);
 }
 
 int

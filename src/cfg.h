@@ -244,6 +244,15 @@ struct cfg_rate_limit {
 #define CFG_RL_PHASES_MAX 16
 #define CFG_REDIS_SEEDS_MAX 16
 
+/* Whom the process runs as once its listeners are bound and its files open
+ * (privileges.c). Read at start only: a reload cannot change who the process is. */
+struct cfg_privileges {
+    char *user;       /* owns; NULL: stay whoever started the process */
+    char *group;      /* owns; NULL: the user's login group; needs user */
+    bool run_as_root; /* started as root, stay root (no user) */
+    int user_line, group_line, run_as_root_line; /* where each was, for messages; 0: absent */
+};
+
 struct cfg {
     atomic_int refs;
     unsigned generation; /* set by server.c: 1 at start, +1 per reload */
@@ -257,6 +266,9 @@ struct cfg {
 
     bool has_admin;
     struct cfg_addr admin;
+    bool admin_allow_remote; /* admin.allow_remote: a non-loopback admin address is meant */
+
+    struct cfg_privileges privileges;
 
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
@@ -270,6 +282,7 @@ struct cfg {
 
     struct client_ip_cfg client_ip; /* owns its nets; default: trust nobody */
     char *geoip_path;               /* owns; NULL: no database */
+    int geoip_line;                 /* where geoip.database is, for messages */
     struct geo_db *geo;             /* owns: opened (and checked) by the loader */
     struct cfg_routing routing;
     struct cfg_health_check health_check; /* top-level defaults; owns its strings */
@@ -312,6 +325,17 @@ void cfg_health_check_defaults(struct cfg_health_check *hc);
 void cfg_health_check_deinit(struct cfg_health_check *hc);
 /* A listener's own client_ip section (NULL is fine). */
 void cfg_client_ip_free(struct client_ip_cfg *ci);
+
+/* Whether an admin address stays on this machine: 127.0.0.0/8, ::1, or 127.0.0.0/8
+ * mapped into IPv6 (::ffff:127.0.0.1). The wildcards 0.0.0.0 and :: are not. */
+bool cfg_addr_is_loopback(const struct cfg_addr *addr);
+
+/* Every file a generation reads when it is loaded (certificates, keys, the ticket key
+ * file, the GeoIP database): `key` names it as messages do
+ * ("listeners[0].tls.certificates[1].key"), `line` is where. For checks of who may read
+ * them (cfg_load.c before a load, server.c once root is given up). */
+typedef void (*cfg_file_cb)(void *arg, const char *key, const char *path, int line);
+void cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg);
 
 /* Index of the region named `name`, or -1. */
 int cfg_region_index(const struct cfg *cfg, const char *name);

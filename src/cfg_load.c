@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "cfg_loader.h"
+#include "privileges.h"
 #include "tls.h"
 
 /* A configuration file is a page or two; anything this big is the wrong file. */
@@ -897,6 +899,64 @@ load_log_level(struct loader *ld, const yaml_node_t *node)
               ld_describe(node, buf));
 }
 
+/* Longest user or group name taken (useradd's limit on Debian). */
+#define ACCOUNT_NAME_MAX 32
+
+/* A user or group name as the account databases spell portable ones: letters, digits,
+ * ".", "_", "-", not starting with "-". Whether it exists is privileges.c's question,
+ * asked at start and by `meridian -t`, not the loader's. */
+static void
+load_account_name(struct loader *ld, const yaml_node_t *node, const char *key, const char *what,
+                  char **out, int *line)
+{
+    char buf[QUOTE_BUF];
+    const char *text = ld_scalar(ld, node, key);
+    size_t len;
+
+    if (text == NULL)
+        return;
+    len = strlen(text);
+    if (len == 0 || len > ACCOUNT_NAME_MAX || text[0] == '-' ||
+        strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len) {
+        ld_report(ld, ld_node_line(node),
+                  "%s: expected the name of %s, like %s (1 to %d letters, digits, \".\", \"_\" "
+                  "or \"-\", not starting with \"-\"), got %s",
+                  key, what,
+                  strcmp(key, "user") == 0 ? "meridian or nobody" : "meridian or nogroup",
+                  ACCOUNT_NAME_MAX, ld_describe(node, buf));
+        return;
+    }
+    *out = ld_strdup(ld, text);
+    *line = ld_line_int(ld_node_line(node));
+}
+
+static void
+load_user(struct loader *ld, const yaml_node_t *node)
+{
+    struct cfg_privileges *p = &ld->cfg->privileges;
+
+    load_account_name(ld, node, "user", "the account to switch to from root", &p->user,
+                      &p->user_line);
+}
+
+static void
+load_group(struct loader *ld, const yaml_node_t *node)
+{
+    struct cfg_privileges *p = &ld->cfg->privileges;
+
+    load_account_name(ld, node, "group", "the group to switch to from root", &p->group,
+                      &p->group_line);
+}
+
+static void
+load_run_as_root(struct loader *ld, const yaml_node_t *node)
+{
+    struct cfg_privileges *p = &ld->cfg->privileges;
+
+    if (ld_bool(ld, node, "run_as_root", &p->run_as_root))
+        p->run_as_root_line = ld_line_int(ld_node_line(node));
+}
+
 static void
 load_cert(struct loader *ld, const yaml_node_t *node, const char *path, size_t index,
           struct cfg_tls_cert *c, struct defaults *d)
@@ -1210,18 +1270,32 @@ free_uniq:
     free(addrs);
 }
 
+/* The admin endpoint has no authentication and tells whoever asks how the proxy is
+ * doing: it stays on this machine unless allow_remote says it is meant to be reached. */
 static void
 load_admin(struct loader *ld, const yaml_node_t *node)
 {
-    static const char *const keys[] = {"address"};
-    struct field f[1];
+    static const char *const keys[] = {"address", "allow_remote"};
+    struct field f[2];
+    struct cfg *cfg = ld->cfg;
 
     ld->admin_line = ld_node_line(node);
-    if (!ld_map_collect(ld, node, "admin", keys, 1, f))
+    if (!ld_map_collect(ld, node, "admin", keys, 2, f))
         return;
     ld_require(ld, node, "admin", "address", &f[0]);
-    if (f[0].value != NULL && ld_addr(ld, f[0].value, "admin.address", &ld->cfg->admin))
-        ld->cfg->has_admin = true;
+    if (f[1].value != NULL)
+        ld_bool(ld, f[1].value, "admin.allow_remote", &cfg->admin_allow_remote);
+    if (f[0].value == NULL || !ld_addr(ld, f[0].value, "admin.address", &cfg->admin))
+        return;
+    if (!cfg_addr_is_loopback(&cfg->admin) && !cfg->admin_allow_remote) {
+        ld_report(ld, ld_node_line(f[0].value),
+                  "admin.address: %s is not a loopback address; the admin endpoint has no "
+                  "authentication, so it listens on 127.0.0.1 or [::1] unless "
+                  "admin.allow_remote: true says it is meant to be reached from elsewhere",
+                  cfg->admin.text);
+        return;
+    }
+    cfg->has_admin = true;
 }
 
 static void
@@ -1514,6 +1588,16 @@ static void
 check_across(struct loader *ld)
 {
     const struct cfg *cfg = ld->cfg;
+    const struct cfg_privileges *p = &cfg->privileges;
+
+    if (p->group != NULL && p->user == NULL)
+        ld_report(ld, (size_t)p->group_line,
+                  "group: needs user: Meridian switches to a group only along with a user");
+    if (p->run_as_root && p->user != NULL)
+        ld_report(ld, (size_t)p->run_as_root_line,
+                  "run_as_root: true contradicts user: \"%s\" (line %d), which gives root up; "
+                  "keep one of them",
+                  p->user, p->user_line);
 
     if (!cfg->has_admin)
         return;
@@ -1540,6 +1624,9 @@ struct cfg_section {
 static const struct cfg_section sections[] = {
     {"workers", load_workers, NULL, false},
     {"log_level", load_log_level, NULL, false},
+    {"user", load_user, NULL, false},
+    {"group", load_group, NULL, false},
+    {"run_as_root", load_run_as_root, NULL, false},
     {"listeners", load_listeners, NULL, true},
     {"admin", load_admin, NULL, false},
     {"timeouts", load_timeouts, NULL, false},
@@ -1639,6 +1726,37 @@ check_single_document(struct loader *ld, yaml_parser_t *parser, const char *text
     yaml_document_delete(&next);
 }
 
+/* `path` as it goes into a message: as written, or quoted (and shortened) when it holds
+ * bytes that would break the one-error-per-line format. */
+static const char *
+shown_path(const char *path, char *buf)
+{
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return ld_quote(path, strlen(path), buf);
+    return path;
+}
+
+/* Whether this process may read `path`, which `key` at `line` names (a cfg_file_cb; `arg`
+ * is the loader). A file it may not read is reported here, with who the process is,
+ * instead of by tls.c or geo.c as a bare "Permission denied": that is what a reload meets
+ * once Meridian gave up root at start (privileges.c) and a certificate, key or database is
+ * root's alone. Other failures (no such file) are left to the reader's own message. */
+static void
+check_readable(void *arg, const char *key, const char *path, int line)
+{
+    struct loader *ld = arg;
+    char who[256], buf[QUOTE_BUF];
+
+    if (access(path, R_OK) == 0 || errno != EACCES)
+        return;
+    privileges_describe_self(who, sizeof(who));
+    ld_report(ld, (size_t)line,
+              "%s: %s is not readable (permission denied): meridian runs as %s; make it "
+              "readable by that user or group",
+              key, shown_path(path, buf), who);
+}
+
 /* Hands a generation that passed every check here to tls.c, which reads the certificate
  * and key files and builds each TLS listener's runtime. Its messages are "file:line: ...\n"
  * lines like ours and join them. Whatever runtimes it built before failing stay with the
@@ -1706,7 +1824,10 @@ load_text(const char *name, const char *dir, const char *text, size_t len, char 
         cfg_load_routing_build(&ld);
     /* The files the configuration names (the GeoIP database, certificates) are read only
      * for a file that is otherwise right: reading them for a file with a typo would only
-     * add noise to the real error. Both are read, so one run reports both. */
+     * add noise to the real error. Both are read, so one run reports both; first, those
+     * this process may not read at all are named, with who it is. */
+    if (ld_clean(&ld))
+        cfg_each_file(ld.cfg, check_readable, &ld);
     if (ld_clean(&ld)) {
         int geo_rc = cfg_load_routing_open_geoip(&ld);
         int tls_rc = prepare_tls(&ld);
@@ -1746,7 +1867,11 @@ read_file(struct loader *ld, const char *path, char **text, size_t *len)
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        ld_report(ld, 0, "cannot open: %s", strerror(errno));
+        int e = errno;
+        char note[512];
+
+        /* After giving up root, a reload reads the file as the user it became. */
+        ld_report(ld, 0, "cannot open: %s%s", strerror(e), privileges_note(e, note, sizeof(note)));
         return -1;
     }
     for (;;) {

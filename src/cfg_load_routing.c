@@ -215,6 +215,7 @@ cfg_load_routing_geoip(struct loader *ld, const yaml_node_t *node)
     if (f[0].value == NULL)
         return;
     ld->geoip_line = ld_node_line(f[0].key);
+    ld->cfg->geoip_line = ld_line_int(ld->geoip_line);
     ld_path(ld, f[0].value, "geoip.database", "a MaxMind DB file (.mmdb)", &ld->cfg->geoip_path);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cfg_load.h"
+#include "privileges.h"
 #include "server.h"
 #include "version.h"
 
@@ -67,6 +68,16 @@ main(int argc, char **argv)
         if (!cfg) {
             fputs(errors ? errors : "cannot load configuration\n", stderr);
             free(errors);
+            return 1;
+        }
+        /* user: and group: name accounts that must exist where the file is checked (the
+         * loader itself never looks names up). Whether this process may become them is
+         * for start-up to say: the check may run as anyone (systemd's ExecStartPre). */
+        struct privileges_plan plan = {0};
+        char why[1024];
+        if (privileges_resolve(cfg, &plan, why, sizeof(why)) < 0) {
+            fprintf(stderr, "%s\n", why);
+            cfg_unref(cfg);
             return 1;
         }
         cfg_unref(cfg);

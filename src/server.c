@@ -27,6 +27,7 @@
 #include "health.h"
 #include "log.h"
 #include "notify.h"
+#include "privileges.h"
 #include "sock.h"
 #include "status.h"
 #include "tls.h"
@@ -117,10 +118,12 @@ open_listeners(struct server *srv, struct cfg *next, const struct cfg *prev)
                 l->fds[w] = old->fds[w];
                 continue;
             }
-            char err[256];
+            char err[256], note[512];
             l->fds[w] = sock_listen(&l->addr, true, err, sizeof(err));
             if (l->fds[w] < 0) {
-                log_error("%s:%d: listener \"%s\": %s", next->path, l->line, l->name, err);
+                /* After giving up root, a new port below 1024 is out of reach: say why. */
+                log_error("%s:%d: listener \"%s\": %s%s", next->path, l->line, l->name, err,
+                          privileges_bind_note(errno, note, sizeof(note)));
                 for (unsigned k = 0; k < w; k++)
                     close(l->fds[k]);
                 free(l->fds);
@@ -297,11 +300,23 @@ server_reload(struct server *srv)
     if (next->workers != prev->workers)
         log_warn("workers changed from %u to %u: takes effect on restart", prev->workers,
                  next->workers);
+    if (!str_eq(next->privileges.user, prev->privileges.user) ||
+        !str_eq(next->privileges.group, prev->privileges.group) ||
+        next->privileges.run_as_root != prev->privileges.run_as_root) {
+        char who[256];
+        privileges_describe_self(who, sizeof(who));
+        log_warn("user, group or run_as_root changed: takes effect on restart; meridian runs "
+                 "as %s",
+                 who);
+    }
     if (open_listeners(srv, next, prev) < 0)
         goto refuse;
     if (!str_eq(next->access_log_path, prev->access_log_path) && next->access_log_path &&
         access_log_open(next->access_log_path) < 0) {
-        log_error("reload refused: access log %s: %s", next->access_log_path, strerror(errno));
+        int e = errno;
+        char note[512];
+        log_error("reload refused: access log %s: %s%s", next->access_log_path, strerror(e),
+                  privileges_note(e, note, sizeof(note)));
         goto refuse_listeners;
     }
     if (admin_reconfigure(&srv->admin, srv->base, srv, prev, next) < 0)
@@ -360,10 +375,14 @@ handle_signal(struct server *srv, int sig)
     case SIGUSR1: {
         struct cfg *cfg = server_current_cfg(srv);
         if (cfg->access_log_path) {
-            if (access_log_open(cfg->access_log_path) < 0)
-                log_error("reopening access log %s: %s", cfg->access_log_path, strerror(errno));
-            else
+            char note[512];
+            if (access_log_open(cfg->access_log_path) < 0) {
+                int e = errno;
+                log_error("reopening access log %s: %s%s", cfg->access_log_path, strerror(e),
+                          privileges_note(e, note, sizeof(note)));
+            } else {
                 log_info("access log %s reopened", cfg->access_log_path);
+            }
         }
         server_release_cfg(cfg);
         break;
@@ -433,6 +452,34 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
         srv->accepted_at_trim = accepted;
         malloc_trim(0);
     }
+}
+
+static void
+warn_unreadable_cb(void *arg, const char *key, const char *path, int line)
+{
+    const struct cfg *cfg = arg;
+    if (access(path, R_OK) < 0 && errno == EACCES)
+        log_warn("%s:%d: %s: %s is not readable by the user meridian now runs as: a reload "
+                 "will be refused until it is",
+                 cfg->path, line, key, path);
+}
+
+/* After giving up root: the files a reload reads again (and the access log SIGUSR1
+ * reopens) are used as the new user from now on. Say at start which it cannot use, rather
+ * than at the first reload or rotation. */
+static void
+warn_unreadable(const struct server *srv, struct cfg *cfg)
+{
+    if (access(srv->cfg_path, R_OK) < 0 && errno == EACCES)
+        log_warn("%s is not readable by the user meridian now runs as: a reload will be "
+                 "refused until it is",
+                 srv->cfg_path);
+    cfg_each_file(cfg, warn_unreadable_cb, cfg);
+    if (cfg->access_log_path && strcmp(cfg->access_log_path, "-") != 0 &&
+        access(cfg->access_log_path, W_OK) < 0 && errno == EACCES)
+        log_warn("access log %s is not writable by the user meridian now runs as: SIGUSR1 "
+                 "cannot reopen it (log rotation) until it is",
+                 cfg->access_log_path);
 }
 
 static unsigned
@@ -553,6 +600,15 @@ server_run(const char *cfg_path)
         free(errors);
         return 1;
     }
+    /* Whether to give root up, and to whom: decided before anything is bound, so that a
+     * refusal (root without user:, a user we cannot become) leaves nothing half done. */
+    struct privileges_plan plan;
+    char why[1024];
+    if (privileges_plan(cfg, &plan, why, sizeof(why)) < 0) {
+        fprintf(stderr, "%s\n", why);
+        cfg_unref(cfg);
+        return 1;
+    }
     log_set_level(cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
@@ -584,6 +640,21 @@ server_run(const char *cfg_path)
     }
     if (cfg->geo)
         log_info("GeoIP database %s: %s", cfg->geoip_path, geo_describe(cfg->geo));
+    /* Everything root was wanted for is done (listeners and the admin socket bound, the
+     * access log, certificates, keys and the GeoIP database open): give it up now, while
+     * the main thread is the only one. */
+    if (privileges_apply(&plan, why, sizeof(why)) < 0) {
+        log_error("%s", why);
+        goto out_cfg;
+    }
+    if (plan.action == PRIVILEGES_DROP) {
+        privileges_describe_self(why, sizeof(why));
+        log_info("running as %s", why);
+        warn_unreadable(srv, cfg);
+    } else if (plan.action == PRIVILEGES_ROOT) {
+        log_warn("running as root (run_as_root: true): a flaw anywhere in the proxy would be "
+                 "root's; prefer user: and group:");
+    }
     publish(srv, cfg);
 
     unsigned started = 0;

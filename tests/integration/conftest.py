@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -181,12 +182,29 @@ def yaml_config(listen_port, admin_port, regions, workers=2, extra="", access_lo
     return "\n".join(lines) + "\n" + extra
 
 
+# Meridian refuses to run as root unless its config names a user to switch to or says
+# run_as_root: true (issue 8). Tests run as root here and in CI, and the configs they write are
+# about something else: the harness adds the key at the end of the file (so that no line
+# number a test checks moves), unless the text already says whom to run as. Only
+# test_privileges.py, which is about this, opts out (Meridian(..., as_root_key=False)).
+AS_ROOT = os.geteuid() == 0
+_RUN_AS_KEY = re.compile(r"^(user|run_as_root)\s*:", re.M)
+
+
+def allow_root(text):
+    """`text` with `run_as_root: true` appended when tests run as root and it names no user."""
+    if not AS_ROOT or not text.strip() or _RUN_AS_KEY.search(text):
+        return text  # an empty file stays empty: what a test of one means
+    return text + ("" if text.endswith("\n") else "\n") + "run_as_root: true\n"
+
+
 class Meridian:
     """The real binary, with a config file it can be told to reload."""
 
     def __init__(self, tmp_path, config_text=None, regions=None, workers=2, extra="",
-                 access_log=None, log_level="info"):
+                 access_log=None, log_level="info", as_root_key=True):
         self.tmp = tmp_path
+        self.as_root_key = as_root_key
         self.port = free_port()
         self.admin_port = free_port()
         self.config_path = str(tmp_path / f"meridian-{self.port}.yaml")
@@ -199,6 +217,8 @@ class Meridian:
         self.proc = None
 
     def write_config(self, text):
+        if self.as_root_key:
+            text = allow_root(text)
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)

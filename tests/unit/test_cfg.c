@@ -19,7 +19,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -784,8 +787,8 @@ static const struct bad_case bad_cases[] = {
      2,
      {"bad_unknown_key.yaml:2: missing required key \"listeners\" in the top level\n",
       "bad_unknown_key.yaml:3: unknown key \"listner\" in the top level (expected one of: "
-      "workers, log_level, listeners, admin, timeouts, limits, http2, access_log, client_ip, "
-      "geoip, routing, health_check, regions, rate_limit)\n"}},
+      "workers, log_level, user, group, run_as_root, listeners, admin, timeouts, limits, http2, "
+      "access_log, client_ip, geoip, routing, health_check, regions, rate_limit)\n"}},
     {"bad_duration.yaml",
      4,
      {"bad_duration.yaml:5: timeouts.client_header: must be longer than 0\n",
@@ -1741,6 +1744,40 @@ static const struct key_case key_cases[] = {
     {L1 R2X("weight: 2"), 1,
      "inline:2: unknown key \"weight\" in regions[0] (expected one of: name, location, "
      "backends, default, countries, balance, health_check)\n"},
+    /* user, group, run_as_root */
+    {L1 R2 "user: \"\"\n", 1,
+     "inline:3: user: expected the name of the account to switch to from root, like meridian "
+     "or nobody (1 to 32 letters, digits, \".\", \"_\" or \"-\", not starting with \"-\"), got "
+     "an empty value\n"},
+    {L1 R2 "user: -meridian\n", 1, "inline:3: user: expected the name of the account"},
+    {L1 R2 "user: \"mer idian\"\n", 1, "got \"mer idian\"\n"},
+    {L1 R2 "user: abcdefghijklmnopqrstuvwxyz0123456\n", 1,
+     "got \"abcdefghijklmnopqrstuvwxyz0123456\"\n"},
+    {L1 R2 "user: [meridian]\n", 1, "inline:3: user: expected a single value, got a sequence\n"},
+    {L1 R2 "user: meridian\ngroup: \"a:b\"\n", 1,
+     "inline:4: group: expected the name of the group to switch to from root, like meridian or "
+     "nogroup"},
+    {L1 R2 "group: meridian\n", 1,
+     "inline:3: group: needs user: Meridian switches to a group only along with a user\n"},
+    {L1 R2 "run_as_root: yes\n", 1, "inline:3: run_as_root: expected true or false, got \"yes\"\n"},
+    {L1 R2 "user: meridian\nrun_as_root: true\n", 1,
+     "inline:4: run_as_root: true contradicts user: \"meridian\" (line 3), which gives root up; "
+     "keep one of them\n"},
+    {L1 R2 "user: meridian\nuser: nobody\n", 1,
+     "inline:4: duplicate key \"user\" in the top level (first at line 3)\n"},
+    /* admin stays on loopback unless allow_remote says otherwise */
+    {L1 R2 "admin: {address: \"0.0.0.0:9900\"}\n", 1,
+     "inline:3: admin.address: 0.0.0.0:9900 is not a loopback address; the admin endpoint has "
+     "no authentication, so it listens on 127.0.0.1 or [::1] unless admin.allow_remote: true "
+     "says it is meant to be reached from elsewhere\n"},
+    {L1 R2 "admin: {address: \"[::]:9900\"}\n", 1,
+     "inline:3: admin.address: [::]:9900 is not a loopback address"},
+    {L1 R2 "admin: {address: \"10.1.2.3:9900\", allow_remote: false}\n", 1,
+     "inline:3: admin.address: 10.1.2.3:9900 is not a loopback address"},
+    {L1 R2 "admin: {address: \"10.1.2.3:9900\", allow_remote: yes}\n", 2,
+     "inline:3: admin.allow_remote: expected true or false, got \"yes\"\n"},
+    {L1 R2 "admin: {address: \"127.0.0.1:9900\", remote: true}\n", 1,
+     "inline:3: unknown key \"remote\" in admin (expected one of: address, allow_remote)\n"},
 };
 
 static void
@@ -1784,6 +1821,229 @@ load_text_or_fail(const char *fmt, ...)
     assert_null(errors);
     free(t.buf);
     return cfg;
+}
+
+/* ---- privileges and the admin endpoint's exposure --------------------------------- */
+
+static void
+test_addr_is_loopback(void **state)
+{
+    static const struct {
+        const char *addr;
+        bool loopback;
+    } cases[] = {
+        {"127.0.0.1:9900", true},
+        {"127.255.255.254:1", true},
+        {"127.1.2.3:9900", true},
+        {"[::1]:9900", true},
+        {"[::ffff:127.0.0.1]:9900", true},
+        {"0.0.0.0:9900", false},
+        {"[::]:9900", false},
+        {"10.0.0.1:9900", false},
+        {"128.0.0.1:9900", false},
+        {"126.255.255.255:9900", false},
+        {"[::2]:9900", false},
+        {"[::ffff:10.0.0.1]:9900", false},
+        {"[::127.0.0.1]:9900", false}, /* IPv4-compatible, not mapped: not loopback */
+        {"[fe80::1]:9900", false},
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct cfg_addr a;
+        assert_int_equal(cfg_parse_addr(cases[i].addr, &a), 0);
+        if (cfg_addr_is_loopback(&a) != cases[i].loopback)
+            fail_msg("%s: loopback should be %d", cases[i].addr, cases[i].loopback);
+    }
+}
+
+static void
+test_privileges_values(void **state)
+{
+    struct cfg *cfg;
+    static const char *const loopback[] = {"127.0.0.1:9900", "127.9.8.7:9900", "[::1]:9900",
+                                           "[::ffff:127.0.0.1]:9900"};
+
+    cfg = load_text_or_fail(L1 R2);
+    assert_null(cfg->privileges.user);
+    assert_null(cfg->privileges.group);
+    assert_false(cfg->privileges.run_as_root);
+    assert_false(cfg->has_admin);
+    cfg_unref(cfg);
+
+    cfg = load_text_or_fail(L1 R2 "user: www-data\ngroup: ssl-cert\n");
+    assert_string_equal(cfg->privileges.user, "www-data");
+    assert_int_equal(cfg->privileges.user_line, 3);
+    assert_string_equal(cfg->privileges.group, "ssl-cert");
+    assert_int_equal(cfg->privileges.group_line, 4);
+    assert_false(cfg->privileges.run_as_root);
+    cfg_unref(cfg);
+
+    /* Names are looked up at start, not by the loader: one that exists nowhere loads. */
+    cfg = load_text_or_fail(L1 R2 "user: _no.such_user-32\n");
+    assert_string_equal(cfg->privileges.user, "_no.such_user-32");
+    assert_null(cfg->privileges.group);
+    cfg_unref(cfg);
+
+    cfg = load_text_or_fail(L1 R2 "run_as_root: true\n");
+    assert_true(cfg->privileges.run_as_root);
+    assert_int_equal(cfg->privileges.run_as_root_line, 3);
+    assert_null(cfg->privileges.user);
+    cfg_unref(cfg);
+
+    cfg = load_text_or_fail(L1 R2 "run_as_root: false\nuser: nobody\n");
+    assert_false(cfg->privileges.run_as_root);
+    assert_string_equal(cfg->privileges.user, "nobody");
+    cfg_unref(cfg);
+
+    for (size_t i = 0; i < N_ELEMS(loopback); i++) {
+        cfg = load_text_or_fail(L1 R2 "admin: {address: \"%s\"}\n", loopback[i]);
+        assert_true(cfg->has_admin);
+        assert_false(cfg->admin_allow_remote);
+        cfg_unref(cfg);
+    }
+    cfg = load_text_or_fail(L1 R2 "admin: {address: \"0.0.0.0:9900\", allow_remote: true}\n");
+    assert_true(cfg->has_admin);
+    assert_true(cfg->admin_allow_remote);
+    assert_string_equal(cfg->admin.text, "0.0.0.0:9900");
+    cfg_unref(cfg);
+    cfg = load_text_or_fail(L1 R2 "admin: {address: \"[::]:9900\", allow_remote: true}\n");
+    assert_true(cfg->has_admin);
+    cfg_unref(cfg);
+    /* allow_remote permits, it does not require: loopback with it is fine. */
+    cfg = load_text_or_fail(L1 R2 "admin: {allow_remote: true, address: \"127.0.0.1:9900\"}\n");
+    assert_true(cfg->has_admin);
+    cfg_unref(cfg);
+}
+
+/* Loads `text` (or, with `as_file`, the file at `path`) as a user that cannot read some of
+ * the files it names: as ourselves when we are not root (the files are mode 0), else in a
+ * child that became nobody (65534), as Meridian does once it gives up root. Returns the
+ * errors text (malloc'd), or NULL when it loaded. */
+static char *
+load_as_unprivileged(const char *text, const char *path)
+{
+    int fds[2];
+    pid_t pid;
+    struct text out = {NULL, 0, 0};
+    char buf[4096];
+    ssize_t n;
+    int status;
+
+    if (geteuid() != 0) {
+        char *errors = NULL;
+        struct cfg *cfg = text != NULL ? cfg_load_text("inline", text, strlen(text), &errors)
+                                       : cfg_load_file(path, &errors);
+        cfg_unref(cfg);
+        return errors;
+    }
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *errors = NULL;
+        struct cfg *cfg;
+
+        close(fds[0]);
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(3);
+        cfg = text != NULL ? cfg_load_text("inline", text, strlen(text), &errors)
+                           : cfg_load_file(path, &errors);
+        if (cfg != NULL)
+            _exit(2);
+        if (errors != NULL && write(fds[1], errors, strlen(errors)) < 0)
+            _exit(4);
+        _exit(0);
+    }
+    close(fds[1]);
+    text_add(&out, "%s", "");
+    while ((n = read(fds[0], buf, sizeof(buf) - 1)) > 0) {
+        buf[n] = '\0';
+        text_add(&out, "%s", buf);
+    }
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2) {
+        free(out.buf);
+        return NULL;
+    }
+    assert_int_equal(WEXITSTATUS(status), 0);
+    return out.buf;
+}
+
+/* A reload after giving up root meets files only root may read: the loader says which,
+ * at the line that names it, and as whom it runs, instead of a bare "Permission denied"
+ * from OpenSSL or libmaxminddb; files it can read are not mentioned. */
+static void
+test_unreadable_as_user(void **state)
+{
+    char dir[] = "/tmp/meridian-test-cfg-priv-XXXXXX";
+    char cert[128], key[128], db[128], conf[128], want[1024];
+    struct text t = {NULL, 0, 0};
+    char *errors;
+    FILE *f;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(db, sizeof(db), "%s/geo.mmdb", dir);
+    snprintf(conf, sizeof(conf), "%s/meridian.yaml", dir);
+    /* Their contents never matter: nothing is read once one is found unreadable. */
+    const char *files[] = {cert, key, db, conf};
+    const mode_t modes[] = {0644, geteuid() == 0 ? 0600 : 0, geteuid() == 0 ? 0600 : 0,
+                            geteuid() == 0 ? 0600 : 0};
+    for (size_t i = 0; i < N_ELEMS(files); i++) {
+        f = fopen(files[i], "w");
+        assert_non_null(f);
+        fputs("not what it should be\n", f);
+        fclose(f);
+        assert_int_equal(chmod(files[i], modes[i]), 0);
+    }
+    text_add(&t,
+             "listeners:\n"
+             "  - name: https\n"
+             "    address: 127.0.0.1:8443\n"
+             "    tls:\n"
+             "      certificates:\n"
+             "        - {cert: %s, key: %s}\n" R2 "geoip: {database: %s}\n",
+             cert, key, db);
+
+    errors = load_as_unprivileged(t.buf, NULL);
+    assert_non_null(errors);
+    if (count_lines(errors) != 2)
+        fail_msg("want 2 error lines:\n%s", errors);
+    snprintf(want, sizeof(want),
+             "inline:6: listeners[0].tls.certificates[0].key: %s is not readable (permission "
+             "denied): meridian runs as ",
+             key);
+    if (strstr(errors, want) == NULL)
+        fail_msg("missing\n  %s\nin\n%s", want, errors);
+    snprintf(want, sizeof(want),
+             "inline:8: geoip.database: %s is not readable (permission denied): meridian runs "
+             "as ",
+             db);
+    if (strstr(errors, want) == NULL)
+        fail_msg("missing\n  %s\nin\n%s", want, errors);
+    if (strstr(errors, "; make it readable by that user or group\n") == NULL)
+        fail_msg("no advice in\n%s", errors);
+    snprintf(want, sizeof(want), "uid %u", (unsigned)(geteuid() == 0 ? 65534 : geteuid()));
+    if (strstr(errors, want) == NULL || strstr(errors, cert) != NULL)
+        fail_msg("want \"%s\" and nothing about %s in\n%s", want, cert, errors);
+    free(errors);
+
+    /* The configuration file itself. */
+    errors = load_as_unprivileged(NULL, conf);
+    assert_non_null(errors);
+    snprintf(want, sizeof(want), "%s: cannot open: Permission denied; meridian runs as user ",
+             conf);
+    if (strncmp(errors, want, strlen(want)) != 0 || count_lines(errors) != 1)
+        fail_msg("want one line starting\n  %s\ngot\n%s", want, errors);
+    free(errors);
+
+    for (size_t i = 0; i < N_ELEMS(files); i++)
+        assert_int_equal(unlink(files[i]), 0);
+    assert_int_equal(rmdir(dir), 0);
+    free(t.buf);
 }
 
 /* Every form and limit of the new values, accepted. */
@@ -2603,6 +2863,9 @@ main(void)
         cmocka_unit_test(test_tls_http2_limits),
         cmocka_unit_test(test_tls_prepare_contract),
         cmocka_unit_test(test_key_cases),
+        cmocka_unit_test(test_addr_is_loopback),
+        cmocka_unit_test(test_privileges_values),
+        cmocka_unit_test(test_unreadable_as_user),
         cmocka_unit_test(test_routing_values),
         cmocka_unit_test(test_health_inheritance),
         cmocka_unit_test(test_geoip_refused),
