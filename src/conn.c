@@ -290,7 +290,7 @@ conn_close_idle(struct worker *w)
         if (c->tls_handshaking)
             conn_close(c);
         else if (c->proto == CONN_PROTO_H2)
-            h2_conn_shutdown(c); /* GOAWAY; closes when its streams are done */
+            h2_conn_shutdown(c); /* two-step GOAWAY; closes when its streams are done */
         else if (c->h1.state == H1_IDLE && buf_len(&c->out) == 0)
             conn_close(c);
         c = next;
@@ -298,11 +298,16 @@ conn_close_idle(struct worker *w)
 }
 
 void
-conn_goaway_h2(struct worker *w)
+conn_adopt_generation(struct worker *w)
 {
-    for (struct conn *c = w->conns; c; c = c->next)
-        if (c->proto == CONN_PROTO_H2 && !c->closing)
+    for (struct conn *c = w->conns; c; c = c->next) {
+        if (c->proto != CONN_PROTO_H2 || c->closing)
+            continue;
+        if (c->ls == NULL || c->ls->conns_must_go)
             h2_conn_shutdown(c);
+        else
+            h2_conn_adopt(c);
+    }
 }
 
 void

@@ -26,9 +26,13 @@ void conn_close(struct conn *c);
 
 /* Graceful stop: close connections with no request in progress. */
 void conn_close_idle(struct worker *w);
-/* A new configuration: HTTP/2 clients are told (GOAWAY) to take new connections for new
- * requests, which then use it; their open streams finish. */
-void conn_goaway_h2(struct worker *w);
+/* The worker adopted a new generation (its listeners already synced with it). HTTP/2
+ * connections whose listener stays as it was carry on: their new streams take the new
+ * generation (and changed http2 settings go out in a SETTINGS frame). Those whose listener
+ * is gone, or changed its TLS settings or turned h2c off, are closed gracefully (two-step
+ * GOAWAY; their streams finish). HTTP/1.1 connections simply carry on: each request takes
+ * the generation current when it starts. */
+void conn_adopt_generation(struct worker *w);
 /* Final stop: close every connection. */
 void conn_close_all(struct worker *w);
 

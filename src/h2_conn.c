@@ -9,7 +9,17 @@
  *
  * A stream's request goes upstream only after the whole read batch it arrived in was
  * processed: a HEADERS frame followed by its RST_STREAM in the same batch (rapid reset)
- * never reaches a backend. */
+ * never reaches a backend.
+ *
+ * A connection outlives config generations: each new stream takes the worker's current one.
+ * A reload that changes what we advertise sends a new SETTINGS frame (h2_conn_adopt); one
+ * that means the connection must go closes it in two steps (h2_conn_shutdown):
+ *
+ *   open --shutdown--> notice sent --PING ACK, or 1 s--> goaway --last stream done--> closed
+ *         GOAWAY(2^31-1) + PING        GOAWAY(last stream processed)
+ *         new streams still served      new streams refused
+ *
+ * Errors (ENHANCE_YOUR_CALM, protocol errors) and the client's own GOAWAY skip the notice. */
 #include "h2_conn.h"
 
 #include <event2/event.h>
@@ -38,6 +48,17 @@
 /* A header list over max_header_list_size is answered 431; one this many times over it is
  * an HPACK bomb: the stream is reset at once and counts towards max_resets_per_10s. */
 #define H2_HEADER_BOMB_FACTOR 4
+/* After the shutdown notice: the final GOAWAY waits this long at most for the PING's ACK
+ * (RFC 9113 6.8: at least a round trip, for streams the client opened meanwhile). */
+#define H2_NOTICE_WAIT_MS 1000
+static const uint8_t h2_notice_ping[8] = {'m', 'r', 'd', 'n', '-', 'b', 'y', 'e'};
+
+/* What we advertise in SETTINGS and also enforce ourselves. */
+struct h2_settings {
+    uint32_t max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t window;      /* SETTINGS_INITIAL_WINDOW_SIZE */
+    uint32_t header_list; /* SETTINGS_MAX_HEADER_LIST_SIZE */
+};
 
 struct h2_stream;
 
@@ -52,8 +73,16 @@ struct h2_session {
     uint32_t control_frames;
     uint64_t window_start_ms;
     uint64_t last_activity_ms;
-    int32_t last_stream_id;
-    bool goaway;               /* we sent GOAWAY: close when the streams are done */
+    struct event *notice_ev; /* owns, once the shutdown notice went out: its time limit */
+    /* Our settings: what the last SETTINGS frame said, and what the client is held to: the
+     * most lenient of that and of the frames it has not acknowledged yet (it may still act
+     * on an earlier one; frames and their ACKs keep their order). */
+    struct h2_settings sent;
+    struct h2_settings held;
+    uint32_t settings_unacked; /* our SETTINGS frames without an ACK yet */
+    bool notice_sent;          /* GOAWAY(2^31-1) and a PING went out: the final one follows */
+    bool goaway;               /* we sent the final GOAWAY: new streams are refused; close
+                                  when the streams are done */
     bool in_recv;              /* inside nghttp2_session_mem_recv */
 };
 
@@ -114,6 +143,75 @@ static void
 h2_schedule_send(struct h2_session *sess)
 {
     event_active(sess->send_ev, EV_WRITE, 0);
+}
+
+static uint32_t
+max_u32(uint32_t a, uint32_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Submit a SETTINGS frame with `h2`'s values (the first one also turns push off). Until the
+ * client acknowledges it, the old values hold where they are more lenient: a client that
+ * has not read it yet may act on them. The first frame replaces the protocol's defaults:
+ * for the stream and header limits those are "unlimited", which we do not grant even for
+ * a round trip; the window's is 65535, which nghttp2 applies until the ACK, so the request
+ * body buffers must hold that much. Returns 0, or -1 when nghttp2 is out of memory. */
+static int
+h2_advertise(struct h2_session *sess, const struct cfg_http2 *h2, bool first)
+{
+    struct h2_settings want = {h2->max_concurrent_streams, h2->initial_window_size,
+                               h2->max_header_list_size};
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, want.max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, want.window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, want.header_list},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    size_t n = sizeof(iv) / sizeof(iv[0]) - (first ? 0 : 1);
+    if (nghttp2_submit_settings(sess->ng, NGHTTP2_FLAG_NONE, iv, n) != 0)
+        return -1;
+    if (first) {
+        sess->held = want;
+        sess->held.window = max_u32(want.window, NGHTTP2_INITIAL_WINDOW_SIZE);
+    } else {
+        sess->held.max_streams = max_u32(sess->held.max_streams, want.max_streams);
+        sess->held.window = max_u32(sess->held.window, want.window);
+        sess->held.header_list = max_u32(sess->held.header_list, want.header_list);
+    }
+    sess->sent = want;
+    sess->settings_unacked++;
+    return 0;
+}
+
+/* The client acknowledged our oldest SETTINGS frame in flight. */
+static void
+h2_settings_acked(struct h2_session *sess)
+{
+    if (sess->settings_unacked && --sess->settings_unacked == 0)
+        sess->held = sess->sent;
+}
+
+/* The final GOAWAY: streams up to the last one nghttp2 processed finish, later ones are
+ * refused (a client must not open any after the notice's round trip). Idempotent. */
+static void
+h2_goaway_final(struct h2_session *sess)
+{
+    if (sess->goaway)
+        return;
+    sess->goaway = true;
+    if (sess->notice_ev)
+        event_del(sess->notice_ev);
+    nghttp2_submit_goaway(sess->ng, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(sess->ng), NGHTTP2_NO_ERROR, NULL,
+                          0);
+    h2_schedule_send(sess);
+}
+
+static void
+notice_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    h2_goaway_final(arg); /* the PING's ACK did not come in time */
 }
 
 /* ---- limits ---- */
@@ -235,10 +333,10 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
             hs->header_bytes = 0;
         return 0;
     }
-    const struct cfg *cfg = sess->c->w->snap->cfg;
-    if (sess->goaway || sess->nstreams >= cfg->http2.max_concurrent_streams) {
+    if (sess->goaway || sess->nstreams >= sess->held.max_streams) {
         /* Over the advertised limit (nghttp2 only enforces it once the client ACKed our
-         * SETTINGS), or going away: refuse; the client may retry elsewhere. */
+         * SETTINGS), or going away: refuse; the client may retry elsewhere. Between the
+         * shutdown notice and the final GOAWAY new streams are still served. */
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -290,7 +388,7 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
     if (!hs || hs->bad)
         return 0;
     const struct cfg *cfg = sess->c->w->snap->cfg;
-    uint64_t limit = cfg->http2.max_header_list_size;
+    uint64_t limit = sess->held.header_list;
     /* RFC 9113 6.5.2: each field counts its name, value and 32 octets. nghttp2 stores the
      * limit we advertise but does not enforce it: an HPACK bomb decodes here. Trailers
      * are counted the same way (on_begin_headers restarts the count for them). */
@@ -590,7 +688,16 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     struct h2_session *sess = user;
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            h2_settings_acked(sess);
+        h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
+        return 0;
     case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && sess->notice_sent &&
+            memcmp(frame->ping.opaque_data, h2_notice_ping, sizeof(h2_notice_ping)) == 0)
+            h2_goaway_final(sess); /* a round trip since the notice */
+        h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
+        return 0;
     case NGHTTP2_PRIORITY:
         h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
         return 0;
@@ -604,12 +711,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     case NGHTTP2_GOAWAY:
         /* The client is done with the connection: say so too before closing (RFC 9113
          * 6.8 SHOULD); streams in progress finish first. */
-        if (!sess->goaway) {
-            nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(ng), NGHTTP2_NO_ERROR,
-                                  NULL, 0);
-            sess->goaway = true;
-        }
+        h2_goaway_final(sess);
         h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
         return 0;
     default:
@@ -624,8 +726,6 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     }
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
         (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS) && !hs->started) {
-        if (hs->id > sess->last_stream_id)
-            sess->last_stream_id = hs->id;
         /* Started after this read batch: see the file comment. */
         hs->next_start = sess->to_start;
         sess->to_start = hs;
@@ -668,7 +768,7 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     if (hs->pend_len + len > hs->pend_cap) {
         /* Unconsumed bytes never exceed the stream window we advertised (nghttp2 enforces
          * it), so that bounds the buffer. */
-        uint32_t limit = cfg->http2.initial_window_size + 16384u;
+        uint32_t limit = sess->held.window + 16384u;
         uint32_t need = hs->pend_len + (uint32_t)len;
         uint32_t cap = hs->pend_cap ? hs->pend_cap : 16384;
         while (cap < need)
@@ -1046,14 +1146,8 @@ h2_conn_start(struct conn *c)
     c->h2 = sess;
     c->proto = CONN_PROTO_H2;
 
-    nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2.max_concurrent_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.initial_window_size},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->http2.max_header_list_size},
-        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-    };
-    nghttp2_submit_settings(sess->ng, NGHTTP2_FLAG_NONE, settings,
-                            sizeof(settings) / sizeof(settings[0]));
+    if (h2_advertise(sess, &cfg->http2, true) < 0)
+        goto fail;
     nghttp2_session_set_local_window_size(sess->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
     conn_read_on(c, w->snap->tv_client_idle);
     /* h2c: the preface and maybe more already sit in c->in. */
@@ -1071,6 +1165,8 @@ fail:
     if (sess) {
         if (sess->ng)
             nghttp2_session_del(sess->ng);
+        if (sess->send_ev)
+            event_free(sess->send_ev);
         free(sess);
     }
     c->h2 = NULL;
@@ -1172,14 +1268,38 @@ h2_conn_on_drained(struct conn *c)
 }
 
 void
+h2_conn_adopt(struct conn *c)
+{
+    struct h2_session *sess = c->h2;
+    const struct cfg_http2 *h2 = &c->w->snap->cfg->http2;
+    if (sess->notice_sent || sess->goaway)
+        return; /* going away: no new streams to set limits for */
+    if (h2->max_concurrent_streams == sess->sent.max_streams &&
+        h2->initial_window_size == sess->sent.window &&
+        h2->max_header_list_size == sess->sent.header_list)
+        return;
+    if (h2_advertise(sess, h2, false) < 0) {
+        log_warn("client %u: out of memory for a SETTINGS frame: keeping the old settings", c->id);
+        return;
+    }
+    h2_schedule_send(sess);
+}
+
+void
 h2_conn_shutdown(struct conn *c)
 {
     struct h2_session *sess = c->h2;
-    if (sess->goaway)
+    if (sess->notice_sent || sess->goaway)
         return;
-    sess->goaway = true;
-    nghttp2_submit_goaway(sess->ng, NGHTTP2_FLAG_NONE, sess->last_stream_id, NGHTTP2_NO_ERROR,
-                          NULL, 0);
+    struct timeval tv = {H2_NOTICE_WAIT_MS / 1000, (H2_NOTICE_WAIT_MS % 1000) * 1000};
+    if (nghttp2_submit_shutdown_notice(sess->ng) != 0 ||
+        nghttp2_submit_ping(sess->ng, NGHTTP2_FLAG_NONE, h2_notice_ping) != 0 ||
+        (sess->notice_ev = evtimer_new(c->w->base, notice_timeout_cb, sess)) == NULL ||
+        evtimer_add(sess->notice_ev, &tv) < 0) {
+        h2_goaway_final(sess); /* out of memory: in one step then */
+        return;
+    }
+    sess->notice_sent = true;
     h2_schedule_send(sess);
 }
 
@@ -1192,6 +1312,8 @@ h2_conn_free(struct conn *c)
         h2_stream_free(sess->streams);
     nghttp2_session_del(sess->ng);
     event_free(sess->send_ev);
+    if (sess->notice_ev)
+        event_free(sess->notice_ev);
     free(sess);
 }
 

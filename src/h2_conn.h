@@ -17,7 +17,13 @@ void h2_conn_start(struct conn *c);
 void h2_conn_on_readable(struct conn *c);
 void h2_conn_on_timeout(struct conn *c);
 void h2_conn_on_drained(struct conn *c);
-/* Graceful stop: GOAWAY, let open streams finish, then close. */
+/* The worker adopted a new config generation and `c` stays on it: new streams take the new
+ * generation; if its http2 settings differ from those `c` advertised, a SETTINGS frame
+ * follows (the old limits hold until the client acknowledges it). */
+void h2_conn_adopt(struct conn *c);
+/* Graceful close (stop, or a reload that drops or changes the listener): RFC 9113 6.8's two
+ * steps, GOAWAY(2^31-1) with a PING, then after the PING's ACK (or a second) the GOAWAY with
+ * the last stream processed; no stream is cut, and the connection closes after the last. */
 void h2_conn_shutdown(struct conn *c);
 /* Free the session and abort its streams (from conn_close). */
 void h2_conn_free(struct conn *c);

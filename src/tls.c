@@ -501,6 +501,35 @@ tls_activate(const struct cfg *cfg)
     return tls_ticket_install(NULL, 0, rotate); /* rotate 0: tickets off, no rotation */
 }
 
+static bool
+str_equal(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool
+tls_settings_equal(const struct cfg_tls *a, const struct cfg_tls *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->ncerts != b->ncerts || a->protocols != b->protocols || a->nalpn != b->nalpn ||
+        a->tickets != b->tickets || a->ticket_rotate_ms != b->ticket_rotate_ms ||
+        a->session_cache != b->session_cache || !str_equal(a->ciphers, b->ciphers) ||
+        !str_equal(a->ciphersuites, b->ciphersuites) || !str_equal(a->groups, b->groups) ||
+        !str_equal(a->ticket_key_file, b->ticket_key_file))
+        return false;
+    for (size_t i = 0; i < a->ncerts; i++) {
+        const struct cfg_tls_cert *x = &a->certs[i], *y = &b->certs[i];
+        if (x->is_default != y->is_default || !str_equal(x->cert_path, y->cert_path) ||
+            !str_equal(x->key_path, y->key_path))
+            return false;
+    }
+    for (size_t i = 0; i < a->nalpn; i++)
+        if (!str_equal(a->alpn[i], b->alpn[i]))
+            return false;
+    return true;
+}
+
 void
 tls_listener_free(struct tls_listener *tl)
 {

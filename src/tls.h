@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 struct cfg;
+struct cfg_tls;
 struct tls_listener;
 
 /* Build the runtime of every TLS listener of `cfg` (each certificate loaded and checked
@@ -28,6 +29,12 @@ int tls_prepare(struct cfg *cfg, char **errors);
 
 /* Main thread, when `cfg` becomes the running generation: install its ticket keys. */
 int tls_activate(const struct cfg *cfg);
+
+/* Whether two generations configure a listener's TLS alike (both NULL: plain): the same
+ * certificate and key files, protocols, ciphers, groups, ALPN list, tickets and session
+ * cache. A certificate renewed in the same file counts as alike: connections made with the
+ * old one stay up (as a TLS session would), new handshakes get the new one. */
+bool tls_settings_equal(const struct cfg_tls *a, const struct cfg_tls *b);
 
 /* Free a listener's runtime (called when its generation is freed). */
 void tls_listener_free(struct tls_listener *tl);

@@ -61,6 +61,9 @@ struct listener_rt {
     struct tls_listener *tls; /* borrows from the current generation; NULL: plain */
     bool h2c;                 /* plain listener that also takes HTTP/2 prior knowledge */
     bool proxy_protocol;      /* connections start with a PROXY header */
+    bool conns_must_go;       /* the last reload changed what connections accepted here
+                                 were made under (TLS settings, h2c turned off): they are
+                                 closed gracefully */
     const struct client_ip_cfg *client_ip; /* borrows from the current generation */
     struct listener_rt *next;
     struct event ev;

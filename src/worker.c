@@ -22,6 +22,7 @@
 #include "log.h"
 #include "server.h"
 #include "stream.h"
+#include "tls.h"
 #include "upstream.h"
 
 /* Extra room in a buffer beyond max_header_bytes, for the headers we add upstream. */
@@ -233,10 +234,22 @@ worker_free_listeners(struct worker *w)
     }
 }
 
+/* The listener of generation `cfg` on socket `fd` of this worker, or NULL. */
+static const struct cfg_listener *
+worker_cfg_listener(const struct worker *w, const struct cfg *cfg, int fd)
+{
+    for (size_t i = 0; cfg && i < cfg->nlisteners; i++)
+        if (cfg->listeners[i].fds[w->id] == fd)
+            return &cfg->listeners[i];
+    return NULL;
+}
+
 /* Make the listeners match `cfg`: keep sockets this worker already has, start accepting
- * on new ones, close the ones the generation dropped. */
+ * on new ones, close the ones the generation dropped. A kept listener whose TLS settings
+ * changed from `prev`, or that no longer takes h2c, is marked: the connections accepted
+ * under the old settings are to go (see conn_adopt_generation()). */
 static void
-worker_sync_listeners(struct worker *w, const struct cfg *cfg)
+worker_sync_listeners(struct worker *w, const struct cfg *prev, const struct cfg *cfg)
 {
     struct listener_rt *keep = NULL;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -262,6 +275,9 @@ worker_sync_listeners(struct worker *w, const struct cfg *cfg)
                 event_add(&ls->ev, NULL);
             log_debug("accepting on %s (fd %d)", cfg->listeners[i].addr.text, fd);
         }
+        const struct cfg_listener *was = worker_cfg_listener(w, prev, fd);
+        ls->conns_must_go = was && (!tls_settings_equal(was->tls, cfg->listeners[i].tls) ||
+                                    (was->h2c && !cfg->listeners[i].h2c));
         /* The generation's TLS contexts: new connections use them from now on. */
         ls->tls = cfg->listeners[i].tls ? cfg->listeners[i].tls->runtime : NULL;
         ls->h2c = cfg->listeners[i].h2c;
@@ -314,13 +330,13 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     uint32_t block =
         cfg->limits.max_header_bytes > BUF_MIN_SIZE ? cfg->limits.max_header_bytes : BUF_MIN_SIZE;
     buf_pool_set_block_size(&w->bufs, block + BUF_HEADROOM);
-    if (!w->stopping)
-        worker_sync_listeners(w, cfg);
     struct snapshot *old = w->snap;
+    if (!w->stopping)
+        worker_sync_listeners(w, old ? old->cfg : NULL, cfg);
     w->snap = snap;
     w->seen_cfg = cfg;
-    if (old)
-        conn_goaway_h2(w);
+    if (old && !w->stopping)
+        conn_adopt_generation(w); /* a stop already sent its connections away */
     atomic_store_explicit(&w->stats.generation, cfg->generation, memory_order_release);
     worker_adopt_budget(w, cfg); /* compares with the old generation: before it may go */
     if (old)

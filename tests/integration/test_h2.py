@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """HTTP/2 towards clients (over TLS with ALPN, and h2c with prior knowledge on a plain listener),
 HTTP/1.1 towards the origin: bodies both ways, framing, header hygiene, settings, load, many
-streams, flow control both ways, cookies, and GOAWAY on shutdown and on reload."""
+streams, flow control both ways, cookies, and GOAWAY on shutdown (reloads: test_reload_h2.py)."""
 import json
 import os
 import re
@@ -592,22 +592,6 @@ def test_goaway_on_graceful_shutdown_lets_the_stream_finish(env, mode):
         check_drained(c, 1)
         assert c.wait_closed(5), "connection left open after GOAWAY and its last stream"
     assert m.proc.wait(timeout=10 * SLOW) == 0
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_goaway_on_reload_lets_the_stream_finish(env, mode):
-    o, m = env
-    with raw_client(m, mode) as c:
-        c.send(c.headers_frame(1, request_headers("/delay/1500")))
-        wait_for(in_flight_at_origin(o, "/delay/1500"), timeout=5, what="request at origin")
-        m.reload(m.config_for(http2="{ max_concurrent_streams: 50 }"))
-        assert c.until(lambda c: c.goaway() or c.closed, 1.2), "no GOAWAY within 1.2 s of reload"
-        check_drained(c, 1)
-        assert c.wait_closed(5), "connection left open after GOAWAY and its last stream"
-    # New connections get the new settings.
-    with client(m, mode) as c2:
-        assert c2.get("/", scheme=scheme(mode)).status == 200
-        assert c2.remote_settings.get(3) == 50, c2.remote_settings
 
 
 # --- geo routing's own headers ---------------------------------------------------------------
