@@ -55,7 +55,8 @@ struct server {
     struct health_registry *health; /* owns: backend health across generations */
     int signal_fd;                  /* the process signals, read as data: see server_run */
     struct event *signal_ev;
-    struct event *tick; /* owns: once a second (ticket key rotation) */
+    struct event *tick;        /* owns: once a second (ticket key rotation) */
+    struct event *drain_watch; /* owns: while stopping, looks for the workers' end */
     uint64_t started_ms;
     uint64_t accepted_at_trim; /* connections accepted when the heap was last trimmed */
     /* rate_limit's admissions and refusals, all workers, sampled by the tick: the last
@@ -364,6 +365,19 @@ refuse:
     srv->last_reload_failed = true;
 }
 
+/* While stopping: the main loop ends once every worker has drained and ended. */
+static void
+drain_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *srv = arg;
+    for (unsigned i = 0; i < srv->nrunning; i++)
+        if (!worker_try_join(&srv->workers[i]))
+            return;
+    event_base_loopbreak(srv->base);
+}
+
 static void
 handle_signal(struct server *srv, int sig)
 {
@@ -397,7 +411,14 @@ handle_signal(struct server *srv, int sig)
         atomic_store(&srv->stopping, true);
         for (unsigned i = 0; i < srv->nrunning; i++)
             worker_wake(&srv->workers[i]);
-        event_base_loopbreak(srv->base);
+        /* This loop runs on while the workers drain: the admin endpoint answers
+         * (/healthz 503 "stopping", /status, /metrics) and a second signal is read. */
+        if (srv->drain_watch == NULL) {
+            struct timeval every = {0, 50 * 1000};
+            srv->drain_watch = event_new(srv->base, -1, EV_PERSIST, drain_watch_cb, srv);
+            if (srv->drain_watch == NULL || event_add(srv->drain_watch, &every) < 0)
+                event_base_loopbreak(srv->base); /* then server_run() joins them */
+        }
         break;
     }
 }
@@ -520,9 +541,12 @@ server_status_json(struct server *srv)
     unsigned max_conns, conns = server_conn_count(srv, &max_conns);
     status_printf(&b,
                   "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"generation\":%u,"
+                  "\"reloads\":{\"ok\":%llu,\"failed\":%llu,\"last_failed\":%s},"
                   "\"stopping\":%s,\"connections\":%u,\"max_connections\":%u,\"workers\":[",
                   version_string(), (int)getpid(),
                   (unsigned long long)((clock_mono_ms() - srv->started_ms) / 1000), cfg->generation,
+                  (unsigned long long)srv->reloads_ok, (unsigned long long)srv->reloads_failed,
+                  srv->last_reload_failed ? "true" : "false",
                   server_is_stopping(srv) ? "true" : "false", conns, max_conns);
     uint64_t geo_errors = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
@@ -708,6 +732,8 @@ out_workers:
         close(srv->signal_fd);
     if (srv->tick)
         event_free(srv->tick);
+    if (srv->drain_watch)
+        event_free(srv->drain_watch);
     tls_ticket_shutdown();
     admin_free(srv->admin);
     cfg_unref(srv->current);

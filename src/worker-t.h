@@ -108,6 +108,7 @@ struct worker {
     unsigned id;
     char name[8];
     pthread_t thread;
+    bool joined; /* main thread: its thread has ended and been joined */
     struct event_base *base; /* owns */
     struct server *srv;      /* borrows */
     struct snapshot *snap;   /* holds a use: the current generation */

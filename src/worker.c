@@ -508,7 +508,17 @@ worker_wake(struct worker *w)
 void
 worker_join(struct worker *w)
 {
-    pthread_join(w->thread, NULL);
+    if (!w->joined)
+        pthread_join(w->thread, NULL);
+    w->joined = true;
+}
+
+bool
+worker_try_join(struct worker *w)
+{
+    if (!w->joined && pthread_tryjoin_np(w->thread, NULL) == 0)
+        w->joined = true;
+    return w->joined;
 }
 
 void

@@ -14,7 +14,11 @@ int worker_init(struct worker *w, struct server *srv, unsigned id);
 int worker_start(struct worker *w);
 /* Tell the worker to look at the server's state again (config, stopping). Any thread. */
 void worker_wake(struct worker *w);
+/* Wait for the worker's thread to end (it ends once stopping and out of connections);
+ * worker_try_join() only looks: true when it has ended (joined now or before). Main
+ * thread. */
 void worker_join(struct worker *w);
+bool worker_try_join(struct worker *w);
 void worker_deinit(struct worker *w);
 
 /* The current snapshot, with one more use counted (for a stream). */

@@ -221,6 +221,31 @@ def test_sigterm_grace_period_bounds_shutdown(origins, meridian):
     bg.result()  # the client is let go, not left hanging
 
 
+def test_admin_answers_while_draining_and_a_second_sigterm_ends_it(origins, meridian):
+    """While requests in flight finish, the admin endpoint still answers: /healthz says 503
+    stopping (what a load balancer or Docker's HEALTHCHECK reads), /status says so; and a
+    second stop signal ends the drain at once."""
+    o = origins("eu-a")
+    m = meridian(regions=[("eu-central", [o.address])])
+    bg = Background(lambda: http_get(m.port, "/delay/20000", timeout=30))
+    _wait_at_origin(o, "/delay/20000")
+
+    m.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: not port_accepts(m.port), timeout=2.0 * SLOW, what="listener to close")
+    head = raw_exchange(m.admin_port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ") and head.endswith(b"stopping\n"), head
+    assert m.status()["stopping"] is True
+    assert m.proc.poll() is None and not bg.done()
+
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGTERM)
+    rc = m.proc.wait(timeout=5 * SLOW)
+    assert rc == 0
+    assert time.monotonic() - t0 < 3 * SLOW
+    assert "second stop signal" in m.stderr()
+    bg.result()  # cut, not left hanging
+
+
 # ---- reload -----------------------------------------------------------------------------------
 
 

@@ -83,10 +83,12 @@ def metric(m, name, labels=""):
 
 
 def reload_counters(m):
+    st = m.status()
     return {"generation": m.generation(),
             "metrics_generation": metric(m, "meridian_config_generation"),
             "ok": metric(m, "meridian_config_reloads_total", '{result="ok"}'),
-            "failed": metric(m, "meridian_config_reloads_total", '{result="failed"}')}
+            "failed": metric(m, "meridian_config_reloads_total", '{result="failed"}'),
+            "status_ok": st["reloads"]["ok"], "status_failed": st["reloads"]["failed"]}
 
 
 def total_requests(m):
@@ -127,6 +129,7 @@ def reload_storm(m):
     assert all(w["generation"] == after["generation"] for w in m.status()["workers"])
     assert after["ok"] == before["ok"] + nvalid, (before, after)
     assert after["failed"] == before["failed"] + ninvalid, (before, after)
+    assert after["status_ok"] == after["ok"] and after["status_failed"] == after["failed"], after
     return nvalid, ninvalid
 
 
