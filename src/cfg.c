@@ -157,6 +157,7 @@ cfg_free(struct cfg *cfg)
 
     free(cfg->client_ip.nets);
     free(cfg->geoip_path);
+    route_places_free(&cfg->places);
     geo_close(cfg->geo);
     free(cfg->routing.country_header);
     free(cfg->routing.region_header);

@@ -17,6 +17,7 @@
 #include "client_ip.h"
 #include "metrics-t.h"
 #include "route.h"
+#include "route_places.h"
 
 struct geo_db;
 struct health_target;
@@ -287,6 +288,7 @@ struct cfg {
     struct cfg_routing routing;
     struct cfg_health_check health_check; /* top-level defaults; owns its strings */
     struct route_table route;             /* built by the loader from the regions */
+    struct route_places places; /* owns: the GeoIP places' region orders (route_places.h) */
     struct cfg_rate_limit rate_limit;
 };
 

@@ -19,6 +19,7 @@
 #include "geo.h"
 #include "hdr.h"
 #include "route.h"
+#include "route_places.h"
 
 #define DEFAULT_COUNTRY_HEADER "X-Client-Country"
 #define DEFAULT_REGION_HEADER "X-Client-Region"
@@ -229,6 +230,12 @@ is_plain(const char *s)
     return true;
 }
 
+static void
+place_info(const void *ctx, uint32_t place, struct geo_info *out)
+{
+    geo_place_info(ctx, place, out);
+}
+
 int
 cfg_load_routing_open_geoip(struct loader *ld)
 {
@@ -239,8 +246,12 @@ cfg_load_routing_open_geoip(struct loader *ld)
         return 0;
     err[0] = '\0';
     cfg->geo = geo_open(cfg->geoip_path, err, sizeof(err));
-    if (cfg->geo != NULL)
+    if (cfg->geo != NULL) {
+        /* Each place's region order, once for every request of the generation. Without
+         * it (out of memory) requests are ranked as they come: slower, still right. */
+        route_places_init(&cfg->places, &cfg->route, geo_places(cfg->geo), place_info, cfg->geo);
         return 0;
+    }
     /* The reason is geo.c's; keep it on one line whatever it holds. */
     for (char *p = err; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)

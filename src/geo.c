@@ -44,16 +44,20 @@
 #define GEO_V4_MAX_RECORDS ((1u << 24) - 2)
 #define GEO_V4_NONE UINT32_MAX /* a range no network covers */
 
-/* A /24's entry: 0, no network; else its record number + 1, or GEO_V4_SPLIT | where its
- * ranges are in chunks[]: chunks[i] their count n, chunks[i + 1 ... i + n] each
- * (low byte of its first address) << 24 | (record number + 1, 0: no network), in address
- * order, the first one starting at the /24's first address. */
+/* A /24's entry: 0, no network; GEO_V4_CORRUPT, a record that did not decode; else its
+ * record number + 1, or GEO_V4_SPLIT | where its ranges are in chunks[]: chunks[i] their
+ * count n, chunks[i + 1 ... i + n] each (low byte of its first address) << 24 | (an entry
+ * as above, 24 bits), in address order, the first one starting at the /24's first
+ * address. The entry alone answers found / not found / corrupt and the record number
+ * (geo_lookup_place()): no need to read the record. */
 #define GEO_V4_SPLIT 0x80000000u
+#define GEO_V4_CORRUPT 0xffffffu
 
-/* One per distinct data record, alone in its cache line: the second line a lookup reads. */
+/* One per distinct data record, alone in its cache line: the second line geo_lookup()
+ * reads (geo_lookup_place() reads only the entry). Corrupt ones are never read: their
+ * entries say so. */
 struct geo_v4_record {
     struct geo_info info;
-    int8_t rc; /* what geo_lookup answers: 0 found, -1 corrupt record */
 } __attribute__((aligned(64)));
 
 /* One block from bigmem_alloc() (huge pages: see bigmem.h): this header, records[],
@@ -245,9 +249,9 @@ fail:
     return status;
 }
 
-/* Looks `addr` (host order) up in the flat index. Same answers as the tree. */
-static int
-v4_lookup(const struct geo_v4 *v4, uint32_t addr, struct geo_info *out)
+/* The entry of `addr` (host order) in the flat index: 0, GEO_V4_CORRUPT or record + 1. */
+static uint32_t
+v4_entry_of(const struct geo_v4 *v4, uint32_t addr)
 {
     uint32_t e = v4->by24[addr >> 8];
     if (e & GEO_V4_SPLIT) {
@@ -258,13 +262,20 @@ v4_lookup(const struct geo_v4 *v4, uint32_t addr, struct geo_info *out)
         for (uint32_t i = 2; i <= n && c[i] >> 24 <= key; i++)
             e = c[i] & 0xffffff;
     }
-    if (e == 0) {
+    return e;
+}
+
+/* Looks `addr` (host order) up in the flat index. Same answers as the tree. */
+static int
+v4_lookup(const struct geo_v4 *v4, uint32_t addr, struct geo_info *out)
+{
+    uint32_t e = v4_entry_of(v4, addr);
+    if (e == 0 || e == GEO_V4_CORRUPT) {
         memset(out, 0, sizeof(*out));
-        return 1;
+        return e == 0 ? 1 : -1;
     }
-    const struct geo_v4_record *r = &v4->records[e - 1];
-    *out = r->info;
-    return r->rc;
+    *out = v4->records[e - 1].info;
+    return 0;
 }
 
 /* geo_lookup() with the MMDB status of a failure in *status (MMDB_SUCCESS otherwise). */
@@ -610,11 +621,14 @@ v4_append(struct v4_builder *b, uint32_t start, uint32_t record)
     return 0;
 }
 
-/* A range's record as a /24 entry or chunk element holds it: number + 1, 0 for none. */
+/* A range's record as a /24 entry or chunk element holds it: number + 1, 0 for none,
+ * GEO_V4_CORRUPT for one that did not decode. */
 static uint32_t
-v4_entry(uint32_t record)
+v4_entry(const struct v4_builder *b, uint32_t record)
 {
-    return record == GEO_V4_NONE ? 0 : record + 1;
+    if (record == GEO_V4_NONE)
+        return 0;
+    return b->records[record].rc < 0 ? GEO_V4_CORRUPT : record + 1;
 }
 
 /* The next /24 from ranges[*k] on that more than one range meets (a range starts inside
@@ -664,15 +678,13 @@ v4_pack(const struct v4_builder *b)
     v4->records = (struct geo_v4_record *)(block + records_at);
     v4->by24 = (uint32_t *)(block + by24_at);
     v4->chunks = (uint32_t *)(block + chunks_at);
-    for (uint32_t i = 0; i < b->nrecords; i++) {
+    for (uint32_t i = 0; i < b->nrecords; i++)
         v4->records[i].info = b->records[i].info;
-        v4->records[i].rc = b->records[i].rc;
-    }
 
     /* Each range's whole /24s. Entries that stay 0 (no network) are never written, so the
      * pages of unrouted space are never touched. */
     for (uint32_t r = 0; r < b->nranges; r++) {
-        uint32_t e = v4_entry(b->ranges[r].record);
+        uint32_t e = v4_entry(b, b->ranges[r].record);
         uint64_t from = ((uint64_t)b->ranges[r].start + 255) >> 8,
                  to = (r + 1 < b->nranges ? b->ranges[r + 1].start : (uint64_t)1 << 32) >> 8;
         for (uint64_t x = from; e != 0 && x < to; x++)
@@ -686,7 +698,7 @@ v4_pack(const struct v4_builder *b)
         c[0] = end - first;
         for (uint32_t i = first; i < end; i++) {
             uint32_t low = i == first ? 0 : b->ranges[i].start & 255;
-            c[1 + i - first] = low << 24 | v4_entry(b->ranges[i].record);
+            c[1 + i - first] = low << 24 | v4_entry(b, b->ranges[i].record);
         }
         v4->by24[blk] = GEO_V4_SPLIT | at;
         at += 1 + end - first;
@@ -930,4 +942,40 @@ geo_lookup_is_indexed(const struct geo_db *db, const struct sockaddr *sa)
         return true;
     return sa->sa_family == AF_INET6 &&
            IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+uint32_t
+geo_places(const struct geo_db *db)
+{
+    return db != NULL && db->v4 != NULL ? db->v4->nrecords : 0;
+}
+
+void
+geo_place_info(const struct geo_db *db, uint32_t place, struct geo_info *out)
+{
+    *out = db->v4->records[place].info;
+}
+
+int
+geo_lookup_place(const struct geo_db *db, const struct sockaddr *sa, uint32_t *place)
+{
+    uint32_t addr;
+    if (db == NULL || db->v4 == NULL)
+        return 2;
+    if (sa->sa_family == AF_INET) {
+        addr = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+    } else if (sa->sa_family == AF_INET6 &&
+               IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+        const uint8_t *b = &((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[12];
+        addr = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    } else {
+        return 2;
+    }
+    uint32_t e = v4_entry_of(db->v4, addr);
+    if (e == 0)
+        return 1;
+    if (e == GEO_V4_CORRUPT)
+        return -1;
+    *place = e - 1;
+    return 0;
 }

@@ -36,6 +36,17 @@ size_t geo_v4_ranges(const struct geo_db *db);
 bool geo_lookup_is_indexed(const struct geo_db *db, const struct sockaddr *sa);
 int geo_lookup_tree(const struct geo_db *db, const struct sockaddr *sa, struct geo_info *out);
 
+/* The request path's lookup: IPv4 addresses that the index answers yield a place, the
+ * number of the database record, 0 .. geo_places() - 1, without reading the record (one
+ * cache line where geo_lookup() reads two); route.c turns each place into its region order
+ * once per generation (route_places_init()), so a request needs nothing else of it.
+ * Returns 0 with *place set, 1 not in the database, -1 a corrupt record, 2 not answered
+ * by the index (IPv6, no index): ask geo_lookup(). */
+int geo_lookup_place(const struct geo_db *db, const struct sockaddr *sa, uint32_t *place);
+/* How many places the index has (0: none); what geo_lookup() answers for place `place`. */
+uint32_t geo_places(const struct geo_db *db);
+void geo_place_info(const struct geo_db *db, uint32_t place, struct geo_info *out);
+
 /* A short description for logs and /status: "GeoIP2-City, 2 KiB, built 2024-..." */
 const char *geo_describe(const struct geo_db *db);
 

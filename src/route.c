@@ -143,10 +143,17 @@ route_choose(const struct route_table *t, const struct geo_info *where, uint32_t
              route_health_fn health, const void *ctx, struct route_choice *out)
 {
     uint8_t order[ROUTE_MAX_REGIONS];
+    route_rank(t, where, order);
+    return route_choose_in_order(t, order, rnd, health, ctx, out);
+}
+
+int
+route_choose_in_order(const struct route_table *t, const uint8_t *order, uint32_t rnd,
+                      route_health_fn health, const void *ctx, struct route_choice *out)
+{
     struct route_health h[ROUTE_MAX_REGIONS];
     size_t n = t->nregions;
 
-    route_rank(t, where, order);
     out->nearest = order[0];
     out->region = order[0];
     out->failed_over = false;

@@ -74,6 +74,11 @@ struct route_choice {
 int route_choose(const struct route_table *t, const struct geo_info *where, uint32_t rnd,
                  route_health_fn health, const void *ctx, struct route_choice *out);
 
+/* route_choose() for a client whose order route_rank() has already given (a failover's
+ * second choice; a place's order made once per generation: route_places.h). */
+int route_choose_in_order(const struct route_table *t, const uint8_t *order, uint32_t rnd,
+                          route_health_fn health, const void *ctx, struct route_choice *out);
+
 /* Great-circle distance in km between two points in degrees (haversine, mean Earth
  * radius 6371 km); NaN if an input is NaN. For /route's answer and the tests. */
 double route_distance_km(double lat1, double lon1, double lat2, double lon2);

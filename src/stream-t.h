@@ -13,6 +13,7 @@
 #include "geo-t.h"
 #include "h1_parse.h"
 #include "reqid.h"
+#include "route.h"
 #include "span.h"
 
 struct stream;
@@ -142,12 +143,13 @@ struct stream {
     uint64_t tunnel_seen_ms; /* the last tunnel byte, either way (clock_mono_ms) */
     char *log_target;        /* owns: method and target for the access log, or NULL */
     const char *protocol;
-    const char *tls;              /* static string, or NULL */
-    bool failed_over;             /* served by another region than the nearest */
-    struct budget_wait admission; /* parked here while rate_limit waits for a lease */
-    struct geo_info where;        /* the client's place, kept for a failover */
-    char country[3];              /* the client's, "" if unknown */
-    char client_ip[48];           /* the client as resolved (trusted headers, PROXY) */
+    const char *tls;                  /* static string, or NULL */
+    bool failed_over;                 /* served by another region than the nearest */
+    struct budget_wait admission;     /* parked here while rate_limit waits for a lease */
+    uint8_t order[ROUTE_MAX_REGIONS]; /* the regions for this client, nearest first: kept
+                                         for a failover */
+    char country[3];                  /* the client's, "" if unknown */
+    char client_ip[48];               /* the client as resolved (trusted headers, PROXY) */
     char reqid[REQID_MAX_LEN + 1];
 };
 

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "route.h"
+#include "route_places.h"
 #include "sock.h"
 #include "upstream.h"
 #include "worker.h"
@@ -544,22 +545,37 @@ stream_route(struct stream *s, const struct stream_request *req, const struct cf
         s->client_ip[iplen] = '\0';
     }
 
+    /* The client's place, then its order of regions: an indexed IPv4 client's place comes
+     * with its order made at load (route_places.h); any other is ranked here. */
     struct geo_info where = {.has_coords = false};
     bool placed = trusted && ci->use_cdn_location &&
                   client_ip_cdn_location(req->headers, req->num_headers, &where);
+    bool ranked = false;
     if (!placed && cfg->geo) {
-        int found = geo_cache_lookup(&w->geo_cache, cfg->geo, cfg->generation, client, &where);
+        uint32_t place;
+        int found = cfg->places.nplaces ? geo_lookup_place(cfg->geo, client, &place) : 2;
+        if (found == 0) {
+            const struct route_place *p = &cfg->places.places[place];
+            where.country[0] = p->country[0];
+            where.country[1] = p->country[1];
+            memcpy(s->order, route_place_order(&cfg->places, place), sizeof(s->order));
+            ranked = true;
+        } else if (found == 2) {
+            found = geo_cache_lookup(&w->geo_cache, cfg->geo, cfg->generation, client, &where);
+        }
         if (found < 0)
             atomic_fetch_add_explicit(&w->stats.geo_errors, 1, memory_order_relaxed);
         else
             metrics_inc(found == 0 ? &w->stats.geo_found : &w->stats.geo_not_found);
     }
     memcpy(s->country, where.country, sizeof(s->country));
-    s->where = where;
+    if (!ranked)
+        route_rank(&cfg->route, &where, s->order);
 
     struct route_view view = {s->snap, clock_mono_ms(), 0};
     struct route_choice choice;
-    if (route_choose(&cfg->route, &where, worker_random(w), region_health, &view, &choice) < 0) {
+    if (route_choose_in_order(&cfg->route, s->order, worker_random(w), region_health, &view,
+                              &choice) < 0) {
         s->region = choice.nearest; /* for the log line: where it would have gone */
         return -1;
     }
@@ -602,8 +618,8 @@ stream_reroute(struct stream *s)
     const struct cfg *cfg = s->snap->cfg;
     struct route_view view = {s->snap, clock_mono_ms(), s->regions_tried};
     struct route_choice choice;
-    if (route_choose(&cfg->route, &s->where, worker_random(s->w), region_health, &view, &choice) <
-        0)
+    if (route_choose_in_order(&cfg->route, s->order, worker_random(s->w), region_health, &view,
+                              &choice) < 0)
         return false;
     stream_log_msg(CFG_LOG_INFO, s, "every backend of region %s failed; trying region %s",
                    cfg->regions[s->region].name, cfg->regions[choice.region].name);

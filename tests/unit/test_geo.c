@@ -579,6 +579,18 @@ check_addr_agrees(const char *path, struct geo_db *db, uint32_t a)
     if (rf != rt || memcmp(&fast, &tree, sizeof(fast)) != 0)
         fail_msg("%s: %u.%u.%u.%u: index %d %s, tree %d %s", path, a >> 24, a >> 16 & 255,
                  a >> 8 & 255, a & 255, rf, fast.country, rt, tree.country);
+    /* The request path's lookup: the same answer, through the place's record. */
+    uint32_t place = UINT32_MAX;
+    int rp = geo_lookup_place(db, (struct sockaddr *)&ss, &place);
+    struct geo_info at;
+    memset(&at, 0x33, sizeof(at));
+    if (rp == 0) {
+        assert_true(place < geo_places(db));
+        geo_place_info(db, place, &at);
+    }
+    if (rp != rt || (rp == 0 && memcmp(&at, &tree, sizeof(at)) != 0))
+        fail_msg("%s: %u.%u.%u.%u: place %d (%u) %s, tree %d %s", path, a >> 24, a >> 16 & 255,
+                 a >> 8 & 255, a & 255, rp, place, at.country, rt, tree.country);
 }
 
 /* Where every IPv4 network of the file starts, found by walking its tree (the test's own

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "route.h"
+#include "route_places.h"
 #include "geo_place.h"
 
 /* ---- distances ---- */
@@ -542,6 +543,67 @@ test_table_init(void **state)
     assert_int_equal(route_table_init(&t, 2, lat, lon, cc, 0, 0.5f), -1);
 }
 
+/* ---- places: each place's order made once (route_places.h) ---- */
+
+/* Places: every rank case's client (any region set), then a grid over the globe with and
+ * without countries some regions list. */
+#define GRID_PLACES (36 * 18 * 3)
+static void
+place_info(const void *ctx, uint32_t i, struct geo_info *out)
+{
+    (void)ctx;
+    size_t ncases = sizeof(rank_cases) / sizeof(rank_cases[0]);
+    if (i < ncases) {
+        const struct rank_case *tc = &rank_cases[i];
+        *out = at(tc->country, tc->has_coords, tc->lat, tc->lon);
+        return;
+    }
+    i -= (uint32_t)ncases;
+    static const char *const countries[] = {"", "BR", "ZZ"};
+    float lon = -180.0f + 10.0f * (float)(i % 36), lat = -85.0f + 10.0f * (float)(i / 36 % 18);
+    *out = at(countries[i / (36 * 18)], i % 7 != 0, lat, lon);
+}
+
+static void
+test_places(void **state)
+{
+    (void)state;
+    const struct region_set *sets[] = {&world, &world_sa, &pacific, &poles, &twins};
+    uint32_t n = (uint32_t)(sizeof(rank_cases) / sizeof(rank_cases[0])) + GRID_PLACES;
+    for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+        struct route_table t;
+        load(&t, sets[s], 0.5f);
+        struct route_places p;
+        assert_int_equal(route_places_init(&p, &t, n, place_info, NULL), 0);
+        assert_int_equal(p.nplaces, n);
+        /* Equal orders are kept once: far fewer than places, and no two alike. */
+        assert_true(p.norders >= 1 && p.norders < n / 10);
+        for (uint32_t a = 0; a < p.norders; a++)
+            for (uint32_t b = a + 1; b < p.norders; b++)
+                assert_memory_not_equal(p.orders[a], p.orders[b], ROUTE_MAX_REGIONS);
+        for (uint32_t i = 0; i < n; i++) {
+            struct geo_info g;
+            place_info(NULL, i, &g);
+            uint8_t want[ROUTE_MAX_REGIONS] = {0};
+            route_rank(&t, &g, want);
+            if (memcmp(route_place_order(&p, i), want, t.nregions) != 0)
+                fail_msg("set %zu place %u: the table's order is not route_rank's", s, i);
+            assert_int_equal(p.places[i].country[0], g.country[0]);
+            assert_int_equal(p.places[i].country[1], g.country[0] ? g.country[1] : 0);
+        }
+        route_places_free(&p);
+        assert_null(p.places);
+        assert_int_equal(p.nplaces, 0);
+    }
+    /* No places: an empty table, and requests rank as they come. */
+    struct route_table t;
+    load(&t, &world, 0.5f);
+    struct route_places p;
+    assert_int_equal(route_places_init(&p, &t, 0, place_info, NULL), 0);
+    assert_int_equal(p.nplaces, 0);
+    route_places_free(&p);
+}
+
 int
 main(void)
 {
@@ -549,6 +611,7 @@ main(void)
         cmocka_unit_test(test_distance),     cmocka_unit_test(test_rank),
         cmocka_unit_test(test_order_from),   cmocka_unit_test(test_choose),
         cmocka_unit_test(test_spill_shares), cmocka_unit_test(test_table_init),
+        cmocka_unit_test(test_places),
     };
     return cmocka_run_group_tests_name("route", tests, NULL, NULL);
 }
