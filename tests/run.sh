@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The whole test suite, as CI runs it: installs what is missing, builds, then runs
-#   1. the cmocka unit tests, make distcheck, and the black-box tests on a normal
-#      (-Werror) build,
+#   1. the cmocka unit tests, make distcheck, the Debian package's check, and the
+#      black-box tests on a normal (-Werror) build,
 #   2. each libFuzzer target for a short while on its corpus (clang-14),
 #   3. the unit and black-box tests again on an AddressSanitizer + UndefinedBehaviorSanitizer
 #      build,
-#   4. the black-box tests again on a ThreadSanitizer build (clang-14): workers, the main
-#      thread's reloads and the shared TLS ticket keys meet there. libevent, OpenSSL and
-#      nghttp2 are not instrumented, so races inside them are not seen.
+#   4. the black-box tests where threads meet (below) on a ThreadSanitizer build
+#      (clang-14): workers, the main thread's reloads and admin reads, shared health, budget
+#      and TLS ticket keys. libevent, OpenSSL and nghttp2 are not instrumented, so races
+#      inside them are not seen.
 # It ends with the test runners' own summary lines. FUZZ_SECONDS (default 20) per target.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,6 +75,17 @@ MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_TEST_SLOWDOWN=3 MERIDIAN_SANITIZED=1 
 echo "== thread sanitizer build (TSan, clang-14)"
 CONFIGURE_FLAGS="--enable-sanitizers=thread --enable-werror CC=clang-14" \
     bash packaging/build.sh "$top/_build-tsan"
-echo "== black-box tests (thread sanitizer build)"
+echo "== black-box tests (thread sanitizer build: where threads meet)"
+# ThreadSanitizer finds races between threads, so it runs the tests where they meet: the
+# main thread's reloads, signals and admin reads of the workers' counters (lifecycle,
+# reload_h2, metrics, systemd, privileges), state shared by the workers (health, the
+# budget's local bucket and Redis links, TLS ticket keys, GeoIP databases swapped on
+# reload) and a smoke run. The protocol suites (HTTP/1 errors and rejections, HTTP/2
+# conformance and attacks, client identity, proxying) run each connection on one worker
+# thread, and run under ASan+UBSan above; here they would add five minutes and no thread.
+tsan_tests=()
+for t in lifecycle reload_h2 metrics systemd privileges health rate_limit tls geo smoke; do
+    tsan_tests+=("tests/integration/test_$t.py")
+done
 TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" MERIDIAN_TEST_SLOWDOWN=3 \
-    MERIDIAN_SANITIZED=1 $py -m pytest -q -p no:cacheprovider tests/integration
+    MERIDIAN_SANITIZED=1 $py -m pytest -q -p no:cacheprovider "${tsan_tests[@]}"
