@@ -48,6 +48,7 @@ struct server {
     uint64_t reloads_ok, reloads_failed;
     bool last_reload_failed;
     atomic_bool stopping;
+    atomic_bool hurry; /* a second stop signal: stop without waiting for requests */
     unsigned nworkers;
     atomic_uint nrunning;           /* workers started (read by workers waking each other) */
     struct worker *workers;         /* owns */
@@ -89,6 +90,12 @@ bool
 server_is_stopping(struct server *srv)
 {
     return atomic_load(&srv->stopping);
+}
+
+bool
+server_is_hurrying(struct server *srv)
+{
+    return atomic_load(&srv->hurry);
 }
 
 static void
@@ -403,8 +410,13 @@ handle_signal(struct server *srv, int sig)
     }
     default:
         if (server_is_stopping(srv)) {
+            /* The workers end their loops now, as at the end of the grace period; the
+             * drain watch joins them and the process exits as usual. */
             log_warn("second stop signal: not waiting any longer");
-            _exit(0);
+            atomic_store(&srv->hurry, true);
+            for (unsigned i = 0; i < srv->nrunning; i++)
+                worker_wake(&srv->workers[i]);
+            break;
         }
         log_info("stopping: no new connections, letting requests in flight finish");
         notify_stopping();

@@ -18,6 +18,8 @@ int server_run(const char *cfg_path);
 struct cfg *server_current_cfg(struct server *srv);
 void server_release_cfg(struct cfg *cfg);
 bool server_is_stopping(struct server *srv);
+/* A second stop signal came: requests in flight are not waited for any longer. */
+bool server_is_hurrying(struct server *srv);
 /* limits.max_connections for the whole process (see worker_conn_admit). */
 struct worker;
 bool server_conn_has_room(struct server *srv);

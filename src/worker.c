@@ -393,6 +393,8 @@ worker_sync(struct worker *w)
     server_release_cfg(cfg);
     if (server_is_stopping(w->srv) && !w->stopping)
         worker_begin_stop(w);
+    if (w->stopping && server_is_hurrying(w->srv))
+        event_base_loopexit(w->base, NULL); /* as shutdown_timeout_cb */
     worker_accept_resume_if_room(w); /* a slot freed elsewhere, or a higher limit */
 }
 
