@@ -149,6 +149,7 @@ cfg_free(struct cfg *cfg)
             health_target_unref(r->backends[b].health);
         free(r->name);
         free(r->backends);
+        free(r->schedule);
         free(r->countries);
         free(r->stats);
         cfg_health_check_deinit(&r->health_check);

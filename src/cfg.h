@@ -125,8 +125,19 @@ struct cfg_health_check {
 #define CFG_HC_PATH_MAX 255 /* health_check.path and .host, bytes */
 #define CFG_HC_HOST_MAX 255
 
+/* A backend's share of its region's new requests: weight 0..CFG_WEIGHT_MAX (nginx's
+ * `weight=`, HAProxy's `weight`; default 1, so equal weights are plain round-robin), and
+ * `drain: true`, which is weight 0 without forgetting the weight (HAProxy's drain state).
+ * Either way the backend gets nothing new while what it has in flight finishes, its
+ * health is still checked, and a region with nothing else counts as having no backend
+ * up (routing fails over, nothing is marked down). */
+#define CFG_WEIGHT_MAX 256
+#define CFG_DEFAULT_WEIGHT 1
+
 struct cfg_backend {
     struct cfg_addr addr;
+    uint32_t weight; /* 0..CFG_WEIGHT_MAX as configured */
+    bool drain;      /* drain: true */
     /* Holds a ref: the backend's shared health, found or made by address when the
      * generation is applied (health.c); NULL before that and when no check applies. */
     struct health_target *health;
@@ -145,6 +156,12 @@ struct cfg_region {
     bool is_default;
     char *countries; /* owns: two-letter codes run together ("GBIE"), or NULL */
     enum cfg_balance balance;
+    /* Owns: round_robin over unequal weights (or some 0): one cycle of nginx's smooth
+     * weighted round-robin, as backend indexes (lb_schedule_build); each worker walks it
+     * with its own cursor. NULL: plain round-robin (equal weights, or least_outstanding). */
+    uint32_t *schedule;
+    size_t nschedule;
+    size_t nserving;                      /* backends of weight > 0 and not draining */
     struct cfg_health_check health_check; /* the top level's, with the region's keys over
                                              it; owns its strings */
     /* Owns: counters, one block per worker (each on its own cache line, written by its
@@ -280,6 +297,7 @@ struct cfg {
     struct cfg_region *regions; /* owns */
     size_t nregions;
     size_t default_region; /* index into regions */
+    bool any_draining;     /* some backend has weight 0 or drain: true (upstream.c) */
 
     struct client_ip_cfg client_ip; /* owns its nets; default: trust nobody */
     char *geoip_path;               /* owns; NULL: no database */
@@ -338,6 +356,13 @@ bool cfg_addr_is_loopback(const struct cfg_addr *addr);
  * them (cfg_load.c before a load, server.c once root is given up). */
 typedef void (*cfg_file_cb)(void *arg, const char *key, const char *path, int line);
 void cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg);
+
+/* What the balancer uses of a backend: its weight, 0 while it drains. */
+static inline uint32_t
+cfg_backend_weight(const struct cfg_backend *b)
+{
+    return b->drain ? 0 : b->weight;
+}
 
 /* Index of the region named `name`, or -1. */
 int cfg_region_index(const struct cfg *cfg, const char *name);

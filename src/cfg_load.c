@@ -1437,6 +1437,45 @@ load_location(struct loader *ld, const yaml_node_t *node, const char *path, stru
     }
 }
 
+/* One entry of a region's backends: an address string, or a mapping { address, weight,
+ * drain }. Returns the node whose line names the address for the uniqueness check, or
+ * NULL when the address was refused. */
+static const yaml_node_t *
+load_backend(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_backend *b)
+{
+    static const char *const keys[] = {"address", "weight", "drain"};
+    struct field f[3];
+    char sub[PATH_BUF], buf[QUOTE_BUF];
+    uint64_t weight;
+
+    b->weight = CFG_DEFAULT_WEIGHT;
+    if (node->type == YAML_SCALAR_NODE)
+        return ld_addr(ld, node, path, &b->addr) ? node : NULL;
+    if (node->type != YAML_MAPPING_NODE) {
+        ld_report(ld, ld_node_line(node),
+                  "%s: expected a backend address like \"127.0.0.1:9001\" or a mapping "
+                  "{ address, weight, drain }, got %s",
+                  path, ld_describe(node, buf));
+        return NULL;
+    }
+    if (!ld_map_collect(ld, node, path, keys, 3, f))
+        return NULL;
+    ld_require(ld, node, path, "address", &f[0]);
+    if (f[1].value != NULL) {
+        ld_subpath(sub, path, "weight");
+        if (ld_count(ld, f[1].value, sub, 0, CFG_WEIGHT_MAX, &weight))
+            b->weight = (uint32_t)weight;
+    }
+    if (f[2].value != NULL) {
+        ld_subpath(sub, path, "drain");
+        ld_bool(ld, f[2].value, sub, &b->drain);
+    }
+    if (f[0].value == NULL)
+        return NULL;
+    ld_subpath(sub, path, "address");
+    return ld_addr(ld, f[0].value, sub, &b->addr) ? f[0].value : NULL;
+}
+
 static void
 load_backends(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_region *r)
 {
@@ -1462,11 +1501,12 @@ load_backends(struct loader *ld, const yaml_node_t *node, const char *path, stru
 
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
+        const yaml_node_t *at;
         if (item == NULL)
             goto free_uniq;
         ld_subpath_index(sub, path, i);
-        if (ld_addr(ld, item, sub, &r->backends[i].addr))
-            addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, ld_node_line(item), i};
+        if ((at = load_backend(ld, item, sub, &r->backends[i])) != NULL)
+            addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, ld_node_line(at), i};
     }
     ld_check_unique(ld, addrs, naddrs, path, NULL, "backend");
 
@@ -1527,6 +1567,7 @@ load_region(struct loader *ld, const yaml_node_t *node, size_t index, struct cfg
     /* Every region gets its settings, from the top level when it says nothing. */
     ld_subpath(sub, path, "health_check");
     cfg_load_health_region(ld, f[6].value, sub, &r->health_check);
+    cfg_load_routing_weights(ld, r);
 }
 
 static void

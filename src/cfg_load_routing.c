@@ -18,6 +18,7 @@
 #include "client_ip.h"
 #include "geo.h"
 #include "hdr.h"
+#include "lb.h"
 #include "route.h"
 #include "route_places.h"
 
@@ -497,6 +498,50 @@ cfg_load_routing_balance(struct loader *ld, const yaml_node_t *node, const char 
     else
         ld_report(ld, ld_node_line(node), "%s: expected round_robin or least_outstanding, got %s",
                   path, ld_describe(node, buf));
+}
+
+/* ---- a region's weights ------------------------------------------------------------- */
+
+void
+cfg_load_routing_weights(struct loader *ld, struct cfg_region *r)
+{
+    uint32_t *weights;
+    bool uniform = true;
+    size_t len;
+
+    _Static_assert(CFG_WEIGHT_MAX <= LB_WEIGHT_MAX, "weights");
+    r->nserving = 0;
+    for (size_t i = 0; i < r->nbackends; i++) {
+        uint32_t w = cfg_backend_weight(&r->backends[i]);
+        if (w == 0)
+            ld->cfg->any_draining = true;
+        else
+            r->nserving++;
+        uniform = uniform && w != 0 && w == cfg_backend_weight(&r->backends[0]);
+    }
+    /* Equal weights are today's round-robin, cursor and all: no cycle needed.
+     * least_outstanding weighs each backend as it goes. */
+    if (uniform || r->balance != CFG_BALANCE_ROUND_ROBIN || !ld_clean(ld))
+        return;
+    weights = calloc(r->nbackends, sizeof(*weights));
+    if (weights == NULL) {
+        ld->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < r->nbackends; i++)
+        weights[i] = cfg_backend_weight(&r->backends[i]);
+    len = lb_schedule_len(weights, r->nbackends);
+    if (len > 0) {
+        r->schedule = calloc(len, sizeof(*r->schedule));
+        if (r->schedule == NULL || lb_schedule_build(weights, r->nbackends, r->schedule) < 0) {
+            free(r->schedule);
+            r->schedule = NULL;
+            ld->oom = true;
+        } else {
+            r->nschedule = len;
+        }
+    }
+    free(weights);
 }
 
 /* ---- after the walk ------------------------------------------------------------------ */

@@ -194,6 +194,9 @@ void cfg_load_routing_countries(struct loader *ld, const yaml_node_t *node, cons
                                 size_t index, struct cfg_region *r);
 void cfg_load_routing_balance(struct loader *ld, const yaml_node_t *node, const char *path,
                               struct cfg_region *r);
+/* Once a region's backends and balance are read: what its weights mean for the balancer
+ * (the smooth weighted round-robin cycle, the backends serving, cfg->any_draining). */
+void cfg_load_routing_weights(struct loader *ld, struct cfg_region *r);
 /* After a walk without errors: cfg->route from the regions. Reports a failure. */
 void cfg_load_routing_build(struct loader *ld);
 /* After a walk without errors: open and check geoip.database into cfg->geo. Returns 0, or

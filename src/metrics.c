@@ -283,6 +283,25 @@ render_backends(struct status_buf *b, const struct cfg *cfg)
             status_printf(b, "%d\n", views[at].state == HEALTH_UP);
         }
 
+    /* Draining is the operator's doing, not the backend's health: its own families, so
+     * that meridian_backend_up (and the alerts on it) keeps meaning health. */
+    family(b, "meridian_backend_weight", "gauge",
+           "The backend's configured weight in its region's balancing (0..256).");
+    for (size_t i = 0; i < cfg->nregions; i++)
+        for (size_t k = 0; k < cfg->regions[i].nbackends; k++) {
+            backend_labels(b, "meridian_backend_weight", &cfg->regions[i],
+                           &cfg->regions[i].backends[k]);
+            status_printf(b, "%u\n", (unsigned)cfg->regions[i].backends[k].weight);
+        }
+    family(b, "meridian_backend_draining", "gauge",
+           "1 when the backend takes no new requests (drain: true or weight 0), else 0.");
+    for (size_t i = 0; i < cfg->nregions; i++)
+        for (size_t k = 0; k < cfg->regions[i].nbackends; k++) {
+            backend_labels(b, "meridian_backend_draining", &cfg->regions[i],
+                           &cfg->regions[i].backends[k]);
+            status_printf(b, "%d\n", cfg_backend_weight(&cfg->regions[i].backends[k]) == 0);
+        }
+
     static const struct {
         const char *name, *help;
         size_t off;

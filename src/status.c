@@ -70,16 +70,19 @@ status_json_str(struct status_buf *b, const char *s)
 
 /* What the admin side knows of a region's health: the shared health of checked
  * backends; unchecked ones (no health_check) count as up, since the workers' own
- * short-lived marks are theirs alone. */
+ * short-lived marks are theirs alone. Draining backends are left out, as the workers
+ * leave them out (stream.c's region_health). */
 static void
 admin_region_health(const void *ctx, size_t region, struct route_health *out)
 {
     const struct cfg *cfg = ctx;
     const struct cfg_region *r = &cfg->regions[region];
     out->up = out->unchecked = 0;
-    out->total = (uint32_t)r->nbackends;
+    out->total = (uint32_t)r->nserving;
     for (size_t b = 0; b < r->nbackends; b++) {
         const struct health_target *t = r->backends[b].health;
+        if (cfg_backend_weight(&r->backends[b]) == 0)
+            continue;
         enum health_state s = t ? health_state_of(t) : HEALTH_UP;
         if (s == HEALTH_UP)
             out->up++;
@@ -119,18 +122,26 @@ status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers)
                       r->health_check.enabled ? "true" : "false", h.up, h.unchecked, h.total,
                       requests, fin, fout);
         for (size_t k = 0; k < r->nbackends; k++) {
-            struct health_target *t = r->backends[k].health;
+            const struct cfg_backend *be = &r->backends[k];
+            struct health_target *t = be->health;
+            /* state: what the balancer makes of it (draining before any health);
+             * health: what the checks say, which a draining backend still gets. */
+            bool draining = cfg_backend_weight(be) == 0;
             status_printf(b, "%s{\"address\":", k ? "," : "");
-            status_json_str(b, r->backends[k].addr.text);
+            status_json_str(b, be->addr.text);
+            status_printf(b, ",\"weight\":%u,\"drain\":%s", (unsigned)be->weight,
+                          be->drain ? "true" : "false");
             if (t == NULL) {
-                status_printf(b, ",\"state\":\"up\",\"checking\":false}");
+                status_printf(b, ",\"state\":\"%s\",\"health\":\"up\",\"checking\":false}",
+                              draining ? "draining" : "up");
                 continue;
             }
             struct health_view v;
             health_target_view(t, &v);
             status_printf(b,
-                          ",\"state\":\"%s\",\"checking\":true,\"last_status\":%d,"
-                          "\"last_error\":",
+                          ",\"state\":\"%s\",\"health\":\"%s\",\"checking\":true,"
+                          "\"last_status\":%d,\"last_error\":",
+                          draining ? "draining" : health_state_name(v.state),
                           health_state_name(v.state), v.last_status);
             status_json_str(b, v.last_error);
             status_printf(b,

@@ -297,9 +297,19 @@ pool_load(const void *ctx, size_t i)
     return v->sr->pools[i]->nbusy;
 }
 
+static uint32_t
+pool_weight(const void *ctx, size_t i)
+{
+    const struct region_view *v = ctx;
+    return cfg_backend_weight(&v->cr->backends[i]);
+}
+
 /* Health of region `region` for route_choose(). A backend without health checks counts
  * as up unless this worker saw it fail lately; then it is doubtful (counted with the
- * unchecked ones: tried when nothing better is up, as before checks existed). */
+ * unchecked ones: tried when nothing better is up, as before checks existed). A draining
+ * backend (weight 0) is not counted at all: it takes nothing new, so a region with only
+ * those has nothing to offer and is passed over like one whose backends are all down,
+ * while the rest's share (for spilling) is of the backends that do serve. */
 struct route_view {
     const struct snapshot *snap;
     uint64_t now;
@@ -314,11 +324,13 @@ region_health(const void *ctx, size_t region, struct route_health *out)
     const struct snapshot_region *sr = &v->snap->regions[region];
     uint64_t now = v->now;
     out->up = out->unchecked = 0;
-    out->total = (uint32_t)cr->nbackends;
+    out->total = (uint32_t)cr->nserving;
     if (v->skip & (1u << region))
         return;
     for (size_t b = 0; b < cr->nbackends; b++) {
         const struct health_target *t = cr->backends[b].health;
+        if (cfg_backend_weight(&cr->backends[b]) == 0)
+            continue;
         enum health_state hs = t                                    ? health_state_of(t)
                                : sr->pools[b]->down_until_ms <= now ? HEALTH_UP
                                                                     : HEALTH_UNCHECKED;
@@ -363,7 +375,7 @@ stream_next_try(struct stream *s, size_t *exclude)
     const struct snapshot_region *r = &s->snap->regions[s->region];
     struct region_view view = {&s->snap->cfg->regions[s->region], r, clock_mono_ms()};
     for (size_t i = 0; !s->retried_here && i < r->npools; i++) {
-        if (i != s->backend && pool_down_until(&view, i) <= view.now) {
+        if (i != s->backend && pool_weight(&view, i) > 0 && pool_down_until(&view, i) <= view.now) {
             s->retried_here = true;
             *exclude = s->backend;
             return true;
@@ -373,8 +385,9 @@ stream_next_try(struct stream *s, size_t *exclude)
     return stream_reroute(s);
 }
 
-/* Attach a connection to the backend chosen by the balancer, skipping `exclude`.
- * Returns 0, or an HTTP status when no backend could even be tried. */
+/* Attach a connection to the backend chosen by the balancer, skipping `exclude` and any
+ * backend of weight 0 (draining). Returns 0, or an HTTP status when no backend could even
+ * be tried. */
 static int
 stream_connect(struct stream *s, size_t exclude)
 {
@@ -382,11 +395,15 @@ stream_connect(struct stream *s, size_t exclude)
         struct snapshot_region *r = &s->snap->regions[s->region];
         const struct cfg_region *cr = &s->snap->cfg->regions[s->region];
         struct region_view view = {cr, r, clock_mono_ms()};
-        size_t i = cr->balance == CFG_BALANCE_LEAST_OUTSTANDING
-                       ? lb_least_outstanding(&r->rr_cursor, r->npools, view.now, exclude,
-                                              pool_down_until, pool_load, &view)
-                       : lb_round_robin(&r->rr_cursor, r->npools, view.now, exclude,
-                                        pool_down_until, &view);
+        size_t i;
+        if (cr->balance == CFG_BALANCE_LEAST_OUTSTANDING)
+            i = lb_least_outstanding(&r->rr_cursor, r->npools, view.now, exclude, pool_down_until,
+                                     pool_load, pool_weight, &view);
+        else if (cr->schedule == NULL && cr->nserving == cr->nbackends)
+            i = lb_round_robin(&r->rr_cursor, r->npools, view.now, exclude, pool_down_until, &view);
+        else
+            i = lb_weighted_round_robin(&r->rr_cursor, cr->schedule, cr->nschedule, view.now,
+                                        exclude, pool_down_until, &view);
         if (i == LB_NONE)
             return 502;
         s->backend = i;

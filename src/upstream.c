@@ -145,6 +145,28 @@ upstream_acquire(struct upstream_pool *pool, struct stream *s, struct upstream_c
     return 0;
 }
 
+/* Whether the worker's current generation routes to `pool` only as a draining backend
+ * (weight 0 or drain: true wherever its address is listed): no new request will take a
+ * connection from it, so keeping one idle would only hold the backend's socket until the
+ * idle timeout. A generation without draining backends costs one test. */
+static bool
+pool_is_drained(const struct worker *w, const struct upstream_pool *pool)
+{
+    const struct snapshot *snap = w->snap;
+    bool found = false;
+    if (snap == NULL || !snap->cfg->any_draining)
+        return false;
+    for (size_t i = 0; i < snap->cfg->nregions; i++)
+        for (size_t b = 0; b < snap->regions[i].npools; b++) {
+            if (snap->regions[i].pools[b] != pool)
+                continue;
+            if (cfg_backend_weight(&snap->cfg->regions[i].backends[b]) > 0)
+                return false;
+            found = true;
+        }
+    return found;
+}
+
 void
 upstream_release(struct upstream_conn *uc, bool reusable)
 {
@@ -154,6 +176,14 @@ upstream_release(struct upstream_conn *uc, bool reusable)
     uc->stream = NULL;
     if (!reusable || uc->connecting || pool->snap_refs == 0 || w->stopping) {
         conn_destroy(uc);
+        pool_maybe_free(pool);
+        return;
+    }
+    if (pool_is_drained(w, pool)) {
+        /* A request that started before the drain has finished: let the backend go,
+         * with the idle connections nobody will take again. */
+        conn_destroy(uc);
+        pool_close_idle(pool);
         pool_maybe_free(pool);
         return;
     }

@@ -415,6 +415,11 @@ check_minimal(const struct cfg *cfg)
     assert_int_equal(cfg->default_region, 0);
     assert_int_equal(cfg->regions[0].nbackends, 1);
     assert_string_equal(cfg->regions[0].backends[0].addr.text, "127.0.0.1:9001");
+    assert_int_equal(cfg->regions[0].backends[0].weight, CFG_DEFAULT_WEIGHT);
+    assert_false(cfg->regions[0].backends[0].drain);
+    assert_null(cfg->regions[0].schedule); /* equal weights: plain round-robin */
+    assert_int_equal(cfg->regions[0].nserving, 1);
+    assert_false(cfg->any_draining);
     assert_int_equal(cfg->http2.max_concurrent_streams, CFG_DEFAULT_H2_MAX_STREAMS);
     assert_int_equal(cfg->http2.initial_window_size, CFG_DEFAULT_H2_WINDOW);
     assert_int_equal(cfg->http2.max_header_list_size, CFG_DEFAULT_H2_MAX_HEADER_LIST);
@@ -701,6 +706,9 @@ check_example(const struct cfg *cfg)
     }
     assert_int_equal(cfg->default_region, 0);
     assert_string_equal(cfg->regions[4].backends[1].addr.text, "127.0.0.1:9010");
+    assert_int_equal(cfg->regions[2].backends[0].weight, 3); /* the mapping form */
+    assert_int_equal(cfg->regions[2].backends[1].weight, CFG_DEFAULT_WEIGHT);
+    assert_int_equal(cfg->regions[2].nschedule, 4);
     assert_false(cfg->rate_limit.enabled); /* commented out: see test_ratelimit_example */
 
     /* Loopback proxies trusted; no GeoIP database (its section is commented out). */
@@ -1148,6 +1156,131 @@ expect_error(const char *yaml, size_t len, const char *fragment)
     if (strstr(errors, fragment) == NULL)
         fail_msg("missing \"%s\" in:\n%s", fragment, errors);
     free(errors);
+}
+
+/* ---- backend weights and drain ----------------------------------------------------- */
+
+#define WEIGHTS_HEAD "listeners: [{name: http, address: \"127.0.0.1:8080\"}]\nregions:\n"
+
+/* The string form and the mapping form in one list; the smooth weighted round-robin cycle
+ * laid out for round_robin, none for least_outstanding or equal weights; a region whose
+ * every backend drains loads (it has nothing to send to, which routing sees). */
+static void
+test_backend_weights(void **state)
+{
+    static const char text[] = WEIGHTS_HEAD
+        "  - name: eu\n"                                         /* 3 */
+        "    location: {lat: 50, lon: 8}\n"                      /* 4 */
+        "    default: true\n"                                    /* 5 */
+        "    backends:\n"                                        /* 6 */
+        "      - \"127.0.0.1:9001\"\n"                           /* 7 */
+        "      - { address: \"127.0.0.1:9002\", weight: 5 }\n"   /* 8 */
+        "      - { address: \"127.0.0.1:9003\", drain: true }\n" /* 9 */
+        "      - address: \"127.0.0.1:9004\"\n"                  /* 10 */
+        "        weight: 0\n"                                    /* 11 */
+        "      - { address: \"127.0.0.1:9005\", weight: 256, drain: false }\n"
+        "  - name: us\n"
+        "    location: {lat: 40, lon: -77}\n"
+        "    balance: least_outstanding\n"
+        "    backends: [{address: \"127.0.0.1:9011\", weight: 3}, \"127.0.0.1:9012\"]\n"
+        "  - name: ap\n"
+        "    location: {lat: 1, lon: 103}\n"
+        "    backends: [{address: \"127.0.0.1:9021\", drain: true},\n"
+        "               {address: \"127.0.0.1:9022\", weight: 0}]\n"
+        "  - name: sa\n"
+        "    location: {lat: -23, lon: -46}\n"
+        "    backends: [{address: \"127.0.0.1:9031\", weight: 2}, "
+        "{address: \"127.0.0.1:9032\", weight: 2}]\n";
+    char *errors = NULL;
+    struct cfg *cfg = cfg_load_text("inline", text, sizeof(text) - 1, &errors);
+    (void)state;
+
+    if (cfg == NULL)
+        fail_msg("did not load:\n%s", errors ? errors : "(no errors text)");
+    const struct cfg_region *eu = &cfg->regions[0], *us = &cfg->regions[1];
+    const struct cfg_region *ap = &cfg->regions[2], *sa = &cfg->regions[3];
+    static const char *const addrs[] = {"127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003",
+                                        "127.0.0.1:9004", "127.0.0.1:9005"};
+    static const uint32_t weights[] = {1, 5, 1, 0, 256};
+    static const bool drains[] = {false, false, true, false, false};
+    assert_int_equal(eu->nbackends, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(eu->backends[i].addr.text, addrs[i]);
+        assert_int_equal(eu->backends[i].weight, weights[i]);
+        assert_int_equal(eu->backends[i].drain, drains[i]);
+    }
+    assert_int_equal(cfg_backend_weight(&eu->backends[2]), 0);
+    assert_int_equal(eu->nserving, 3);
+    assert_true(cfg->any_draining);
+    /* 1:5:0:0:256 - one cycle of 262, the drained ones never in it. */
+    assert_int_equal(eu->nschedule, 262);
+    uint32_t count[5] = {0};
+    for (size_t k = 0; k < eu->nschedule; k++)
+        count[eu->schedule[k]]++;
+    assert_int_equal(count[0], 1);
+    assert_int_equal(count[1], 5);
+    assert_int_equal(count[2], 0);
+    assert_int_equal(count[3], 0);
+    assert_int_equal(count[4], 256);
+
+    assert_int_equal(us->backends[0].weight, 3);
+    assert_int_equal(us->backends[1].weight, CFG_DEFAULT_WEIGHT);
+    assert_null(us->schedule); /* least_outstanding weighs as it goes */
+    assert_int_equal(us->nserving, 2);
+
+    assert_int_equal(ap->nserving, 0);
+    assert_null(ap->schedule);
+    assert_int_equal(ap->nschedule, 0);
+
+    assert_null(sa->schedule); /* 2:2 is plain round-robin */
+    assert_int_equal(sa->nserving, 2);
+    cfg_unref(cfg);
+}
+
+struct weight_error_case {
+    const char *backends; /* the region's backends: line 6 of the file */
+    const char *fragment;
+};
+
+static const struct weight_error_case weight_errors[] = {
+    {"[{address: \"127.0.0.1:9001\", weight: 257}]",
+     "inline:6: regions[0].backends[0].weight: expected a number 0..256, got \"257\"\n"},
+    {"[{address: \"127.0.0.1:9001\", weight: -1}]",
+     "inline:6: regions[0].backends[0].weight: expected a number 0..256, got \"-1\"\n"},
+    {"[{address: \"127.0.0.1:9001\", weight: 1.5}]",
+     "inline:6: regions[0].backends[0].weight: expected a number 0..256, got \"1.5\"\n"},
+    {"[{address: \"127.0.0.1:9001\", weight: heavy}]",
+     "inline:6: regions[0].backends[0].weight: expected a number 0..256, got \"heavy\"\n"},
+    {"[{address: \"127.0.0.1:9001\", weight: [1]}]",
+     "inline:6: regions[0].backends[0].weight: expected a single value, got a sequence\n"},
+    {"[{address: \"127.0.0.1:9001\", drain: yes}]",
+     "inline:6: regions[0].backends[0].drain: expected true or false, got \"yes\"\n"},
+    {"[\"127.0.0.1:9002\", {address: \"127.0.0.1:9001\", wieght: 2}]",
+     "inline:6: unknown key \"wieght\" in regions[0].backends[1] (expected one of: address, "
+     "weight, drain)\n"},
+    {"[{weight: 2}]", "inline:6: missing required key \"address\" in regions[0].backends[0]\n"},
+    {"[{address: \"localhost:80\", weight: 2}]", "inline:6: regions[0].backends[0].address: "},
+    {"[{address: \"127.0.0.1:9001\"}, \"127.0.0.1:9001\"]",
+     "inline:6: regions[0].backends[1]: duplicate backend \"127.0.0.1:9001\""},
+    {"[[\"127.0.0.1:9001\"]]",
+     "inline:6: regions[0].backends[0]: expected a backend address like \"127.0.0.1:9001\" or a "
+     "mapping { address, weight, drain }, got a sequence\n"},
+};
+
+/* Every error of the new keys says file:line, which key, and what was expected. */
+static void
+test_backend_weight_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(weight_errors); i++) {
+        struct text t = {0};
+        text_add(&t,
+                 WEIGHTS_HEAD "  - name: eu\n    location: {lat: 50, lon: 8}\n"
+                              "    default: true\n    backends: %s\n",
+                 weight_errors[i].backends);
+        expect_error(t.buf, t.len, weight_errors[i].fragment);
+        free(t.buf);
+    }
 }
 
 /* CFG_MAX_REGIONS regions load (the route table's size) and the default is found; one
@@ -2859,6 +2992,8 @@ main(void)
         cmocka_unit_test(test_alias_bomb),
         cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_text_cases),
+        cmocka_unit_test(test_backend_weights),
+        cmocka_unit_test(test_backend_weight_errors),
         cmocka_unit_test(test_tls_absolute_paths),
         cmocka_unit_test(test_tls_http2_limits),
         cmocka_unit_test(test_tls_prepare_contract),
