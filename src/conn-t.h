@@ -83,8 +83,8 @@ struct conn {
     struct event *wev; /* owns; made the first time a write cannot complete, which most
                           connections never see: 128 bytes kept off every idle one */
     SSL *ssl;               /* owns; NULL on plain connections */
-    struct snapshot *tls_snap; /* holds a use: the generation whose TLS context (and SNI
-                                  table) this connection's SSL was made from */
+    struct snapshot *tls_snap; /* holds a use while the TLS handshake runs: the generation
+                                  whose TLS context (and SNI table) the SSL was made from */
     struct h2_session *h2;  /* owns, for HTTP/2 connections */
     struct event rev;
     union {

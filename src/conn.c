@@ -257,7 +257,8 @@ conn_close(struct conn *c)
             (void)SSL_shutdown(c->ssl); /* a close_notify, if the socket takes it */
         SSL_free(c->ssl);
         c->ssl = NULL;
-        snapshot_release(c->tls_snap);
+        if (c->tls_snap != NULL) /* still handshaking */
+            snapshot_release(c->tls_snap);
         c->tls_snap = NULL;
     }
     close(c->fd);
@@ -300,13 +301,20 @@ conn_close_idle(struct worker *w)
 void
 conn_adopt_generation(struct worker *w)
 {
-    for (struct conn *c = w->conns; c; c = c->next) {
-        if (c->proto != CONN_PROTO_H2 || c->closing)
-            continue;
-        if (c->ls == NULL || c->ls->conns_must_go)
-            h2_conn_shutdown(c);
-        else
-            h2_conn_adopt(c);
+    struct conn *c = w->conns;
+    while (c) {
+        struct conn *next = c->next;
+        bool must_go = c->ls == NULL || c->ls->conns_must_go;
+        if (c->closing) {
+        } else if (c->tls_handshaking && must_go) {
+            conn_close(c); /* under TLS settings that are gone: the client will retry */
+        } else if (c->proto == CONN_PROTO_H2) {
+            if (must_go)
+                h2_conn_shutdown(c);
+            else
+                h2_conn_adopt(c);
+        }
+        c = next;
     }
 }
 
@@ -425,6 +433,12 @@ conn_tls_continue(struct conn *c)
         return;
     }
     c->tls_handshaking = false;
+    /* The generation was held for the handshake's callbacks (SNI, ALPN); the SSL keeps its
+     * own reference on the context it ended with, and renegotiation is off. Holding it for
+     * the connection's life would keep one generation (its GeoIP index, tens of MB) per
+     * reload a long HTTP/2 connection lives through. */
+    snapshot_release(c->tls_snap);
+    c->tls_snap = NULL;
     conn_disarm_write(c);
     atomic_fetch_add_explicit(SSL_session_reused(c->ssl) ? &c->w->stats.tls_resumed
                                                          : &c->w->stats.tls_full,

@@ -13,6 +13,7 @@ h2load (h2c and TLS) or wrk run must fail no request, and /status and /metrics m
 generation moved by the valid reloads and the refused ones counted."""
 import re
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -352,3 +353,27 @@ def test_a_reload_that_keeps_the_listener_sends_no_goaway(env, mode, change):
         c.send(ping_frame(b"settled?"))
         assert c.until(lambda c: ping_acked(c, b"settled?") or c.closed, 5), c.frames
         assert c.goaway() is None and not c.closed and not c.of_type(RST_STREAM), c.frames
+
+
+@pytest.mark.parametrize("change", ["listener-removed", "tls-settings"])
+def test_a_tls_handshake_in_flight_on_a_listener_that_must_go_is_closed(env, change):
+    """A connection still in its TLS handshake when a reload removes or changes its listener
+    would finish under settings that are gone, and never hear a GOAWAY: it is closed (the
+    client retries on the new settings). One on a listener that stays is left alone."""
+    o, m = env
+    new = {"listener-removed": m.config(https=False),
+           "tls-settings": m.config(protocols=["TLSv1.3"])}[change]
+    stays = socket.create_connection(("127.0.0.1", m.plain_port), timeout=5)
+    pending = socket.create_connection(("127.0.0.1", m.port), timeout=5)
+    try:
+        # The TCP connection is accepted and its handshake begun (nothing sent yet).
+        wait_for(lambda: sum(w["connections"] for w in m.status()["workers"]) >= 2,
+                 what="both connections accepted")
+        m.reload(new)
+        pending.settimeout(3 * SLOW)  # well inside client_header (the handshake's deadline)
+        assert pending.recv(1) == b"", "the pending handshake's connection is still open"
+        stays.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert stays.recv(12).startswith(b"HTTP/1.1 200"), "the plain connection was cut"
+    finally:
+        pending.close()
+        stays.close()
