@@ -24,7 +24,10 @@ access_log_open(const char *path)
     if (strcmp(path, "-") == 0) {
         fd = dup(STDOUT_FILENO);
     } else {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        /* Opened before root is given up, in a directory its user may write: a symlink
+         * planted there must not make root append to another file (nginx's
+         * CVE-2016-1247). The log itself may not be a symlink. */
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     }
     if (fd < 0)
         return -1;

@@ -10,6 +10,8 @@
 
 #include "geo_place.h"
 
+const struct client_ip_cfg client_ip_trust_nobody = {.nets = NULL, .nnets = 0};
+
 /* Longest textual IP literal we copy for inet_pton: INET6_ADDRSTRLEN - 1 is 45
  * ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"). */
 #define ADDR_TEXT_MAX 45

@@ -42,6 +42,10 @@ struct client_ip_cfg {
     bool use_cdn_location; /* believe CloudFront-Viewer-Country/-Latitude/-Longitude */
 };
 
+/* Trusts no proxy and no CDN header: for a connection whose listener a reload or a stop
+ * has removed (its own trusted_proxies are gone with it; the top level's may be wider). */
+extern const struct client_ip_cfg client_ip_trust_nobody;
+
 /* "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128). Host bits set under
  * the prefix ("10.0.0.1/8") are an error: the operator meant something else. Returns 0,
  * or -1 when `text` is not of that form. */

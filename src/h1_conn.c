@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "client_ip.h"
 #include "conn.h"
 #include "h2_conn.h"
 #include "hdr.h"
@@ -171,7 +172,7 @@ h1_begin_request(struct conn *c, const struct h1_request *req, int head_len)
         .tls = c->ssl ? SSL_get_version(c->ssl) : NULL,
         .client_ip = ip,
         .client_addr = &c->peer.sa,
-        .client_ip_cfg = c->ls ? c->ls->client_ip : NULL,
+        .client_ip_cfg = c->ls ? c->ls->client_ip : &client_ip_trust_nobody,
         .protocol = protocol_name(x),
     };
     x->state = req->body == H1_BODY_NONE ? H1_WAIT : H1_BODY;

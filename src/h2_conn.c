@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "client_ip.h"
 #include "conn.h"
 #include "hdr.h"
 #include "log.h"
@@ -649,7 +650,7 @@ h2_start_stream(struct h2_stream *hs)
         .proto = c->ssl ? "https" : "http",
         .client_ip = ip,
         .client_addr = &c->peer.sa,
-        .client_ip_cfg = c->ls ? c->ls->client_ip : NULL,
+        .client_ip_cfg = c->ls ? c->ls->client_ip : &client_ip_trust_nobody,
         .protocol = "HTTP/2",
         .tls = c->ssl ? SSL_get_version(c->ssl) : NULL,
     };

@@ -196,6 +196,21 @@ privileges_apply(const struct privileges_plan *plan, char *err, size_t errlen)
                  plan->user, strerror(errno));
         return -1;
     }
+    /* A user listed in group root would keep root's group through the back door. */
+    gid_t groups[256];
+    int ngroups = getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+    if (ngroups < 0) {
+        snprintf(err, errlen, "cannot list the supplementary groups of user %s: %s", plan->user,
+                 strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < ngroups; i++) {
+        if (groups[i] == 0) {
+            snprintf(err, errlen, "user %s is a member of group root (gid 0): refusing to keep it",
+                     plan->user);
+            return -1;
+        }
+    }
     if (setgid(plan->gid) < 0) {
         snprintf(err, errlen, "cannot switch to group %s (gid %u): %s", plan->group,
                  (unsigned)plan->gid, strerror(errno));

@@ -31,6 +31,17 @@ def run_meridian(*args, timeout=10):
                           timeout=timeout * SLOW)
 
 
+def start_refused(m):
+    """Start `m` expecting it to exit on its own (a refused start); its exit code."""
+    m.start(wait=False)
+    try:
+        return m.proc.wait(timeout=10 * SLOW)
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+            m.proc.wait()
+
+
 def good_config(extra=""):
     return yaml_config(free_port(), free_port(), [("eu-central", ["127.0.0.1:9001"])],
                        extra=extra)
@@ -131,14 +142,7 @@ def test_unknown_option_fails():
 
 def test_startup_with_a_bad_config_exits_1_with_file_and_line(tmp_path):
     m = Meridian(tmp_path, config_text=good_config("timeouts:\n  client_idle: ten\n"))
-    m.start(wait=False)
-    try:
-        rc = m.proc.wait(timeout=10 * SLOW)
-    finally:
-        if m.proc.poll() is None:
-            m.proc.kill()
-            m.proc.wait()
-    assert rc == 1
+    assert start_refused(m) == 1
     err = m.stderr()
     assert f"{m.config_path}:{EXTRA_LINE + 1}: " in err, err
     assert not port_accepts(m.port)
@@ -510,6 +514,22 @@ def test_sigusr1_reopens_the_access_log(origins, meridian, tmp_path):
     assert any(l.get("path") == "/before-rotation" for l in old)
     assert not any(l.get("path") == "/after-rotation" for l in old), old
     assert not any(l.get("path") == "/before-rotation" for l in _log_lines(log))
+
+
+def test_access_log_that_is_a_symlink_is_refused(origins, meridian, tmp_path):
+    """Opened before root is given up, in a directory the unprivileged user may write: a
+    planted symlink must not make root append to the file it points at (CVE-2016-1247)."""
+    o = origins("eu-a")
+    target = tmp_path / "not-a-log"
+    target.write_text("precious\n")
+    log = tmp_path / "access.log"
+    log.symlink_to(target)
+    config = yaml_config(free_port(), free_port(), [("eu-central", [o.address])],
+                         access_log=str(log))
+    m = Meridian(tmp_path, config_text=config)
+    assert start_refused(m) == 1
+    assert "access log" in m.stderr() and "symbolic links" in m.stderr(), m.stderr()[-2000:]
+    assert target.read_text() == "precious\n"
 
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (error|warn|info|debug) \S")
