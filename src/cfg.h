@@ -156,9 +156,10 @@ struct cfg_region {
     bool is_default;
     char *countries; /* owns: two-letter codes run together ("GBIE"), or NULL */
     enum cfg_balance balance;
-    /* Owns: round_robin over unequal weights (or some 0): one cycle of nginx's smooth
-     * weighted round-robin, as backend indexes (lb_schedule_build); each worker walks it
-     * with its own cursor. NULL: plain round-robin (equal weights, or least_outstanding). */
+    /* Owns: for unequal weights (or some 0), one cycle of nginx's smooth weighted
+     * round-robin, as backend indexes (lb_schedule_build); each worker walks it with its
+     * own cursor (round_robin), or breaks least_outstanding's ties by it. NULL: equal
+     * weights, plain round-robin. */
     uint32_t *schedule;
     size_t nschedule;
     size_t nserving;                      /* backends of weight > 0 and not draining */

@@ -519,9 +519,9 @@ cfg_load_routing_weights(struct loader *ld, struct cfg_region *r)
             r->nserving++;
         uniform = uniform && w != 0 && w == cfg_backend_weight(&r->backends[0]);
     }
-    /* Equal weights are today's round-robin, cursor and all: no cycle needed.
-     * least_outstanding weighs each backend as it goes. */
-    if (uniform || r->balance != CFG_BALANCE_ROUND_ROBIN || !ld_clean(ld))
+    /* Equal weights are today's round-robin, cursor and all: no cycle needed. Unequal
+     * ones get the cycle under least_outstanding too, which breaks its ties by it. */
+    if (uniform || !ld_clean(ld))
         return;
     weights = calloc(r->nbackends, sizeof(*weights));
     if (weights == NULL) {

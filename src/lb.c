@@ -118,16 +118,22 @@ lb_weighted_round_robin(uint32_t *cursor, const uint32_t *schedule, size_t len, 
     return best;
 }
 
-size_t
-lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
-                     lb_down_until_fn down_until, lb_load_fn load, lb_weight_fn weight,
-                     const void *ctx)
+/* Both least-outstanding pickers: the candidates are positions 0..len-1 from *cursor on,
+ * each the backend schedule[pos] (the weighted cycle), or pos itself when schedule is NULL.
+ * The first candidate in that order with the fewest requests in flight per unit of weight
+ * (l / w < best_load / best_weight, multiplied out) wins: on a tie the first from the
+ * cursor keeps it, so equal loads rotate as the cursor moves, and with a cycle they follow
+ * the weights (all idle is the usual tie at low rates). */
+static size_t
+least_outstanding(uint32_t *cursor, const uint32_t *schedule, size_t len, uint64_t now_ms,
+                  size_t exclude, lb_down_until_fn down_until, lb_load_fn load,
+                  lb_weight_fn weight, const void *ctx)
 {
-    size_t best = LB_NONE, soonest = LB_NONE;
+    size_t best = LB_NONE, best_at = 0, soonest = LB_NONE, soonest_at = 0;
     uint32_t best_load = 0, best_weight = 1;
     uint64_t soonest_until = 0;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (*cursor + k) % n;
+    for (size_t k = 0; k < len; k++) {
+        size_t at = (*cursor + k) % len, i = schedule != NULL ? schedule[at] : at;
         if (i == exclude)
             continue;
         uint32_t w = weight != NULL ? weight(ctx, i) : 1;
@@ -138,25 +144,44 @@ lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude
             /* Only matters when nobody is up: then, as lb_round_robin, the soonest back. */
             if (soonest == LB_NONE || until < soonest_until) {
                 soonest = i;
+                soonest_at = at;
                 soonest_until = until;
             }
             continue;
         }
-        /* Strictly fewer per unit of weight (l / w < best_load / best_weight, multiplied
-         * out): on a tie the first from the cursor keeps it, so equal loads rotate as the
-         * cursor moves. */
         uint32_t l = load(ctx, i);
         if (best == LB_NONE || (uint64_t)l * best_weight < (uint64_t)best_load * w) {
             best = i;
+            best_at = at;
             best_load = l;
             best_weight = w;
             if (l == 0)
                 break; /* nobody has fewer */
         }
     }
-    if (best == LB_NONE)
+    if (best == LB_NONE) {
         best = soonest;
+        best_at = soonest_at;
+    }
     if (best != LB_NONE)
-        *cursor = (uint32_t)((best + 1) % n);
+        *cursor = (uint32_t)((best_at + 1) % len);
     return best;
 }
+
+size_t
+lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t exclude,
+                     lb_down_until_fn down_until, lb_load_fn load, lb_weight_fn weight,
+                     const void *ctx)
+{
+    return least_outstanding(cursor, NULL, n, now_ms, exclude, down_until, load, weight, ctx);
+}
+
+size_t
+lb_least_outstanding_scheduled(uint32_t *cursor, const uint32_t *schedule, size_t len,
+                               uint64_t now_ms, size_t exclude, lb_down_until_fn down_until,
+                               lb_load_fn load, lb_weight_fn weight, const void *ctx)
+{
+    return least_outstanding(cursor, schedule, len, now_ms, exclude, down_until, load, weight,
+                             ctx);
+}
+

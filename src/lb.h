@@ -67,4 +67,12 @@ size_t lb_least_outstanding(uint32_t *cursor, size_t n, uint64_t now_ms, size_t 
                             lb_down_until_fn down_until, lb_load_fn load, lb_weight_fn weight,
                             const void *ctx);
 
+/* lb_least_outstanding() for unequal weights: the candidates are walked in the order of
+ * the weighted cycle `schedule` (len entries, from lb_schedule_build; *cursor is a position
+ * in it), so that ties - above all, every backend idle - are broken as weighted
+ * round-robin would, in proportion to the weights (nginx's least_conn does the same). */
+size_t lb_least_outstanding_scheduled(uint32_t *cursor, const uint32_t *schedule, size_t len,
+                                      uint64_t now_ms, size_t exclude, lb_down_until_fn down_until,
+                                      lb_load_fn load, lb_weight_fn weight, const void *ctx);
+
 #endif

@@ -396,7 +396,11 @@ stream_connect(struct stream *s, size_t exclude)
         const struct cfg_region *cr = &s->snap->cfg->regions[s->region];
         struct region_view view = {cr, r, clock_mono_ms()};
         size_t i;
-        if (cr->balance == CFG_BALANCE_LEAST_OUTSTANDING)
+        if (cr->balance == CFG_BALANCE_LEAST_OUTSTANDING && cr->schedule != NULL)
+            i = lb_least_outstanding_scheduled(&r->rr_cursor, cr->schedule, cr->nschedule, view.now,
+                                               exclude, pool_down_until, pool_load, pool_weight,
+                                               &view);
+        else if (cr->balance == CFG_BALANCE_LEAST_OUTSTANDING)
             i = lb_least_outstanding(&r->rr_cursor, r->npools, view.now, exclude, pool_down_until,
                                      pool_load, pool_weight, &view);
         else if (cr->schedule == NULL && cr->nserving == cr->nbackends)

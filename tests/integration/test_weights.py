@@ -81,6 +81,16 @@ def test_weights_3_to_1_exact_and_smooth(origins, meridian):
     assert backend_status(m, b.address)["weight"] == 1
 
 
+def test_least_outstanding_follows_the_weights_when_idle(origins, meridian):
+    """One request at a time: every backend has nothing in flight at each pick, and the
+    ties must go the weights' way (3:1), not a plain rotation (1:1)."""
+    a, b = origins("lo-a", "lo-b")
+    m = start(meridian, (dict(EU, balance="least_outstanding"),
+                         [{"address": a.address, "weight": 3}, b.address]))
+    got = names(m, 400)
+    assert got.count("lo-a") == 300 and got.count("lo-b") == 100, (got.count("lo-a"), got[:8])
+
+
 def test_weight_0_is_never_picked(origins, meridian):
     a, b, c = origins("z-a", "z-b", "z-c")
     m = start(meridian, (EU, [a.address, {"address": b.address, "weight": 0}, c.address]))

@@ -1163,7 +1163,8 @@ expect_error(const char *yaml, size_t len, const char *fragment)
 #define WEIGHTS_HEAD "listeners: [{name: http, address: \"127.0.0.1:8080\"}]\nregions:\n"
 
 /* The string form and the mapping form in one list; the smooth weighted round-robin cycle
- * laid out for round_robin, none for least_outstanding or equal weights; a region whose
+ * laid out for unequal weights (least_outstanding breaks its ties by it), none for equal
+ * weights; a region whose
  * every backend drains loads (it has nothing to send to, which routing sees). */
 static void
 test_backend_weights(void **state)
@@ -1225,7 +1226,10 @@ test_backend_weights(void **state)
 
     assert_int_equal(us->backends[0].weight, 3);
     assert_int_equal(us->backends[1].weight, CFG_DEFAULT_WEIGHT);
-    assert_null(us->schedule); /* least_outstanding weighs as it goes */
+    /* least_outstanding: the 3:1 cycle, for its ties (a a b a) */
+    assert_int_equal(us->nschedule, 4);
+    assert_non_null(us->schedule);
+    assert_int_equal(us->schedule[0] + us->schedule[1] + us->schedule[2] + us->schedule[3], 1);
     assert_int_equal(us->nserving, 2);
 
     assert_int_equal(ap->nserving, 0);

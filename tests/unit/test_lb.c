@@ -486,10 +486,74 @@ test_least_outstanding_weighted_evens_out(void **state)
     assert_int_equal(ctx.load[2], 0);
 }
 
+/* least_outstanding over unequal weights: ties (all idle) follow the weighted cycle. */
+struct sched_ctx {
+    uint32_t load[3];
+    uint32_t weight[3];
+    uint64_t down[3];
+};
+static uint64_t
+sched_down(const void *ctx, size_t i)
+{
+    return ((const struct sched_ctx *)ctx)->down[i];
+}
+static uint32_t
+sched_load(const void *ctx, size_t i)
+{
+    return ((const struct sched_ctx *)ctx)->load[i];
+}
+static uint32_t
+sched_weight(const void *ctx, size_t i)
+{
+    return ((const struct sched_ctx *)ctx)->weight[i];
+}
+
+static void
+test_least_outstanding_scheduled(void **state)
+{
+    (void)state;
+    struct sched_ctx ctx = {{0, 0, 0}, {3, 1, 0}, {0, 0, 0}};
+    uint32_t schedule[8];
+    size_t len = lb_schedule_len(ctx.weight, 3);
+    assert_int_equal(len, 4);
+    assert_int_equal(lb_schedule_build(ctx.weight, 3, schedule), 0);
+    /* Idle: the cycle's order, 3:1, backend 2 (weight 0) never. */
+    uint32_t cursor = 0, count[3] = {0};
+    for (int k = 0; k < 400; k++) {
+        size_t i = lb_least_outstanding_scheduled(&cursor, schedule, len, 100, LB_NONE, sched_down,
+                                                  sched_load, sched_weight, &ctx);
+        assert_true(i < 2);
+        count[i]++;
+    }
+    assert_int_equal(count[0], 300);
+    assert_int_equal(count[1], 100);
+    /* Loaded: fewest per unit of weight wins whatever the cycle says (4/3 > 1/1). */
+    ctx.load[0] = 4;
+    ctx.load[1] = 1;
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(lb_least_outstanding_scheduled(&cursor, schedule, len, 100, LB_NONE,
+                                                        sched_down, sched_load, sched_weight, &ctx),
+                         1);
+    ctx.load[0] = 2; /* 2/3 < 1/1 */
+    assert_int_equal(lb_least_outstanding_scheduled(&cursor, schedule, len, 100, LB_NONE,
+                                                    sched_down, sched_load, sched_weight, &ctx),
+                     0);
+    /* Excluded, down: the other; both down: the soonest back. */
+    assert_int_equal(lb_least_outstanding_scheduled(&cursor, schedule, len, 100, 0, sched_down,
+                                                    sched_load, sched_weight, &ctx),
+                     1);
+    ctx.down[0] = 500;
+    ctx.down[1] = 300;
+    assert_int_equal(lb_least_outstanding_scheduled(&cursor, schedule, len, 100, LB_NONE,
+                                                    sched_down, sched_load, sched_weight, &ctx),
+                     1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_least_outstanding_scheduled),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_least_outstanding),
         cmocka_unit_test(test_least_outstanding_evens_out),
