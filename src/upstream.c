@@ -168,6 +168,16 @@ pool_is_drained(const struct worker *w, const struct upstream_pool *pool)
 }
 
 void
+upstream_close_drained_idle(struct worker *w)
+{
+    if (w->snap == NULL || !w->snap->cfg->any_draining)
+        return;
+    for (struct upstream_pool *p = w->pools; p; p = p->next)
+        if (p->idle != NULL && pool_is_drained(w, p))
+            pool_close_idle(p); /* the pool itself stays: the generation still lists it */
+}
+
+void
 upstream_release(struct upstream_conn *uc, bool reusable)
 {
     struct upstream_pool *pool = uc->pool;

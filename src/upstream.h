@@ -25,6 +25,9 @@ void upstream_pool_unref(struct upstream_pool *pool);
 
 /* Close every idle connection of every pool of `w` (shutdown). */
 void upstream_close_all_idle(struct worker *w);
+/* After the worker adopts a generation: close the idle connections of backends it drains
+ * everywhere (weight 0 or drain: true), which no new request will take. */
+void upstream_close_drained_idle(struct worker *w);
 
 /* A connection for stream `s`: an idle one if there is one, else a new connect in
  * progress (uc->connecting). Returns 0 with *out set, or -errno. */

@@ -341,6 +341,7 @@ worker_adopt(struct worker *w, struct cfg *cfg)
     worker_adopt_budget(w, cfg); /* compares with the old generation: before it may go */
     if (old)
         snapshot_release(old);
+    upstream_close_drained_idle(w);
     health_worker_adopt(w, cfg);
     return 0;
 }

@@ -153,6 +153,22 @@ def test_drain_on_reload_finishes_in_flight_and_sends_nothing_new(origins, merid
     assert len(by_name[x.name].records()) == x_records + 5
 
 
+def test_drain_on_reload_closes_the_idle_connections_at_once(origins, meridian):
+    """Nothing in flight to the drained backend: its pooled keep-alive connections are
+    closed when the worker adopts the generation, not 30 s later at the idle timeout; the
+    other backend's stay pooled."""
+    a, b = origins("i-a", "i-b")
+    m = start(meridian, (EU, [a.address, b.address]))
+    assert sorted(names(m, 2)) == ["i-a", "i-b"]
+    wait_for(lambda: len(established_to(a.port)) == 1 and len(established_to(b.port)) == 1,
+             what="one pooled connection to each backend")
+    m.reload(config(m, (EU, [{"address": a.address, "drain": True}, b.address])))
+    wait_for(lambda: not established_to(a.port), timeout=3 * SLOW,
+             what="the drained backend's idle connection to close")
+    assert len(established_to(b.port)) == 1
+    assert names(m, 3) == ["i-b"] * 3
+
+
 # ---- (c) a region with every backend drained ------------------------------------------------
 
 
