@@ -2,16 +2,21 @@
 /* origin: a small, fast, single-threaded HTTP/1.1 origin server, the backend behind Meridian in
  * the demo ("regional backends" that answer their region's name), the black-box tests (which read
  * its record file to see exactly what reached a backend) and the benchmark (where it must cost
- * next to nothing). One file, libc only, epoll; it shares no code with Meridian on purpose, so
- * that a bug in Meridian's parser cannot hide itself in its own test backend.
+ * next to nothing). One file, libc and OpenSSL only, epoll; it shares no code with Meridian on
+ * purpose, so that a bug in Meridian's parser cannot hide itself in its own test backend.
  *
- *   origin -l ADDR:PORT [-l ADDR:PORT ...] [-n NAME] [-r RECORD_FILE] [-q]
+ *   origin [-l ADDR:PORT]... [-L ADDR:PORT]... [-c CERT_PEM -k KEY_PEM [-A CA_PEM]]
+ *          [-n NAME] [-r RECORD_FILE] [-q]
  *
  * ADDR is an IPv4 literal or a bracketed IPv6 literal; PORT 0 asks the kernel for a free port.
+ * -l listens for plain HTTP, -L for HTTP over TLS (1.2 or 1.3; ALPN http/1.1 or none; session
+ * tickets and session ids both resume) with the chain in CERT_PEM and the key in KEY_PEM; with
+ * -A every TLS client must present a certificate that CA_PEM verifies. Both kinds mix freely.
  * Once every listener is bound it prints one `ready NAME ADDR:PORT` line per listener (with the
- * real port) on stdout. SIGTERM and SIGINT exit 0.
+ * real port; `ready NAME ADDR:PORT tls` for a TLS one) on stdout. SIGTERM and SIGINT exit 0.
  *
- * What it answers (every response carries X-Origin, X-Conn-Id and X-Req-Seq):
+ * What it answers (every response carries X-Origin, X-Conn-Id and X-Req-Seq, and on TLS
+ * X-TLS-Resumed: 0 or 1; over TLS everything below behaves exactly as over plain TCP):
  *   /                    200, text/plain, body "NAME\n"
  *   /echo...             200, the request body echoed back, X-Body-Len
  *   /headers...          200, the raw request head exactly as received
@@ -29,17 +34,21 @@
  * descriptor:
  *   {"conn":N,"seq":K,"method":"GET","target":"/","version":"HTTP/1.1",
  *    "headers":[["Host","x"],...],"body_len":B}
- * plus "trailers":[[...]] when a chunked body had trailer fields. A malformed request gets a 400
- * (431 when its head is too large, 413 when an /echo body is too large), the connection is closed
- * and the line is {"bad":true,"conn":N,"seq":K,"reason":"..."}. Strings are JSON-escaped; bytes
- * outside printable ASCII are written as \u00XX, so a test that wants the raw bytes back encodes
- * the string as latin-1. A request whose connection closes before it is complete is not recorded.
+ * plus "trailers":[[...]] when a chunked body had trailer fields, and on TLS connections
+ *   "tls":{"version":"TLSv1.3","resumed":false,"sni":"name"|null,"alpn":"http/1.1"|null,
+ *          "client_cert":"CN=client"|null}
+ * (client_cert is the subject in RFC 2253 form, like nginx's $ssl_client_s_dn). A malformed
+ * request gets a 400 (431 when its head is too large, 413 when an /echo body is too large), the
+ * connection is closed and the line is {"bad":true,"conn":N,"seq":K,"reason":"..."}. Strings
+ * are JSON-escaped; bytes outside printable ASCII are written as \u00XX, so a test that wants
+ * the raw bytes back encodes the string as latin-1. A request whose connection closes before it
+ * is complete is not recorded.
  *
  * The parser is strict on purpose (CRLF line ends, no obs-fold, exactly one Host in HTTP/1.1,
  * no Content-Length together with Transfer-Encoding, only "chunked" as transfer coding): whatever
  * a proxy forwards that a strict server would refuse shows up as {"bad":true}.
  *
- * Connection lifecycle:
+ * Connection lifecycle (TLS connections start in HANDSHAKE, then go on to HEAD):
  *
  *   accept --> HEAD --head parsed--> BODY --body complete--> respond --+--> HEAD (keep-alive)
  *               ^                                                     |
@@ -56,6 +65,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -72,6 +82,10 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #define MAX_LISTENERS 16
 #define MAX_HEADERS 100
@@ -126,7 +140,7 @@ struct req {
     size_t ws_key_len;
 };
 
-enum conn_state { ST_HEAD = 0, ST_BODY, ST_WS, ST_LINGER };
+enum conn_state { ST_HEAD = 0, ST_BODY, ST_WS, ST_LINGER, ST_HANDSHAKE };
 enum chunk_state { CH_SIZE = 0, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER };
 enum gen_kind { GEN_NONE = 0, GEN_BYTES, GEN_CHUNKED, GEN_SLOW };
 enum timer_kind { TIMER_NONE = 0, TIMER_DELAY, TIMER_SLOW, TIMER_LINGER };
@@ -170,11 +184,24 @@ struct conn {
     struct conn *next_closed;
     struct conn *aprev; /* list of all live connections, to free them at exit */
     struct conn *anext;
+
+    /* TLS; all unused when ssl is NULL (a plain connection) */
+    SSL *ssl;         /* owns */
+    bool tls_failed;  /* fatal TLS error: no more SSL calls but SSL_free, no close_notify */
+    bool tls_resumed; /* the handshake resumed a session */
+    bool tls_read_wants_write; /* SSL_accept/SSL_read must wait for EPOLLOUT to go on */
+    bool tls_write_wants_read; /* SSL_write must wait for EPOLLIN to go on */
+    bool tls_read_again;       /* OpenSSL may hold bytes epoll cannot see: read without waiting */
+    bool tls_queued;           /* on the g_tls_again list */
+    struct conn *tls_qprev;
+    struct conn *tls_qnext;
+    struct buf tls_record; /* the "tls" record key, built for the first request recorded */
 };
 
 struct listener {
     int kind; /* OBJ_LISTENER */
     int fd;
+    bool tls;
     char text[80]; /* "ADDR:PORT" as printed */
 };
 
@@ -191,6 +218,8 @@ static struct buf g_rec;           /* record line being built */
 static char g_default_prefix[256]; /* default answer up to "X-Conn-Id: " */
 static size_t g_default_prefix_len;
 static char g_pattern[STREAM_SLICE + 26];
+static SSL_CTX *g_tls_ctx;       /* owns; NULL without TLS listeners */
+static struct conn *g_tls_again; /* TLS connections to read again before waiting for epoll */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -507,6 +536,52 @@ record_write(void)
 static const char *parse_field_line(const char *s, const char *end, struct hdr *h);
 
 static void
+json_str_or_null(struct buf *b, const char *s, size_t n)
+{
+    if (s == NULL)
+        buf_adds(b, "null");
+    else
+        json_str(b, s, n);
+}
+
+/* Appends the "tls" key of a TLS connection's record lines. It cannot change after the
+ * handshake, so it is built once, for the first request recorded: the subject costs a BIO. */
+static void
+record_tls(struct conn *c, struct buf *b)
+{
+    struct buf *t = &c->tls_record;
+    if (t->len == 0) {
+        SSL *ssl = c->ssl;
+        buf_adds(t, ",\"tls\":{\"version\":");
+        const char *version = SSL_get_version(ssl);
+        json_str(t, version, strlen(version));
+        buf_adds(t, c->tls_resumed ? ",\"resumed\":true" : ",\"resumed\":false");
+        buf_adds(t, ",\"sni\":");
+        const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        json_str_or_null(t, sni, sni ? strlen(sni) : 0);
+        buf_adds(t, ",\"alpn\":");
+        const unsigned char *alpn = NULL;
+        unsigned alpn_len = 0;
+        SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+        json_str_or_null(t, alpn_len ? (const char *)alpn : NULL, alpn_len);
+        buf_adds(t, ",\"client_cert\":");
+        X509 *peer = SSL_get0_peer_certificate(ssl);
+        BIO *mem = peer ? BIO_new(BIO_s_mem()) : NULL;
+        if (mem != NULL &&
+            X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) >= 0) {
+            char *subject;
+            long n = BIO_get_mem_data(mem, &subject);
+            json_str(t, subject, (size_t)n);
+        } else {
+            buf_adds(t, "null");
+        }
+        BIO_free(mem);
+        buf_addc(t, '}');
+    }
+    buf_add(b, t->data, t->len);
+}
+
+static void
 record_request(struct conn *c)
 {
     if (g_record_fd < 0)
@@ -538,6 +613,8 @@ record_request(struct conn *c)
         buf_adds(b, ",\"trailers\":");
         json_hdrs(b, t, nt);
     }
+    if (c->ssl != NULL)
+        record_tls(c, b);
     buf_addc(b, '}');
     record_write();
 }
@@ -719,6 +796,158 @@ timer_clear(struct conn *c)
     c->timer = TIMER_NONE;
 }
 
+/* ---- TLS glue: what OpenSSL changes in the loop ------------------------------------------ */
+
+static void
+tls_again_add(struct conn *c)
+{
+    if (c->tls_queued)
+        return;
+    c->tls_queued = true;
+    c->tls_qprev = NULL;
+    c->tls_qnext = g_tls_again;
+    if (g_tls_again)
+        g_tls_again->tls_qprev = c;
+    g_tls_again = c;
+}
+
+static void
+tls_again_remove(struct conn *c)
+{
+    if (!c->tls_queued)
+        return;
+    if (c->tls_qprev)
+        c->tls_qprev->tls_qnext = c->tls_qnext;
+    else
+        g_tls_again = c->tls_qnext;
+    if (c->tls_qnext)
+        c->tls_qnext->tls_qprev = c->tls_qprev;
+    c->tls_qprev = c->tls_qnext = NULL;
+    c->tls_queued = false;
+}
+
+/* Marks a fatal TLS error, after which OpenSSL allows no more I/O on the connection, not even
+ * close_notify. Failed handshakes (`what` set) are logged: a refused client certificate or a
+ * client without http/1.1 in its ALPN list is what a test wants to find there. */
+static void
+tls_fail(struct conn *c, int ssl_err, const char *what)
+{
+    c->tls_failed = true;
+    if (what != NULL && ssl_err == SSL_ERROR_SSL) {
+        char msg[256];
+        ERR_error_string_n(ERR_peek_error(), msg, sizeof(msg));
+        fprintf(stderr, "origin: conn %llu: TLS %s failed: %s\n", (unsigned long long)c->id, what,
+                msg);
+    }
+    ERR_clear_error(); /* a stale error would confuse the next SSL_get_error() */
+}
+
+/* Sends close_notify, once and without waiting: a peer that reads up to the end of the stream
+ * then knows the answer was not cut short. Whether it went out does not matter to us. */
+static void
+tls_close_notify(struct conn *c)
+{
+    if (c->ssl == NULL || c->tls_failed || c->state == ST_HANDSHAKE ||
+        (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
+        return;
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+}
+
+/* Reads like read(2): bytes > 0, 0 at the end of the stream, -1 with errno (EAGAIN: nothing
+ * now). On TLS one SSL_read() gives one record at most, so it goes on while OpenSSL holds more
+ * and there is room, and leaves tls_read_again set when it may still hold some. */
+static ssize_t
+conn_recv(struct conn *c, char *p, size_t n)
+{
+    if (c->ssl == NULL)
+        return read(c->fd, p, n);
+    if (c->tls_failed) {
+        errno = EIO;
+        return -1;
+    }
+    size_t got = 0;
+    int err;
+    c->tls_read_wants_write = false;
+    c->tls_read_again = false;
+    for (;;) {
+        int r = SSL_read(c->ssl, p + got, n - got > INT_MAX ? INT_MAX : (int)(n - got));
+        if (r > 0) {
+            got += (size_t)r;
+            if (!SSL_has_pending(c->ssl))
+                return (ssize_t)got;
+            if (got == n) {
+                c->tls_read_again = true;
+                return (ssize_t)got;
+            }
+            continue;
+        }
+        err = SSL_get_error(c->ssl, r);
+        break;
+    }
+    if (err == SSL_ERROR_WANT_WRITE)
+        c->tls_read_wants_write = true;
+    else if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_ZERO_RETURN)
+        tls_fail(c, err, NULL);
+    if (got > 0) {
+        /* hand over what we have; an end or an error is found again at the next read */
+        c->tls_read_again = err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE;
+        return (ssize_t)got;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return 0; /* close_notify, or a plain EOF: SSL_OP_IGNORE_UNEXPECTED_EOF */
+    errno = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? EAGAIN : EIO;
+    return -1;
+}
+
+/* Writes like writev(2): bytes taken (short only when the socket is full), or -1 with errno
+ * (EAGAIN: nothing now). SSL has no writev, so TLS writes the pieces in turn; with
+ * SSL_MODE_ENABLE_PARTIAL_WRITE each SSL_write() returns after a record or so, hence the loop.
+ *
+ * OpenSSL wants a write that returned WANT_* retried with the same bytes and at least the same
+ * length. conn_flush() keeps that: c->out only grows at its end until sent (it may move:
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), and a /bytes slice depends only on gen_pos and
+ * gen_left, which move by what was written, while nothing is queued in c->out behind it. */
+static ssize_t
+conn_send(struct conn *c, const struct iovec *iov, int niov)
+{
+    if (c->ssl == NULL)
+        return niov == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) : writev(c->fd, iov, niov);
+    if (c->tls_failed) {
+        errno = EIO;
+        return -1;
+    }
+    size_t done = 0;
+    c->tls_write_wants_read = false;
+    for (int i = 0; i < niov; i++) {
+        const char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            int w = SSL_write(c->ssl, p, left > INT_MAX ? INT_MAX : (int)left);
+            if (w > 0) {
+                p += w;
+                left -= (size_t)w;
+                done += (size_t)w;
+                continue;
+            }
+            int err = SSL_get_error(c->ssl, w);
+            if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+                c->tls_write_wants_read = err == SSL_ERROR_WANT_READ;
+                if (done > 0)
+                    return (ssize_t)done;
+                errno = EAGAIN;
+                return -1;
+            }
+            tls_fail(c, err, NULL);
+            errno = EPIPE;
+            return -1;
+        }
+    }
+    return (ssize_t)done;
+}
+
+/* ---- connections, continued ------------------------------------------------------------- */
+
 /* Closes the socket now and frees the connection at the end of the loop turn, since events of
  * this turn may still point at it. */
 static void
@@ -728,6 +957,8 @@ conn_close(struct conn *c)
         return;
     c->closing = true;
     timer_clear(c);
+    tls_again_remove(c);
+    tls_close_notify(c);
     close(c->fd); /* also drops it from the epoll set */
     c->next_closed = g_closed;
     g_closed = c;
@@ -747,6 +978,8 @@ conn_free(struct conn *c)
     buf_free(&c->head);
     buf_free(&c->body);
     buf_free(&c->trailer);
+    buf_free(&c->tls_record);
+    SSL_free(c->ssl);
     free(c);
 }
 
@@ -767,6 +1000,24 @@ conn_paused(const struct conn *c)
            buf_live(&c->out) > OUT_BACKLOG;
 }
 
+/* What a TLS connection polls for, given what it wants to do (`ev`): a read may need the
+ * socket writable first (a handshake flight, a KeyUpdate answer), a write may need it readable.
+ * And the bytes OpenSSL already took off the socket (read-ahead, the rest of a record) are
+ * invisible to epoll, so a connection that wants to read and may have some is queued to be
+ * read again before the loop sleeps (tls_again_run). */
+static uint32_t
+tls_events(struct conn *c, uint32_t ev)
+{
+    uint32_t tls = 0;
+    if (ev & EPOLLIN)
+        tls |= c->tls_read_wants_write ? EPOLLOUT : EPOLLIN;
+    if (ev & EPOLLOUT)
+        tls |= c->tls_write_wants_read ? EPOLLIN : EPOLLOUT;
+    if ((ev & EPOLLIN) && c->tls_read_again && !c->tls_read_wants_write && c->state != ST_HANDSHAKE)
+        tls_again_add(c);
+    return tls;
+}
+
 static void
 conn_update_events(struct conn *c)
 {
@@ -775,6 +1026,8 @@ conn_update_events(struct conn *c)
         ev |= EPOLLIN;
     if (buf_live(&c->out) > 0 || c->gen == GEN_BYTES || c->gen == GEN_CHUNKED)
         ev |= EPOLLOUT;
+    if (c->ssl != NULL && c->state != ST_LINGER) /* lingering reads raw bytes: see conn_linger */
+        ev = tls_events(c, ev);
     if (ev == c->events)
         return;
     struct epoll_event e = {.events = ev, .data.ptr = c};
@@ -860,6 +1113,8 @@ resp_start(struct conn *c, unsigned status, const char *ctype, int64_t clen, boo
     buf_adds(o, "\r\nX-Req-Seq: ");
     buf_addu(o, c->seq);
     buf_adds(o, "\r\n");
+    if (c->ssl != NULL)
+        buf_adds(o, c->tls_resumed ? "X-TLS-Resumed: 1\r\n" : "X-TLS-Resumed: 0\r\n");
     if (status == 101)
         return;
     if (!c->req.keep_alive)
@@ -886,11 +1141,13 @@ static void
 resp_default(struct conn *c)
 {
     struct buf *o = &c->out;
-    buf_reserve(o, g_default_prefix_len + g_name_len + 96);
+    buf_reserve(o, g_default_prefix_len + g_name_len + 128);
     buf_add(o, g_default_prefix, g_default_prefix_len);
     buf_addu(o, c->id);
     buf_add(o, "\r\nX-Req-Seq: ", 13);
     buf_addu(o, c->seq);
+    if (c->ssl != NULL)
+        buf_add(o, c->tls_resumed ? "\r\nX-TLS-Resumed: 1" : "\r\nX-TLS-Resumed: 0", 18);
     if (!c->req.keep_alive) {
         c->close_after = true;
         buf_add(o, "\r\nConnection: close\r\n\r\n", 23);
@@ -1308,8 +1565,7 @@ conn_flush(struct conn *c)
         }
         if (niov == 0)
             return 1;
-        ssize_t w =
-            niov == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) : writev(c->fd, iov, niov);
+        ssize_t w = conn_send(c, iov, niov);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -1342,6 +1598,7 @@ conn_linger(struct conn *c)
         conn_close(c);
         return;
     }
+    tls_close_notify(c); /* from here on only raw bytes are read, and thrown away */
     shutdown(c->fd, SHUT_WR);
     c->state = ST_LINGER;
     c->in.off = c->in.len = 0;
@@ -1394,6 +1651,29 @@ conn_run(struct conn *c)
     conn_update_events(c);
 }
 
+/* Drives the handshake one step. Returns 1 once it is done (the connection is then in
+ * ST_HEAD), 0 while it waits for the socket (events updated), -1 when it failed (closed). */
+static int
+tls_handshake(struct conn *c)
+{
+    c->tls_read_wants_write = false;
+    int r = SSL_accept(c->ssl);
+    if (r == 1) {
+        c->state = ST_HEAD;
+        c->tls_resumed = SSL_session_reused(c->ssl) == 1;
+        return 1;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        c->tls_read_wants_write = err == SSL_ERROR_WANT_WRITE;
+        conn_update_events(c);
+        return 0;
+    }
+    tls_fail(c, err, "handshake");
+    conn_close(c);
+    return -1;
+}
+
 static void
 conn_on_read(struct conn *c)
 {
@@ -1404,9 +1684,13 @@ conn_on_read(struct conn *c)
             conn_close(c);
         return;
     }
+    /* once done, read at once: the first request often comes with the client's Finished */
+    if (c->state == ST_HANDSHAKE && tls_handshake(c) <= 0)
+        return;
+    bool write_waited = c->tls_write_wants_read;
     struct buf *in = &c->in;
     buf_reserve(in, IN_CHUNK);
-    ssize_t n = read(c->fd, in->data + in->len, in->cap - in->len);
+    ssize_t n = conn_recv(c, in->data + in->len, in->cap - in->len);
     if (n > 0) {
         in->len += (size_t)n;
     } else if (n == 0) {
@@ -1414,12 +1698,44 @@ conn_on_read(struct conn *c)
         if (c->state == ST_WS)
             c->close_after = true;
     } else if (errno == EAGAIN || errno == EINTR) {
+        /* on TLS what we wait for may have changed, and a write may have waited for this */
+        if (write_waited)
+            conn_run(c);
+        else if (c->ssl != NULL)
+            conn_update_events(c);
         return;
     } else {
         conn_close(c);
         return;
     }
     conn_run(c);
+}
+
+static void
+conn_on_writable(struct conn *c)
+{
+    if (c->tls_read_wants_write)
+        conn_on_read(c); /* a handshake step or a read that waited to write; it runs the rest */
+    else
+        conn_run(c);
+}
+
+/* Reads the TLS connections queued by tls_events(), once each: those that ask again go on the
+ * next turn's list, so that a fast sender cannot keep the loop from epoll. */
+static void
+tls_again_run(void)
+{
+    struct conn *list = g_tls_again;
+    g_tls_again = NULL;
+    for (struct conn *c = list; c; c = c->tls_qnext)
+        c->tls_queued = false; /* off every list: closing one must not touch this one */
+    while (list != NULL) {
+        struct conn *c = list;
+        list = c->tls_qnext; /* before conn_on_read(), which may queue c again */
+        c->tls_qprev = c->tls_qnext = NULL;
+        if (!c->closing && c->state != ST_LINGER && (c->events & EPOLLIN))
+            conn_on_read(c);
+    }
 }
 
 static void
@@ -1494,6 +1810,18 @@ listener_accept(struct listener *l)
         if (c == NULL) {
             close(fd);
             return;
+        }
+        if (l->tls) {
+            c->ssl = SSL_new(g_tls_ctx);
+            if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+                SSL_free(c->ssl);
+                ERR_clear_error();
+                free(c);
+                close(fd);
+                return;
+            }
+            SSL_set_accept_state(c->ssl);
+            c->state = ST_HANDSHAKE;
         }
         c->kind = OBJ_CONN;
         c->fd = fd;
@@ -1577,11 +1905,87 @@ bad_addr:
 }
 
 static void
+tls_die(const char *what)
+{
+    char msg[256];
+    ERR_error_string_n(ERR_peek_error(), msg, sizeof(msg));
+    fprintf(stderr, "origin: %s: %s\n", what, msg);
+    exit(1);
+}
+
+/* Accepts http/1.1 when the client offers it; a client that offers ALPN without it gets a
+ * no_application_protocol alert rather than a protocol it did not ask for. */
+static int
+tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *out_len,
+                const unsigned char *in, unsigned in_len, void *arg)
+{
+    for (unsigned i = 0; i < in_len; i += 1u + in[i]) {
+        if (in[i] == 8 && i + 9 <= in_len && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *out_len = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* Accepts every server name. That there is a callback at all is what makes OpenSSL keep the
+ * name in the session, without which SSL_get_servername() is NULL when TLS 1.2 resumes. */
+static int
+tls_servername_accept(SSL *ssl, int *alert, void *arg)
+{
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* The one context every TLS listener shares. Resumption works both ways a client may ask:
+ * stateless tickets (OpenSSL's default) and TLS 1.2 session ids (the server-side cache). The
+ * session id context names what a session was verified for: without one, OpenSSL fails every
+ * handshake (internal_error) once -A verifies client certificates. */
+static SSL_CTX *
+tls_ctx_new(const char *cert, const char *key, const char *ca)
+{
+    static const unsigned char sid_ctx[] = "meridian-test-origin";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        tls_die("SSL_CTX_new");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* a client that just closes is an end of stream, as on plain TCP */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1); /* fewer read()s; see tls_events for the price */
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
+        tls_die("SSL_CTX_set_session_id_context");
+    SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_accept);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        tls_die(cert);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+        tls_die(key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        tls_die("the key does not match the certificate");
+    if (ca != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+            tls_die(ca);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+        if (names == NULL)
+            tls_die(ca);
+        SSL_CTX_set_client_CA_list(ctx, names); /* tells clients which certificate to send */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    return ctx;
+}
+
+static void
 usage(int status)
 {
     fprintf(status ? stderr : stdout,
-            "usage: origin -l ADDR:PORT [-l ADDR:PORT ...] [-n NAME] [-r RECORD_FILE] [-q]\n"
+            "usage: origin [-l ADDR:PORT]... [-L ADDR:PORT]... (at least one)\n"
+            "              [-c CERT_PEM -k KEY_PEM [-A CA_PEM]] [-n NAME] [-r RECORD_FILE] [-q]\n"
             "  -l  listen address: IPv4 literal or [IPv6 literal], port (0 = any free one)\n"
+            "  -L  TLS listen address, same syntax; needs -c and -k\n"
+            "  -c  certificate chain (PEM) for the TLS listeners\n"
+            "  -k  private key (PEM) for the TLS listeners\n"
+            "  -A  CA certificates (PEM): TLS clients must present a certificate they verify\n"
             "  -n  name answered in the body and in X-Origin (default: origin)\n"
             "  -r  append one JSON line per request received to this file\n"
             "  -q  quiet: no record file (benchmark mode)\n");
@@ -1592,17 +1996,30 @@ int
 main(int argc, char **argv)
 {
     const char *specs[MAX_LISTENERS];
-    int nspecs = 0;
-    const char *record = NULL;
+    bool spec_tls[MAX_LISTENERS];
+    int nspecs = 0, ntls = 0;
+    const char *record = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "l:n:r:qh")) != -1) {
+    while ((opt = getopt(argc, argv, "l:L:c:k:A:n:r:qh")) != -1) {
         switch (opt) {
         case 'l':
+        case 'L':
             if (nspecs == MAX_LISTENERS) {
                 fprintf(stderr, "origin: at most %d listeners\n", MAX_LISTENERS);
                 return 2;
             }
+            spec_tls[nspecs] = opt == 'L';
+            ntls += opt == 'L';
             specs[nspecs++] = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'A':
+            ca = optarg;
             break;
         case 'n':
             g_name = optarg;
@@ -1622,6 +2039,16 @@ main(int argc, char **argv)
     }
     if (nspecs == 0 || optind != argc)
         usage(2);
+    if (ntls > 0 && (cert == NULL || key == NULL)) {
+        fprintf(stderr, "origin: -L needs -c CERT_PEM and -k KEY_PEM\n");
+        return 2;
+    }
+    if (ntls == 0 && (cert != NULL || key != NULL || ca != NULL)) {
+        fprintf(stderr, "origin: -c, -k and -A only go with -L\n");
+        return 2;
+    }
+    if (ntls > 0)
+        g_tls_ctx = tls_ctx_new(cert, key, ca);
     g_name_len = strlen(g_name);
     if (g_name_len == 0 || g_name_len > 100 || strpbrk(g_name, "\r\n") != NULL) {
         fprintf(stderr, "origin: the name must be 1 to 100 characters on one line\n");
@@ -1669,17 +2096,18 @@ main(int argc, char **argv)
     static struct listener listeners[MAX_LISTENERS];
     for (int i = 0; i < nspecs; i++) {
         listener_open(&listeners[i], specs[i]);
+        listeners[i].tls = spec_tls[i];
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = &listeners[i]};
         if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, listeners[i].fd, &e) < 0)
             die("epoll_ctl");
     }
     for (int i = 0; i < nspecs; i++)
-        printf("ready %s %s\n", g_name, listeners[i].text);
+        printf("ready %s %s%s\n", g_name, listeners[i].text, listeners[i].tls ? " tls" : "");
     fflush(stdout);
 
     struct epoll_event events[256];
     for (;;) {
-        int ne = epoll_wait(g_epfd, events, 256, timers_timeout());
+        int ne = epoll_wait(g_epfd, events, 256, g_tls_again ? 0 : timers_timeout());
         if (ne < 0) {
             if (errno == EINTR)
                 continue;
@@ -1705,9 +2133,10 @@ main(int argc, char **argv)
                 continue;
             }
             if ((ev & EPOLLOUT) && !c->closing && c->state != ST_LINGER)
-                conn_run(c);
+                conn_on_writable(c);
         }
         timers_run();
+        tls_again_run();
         conn_reap();
     }
 out:
@@ -1718,5 +2147,6 @@ out:
         conn_free(g_conns);
     }
     buf_free(&g_rec);
+    SSL_CTX_free(g_tls_ctx);
     return 0;
 }
