@@ -17,6 +17,7 @@
 #include "geo.h"
 #include "health.h"
 #include "tls.h"
+#include "tls_upstream.h"
 
 #define MS_PER_DAY (24u * 60 * 60 * 1000)
 
@@ -102,6 +103,39 @@ cfg_health_check_defaults(struct cfg_health_check *hc)
 }
 
 void
+cfg_backend_tls_defaults(struct cfg_backend_tls *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->verify = true;
+    t->alpn_http11 = true;
+    t->min_protocol = CFG_TLS_V12;
+}
+
+static bool
+same_path(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool
+cfg_backend_tls_same_files(const struct cfg_backend_tls *a, const struct cfg_backend_tls *b)
+{
+    return same_path(a->ca_file, b->ca_file) && same_path(a->client_cert, b->client_cert) &&
+           same_path(a->client_key, b->client_key);
+}
+
+void
+cfg_backend_tls_deinit(struct cfg_backend_tls *t)
+{
+    free(t->ca_file);
+    free(t->sni);
+    free(t->client_cert);
+    free(t->client_key);
+    tls_upstream_unref(t->runtime);
+    memset(t, 0, sizeof(*t));
+}
+
+void
 cfg_health_check_deinit(struct cfg_health_check *hc)
 {
     free(hc->path);
@@ -145,8 +179,14 @@ cfg_free(struct cfg *cfg)
 
     for (size_t i = 0; i < cfg->nregions; i++) {
         struct cfg_region *r = &cfg->regions[i];
-        for (size_t b = 0; b < r->nbackends; b++)
+        for (size_t b = 0; b < r->nbackends; b++) {
             health_target_unref(r->backends[b].health);
+            if (r->backends[b].tls_own != NULL) {
+                cfg_backend_tls_deinit(r->backends[b].tls_own);
+                free(r->backends[b].tls_own);
+            }
+        }
+        cfg_backend_tls_deinit(&r->tls);
         free(r->name);
         free(r->backends);
         free(r->schedule);
@@ -356,7 +396,7 @@ cfg_addr_is_loopback(const struct cfg_addr *addr)
 void
 cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg)
 {
-    char key[128];
+    char key[160];
 
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_tls *t = cfg->listeners[i].tls;
@@ -371,6 +411,33 @@ cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg)
         if (t->tickets && t->ticket_key_file != NULL) {
             snprintf(key, sizeof(key), "listeners[%zu].tls.session_tickets.key_file", i);
             cb(arg, key, t->ticket_key_file, cfg->listeners[i].line);
+        }
+    }
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct cfg_region *r = &cfg->regions[i];
+        for (size_t b = 0; b <= r->nbackends; b++) {
+            /* b == nbackends: the region's own section */
+            const struct cfg_backend_tls *t = b < r->nbackends ? r->backends[b].tls_own : &r->tls;
+            char at[96];
+            if (t == NULL || !t->enabled)
+                continue;
+            /* Files a backend inherits are named once, as the region's. */
+            if (b < r->nbackends && r->tls.enabled && cfg_backend_tls_same_files(t, &r->tls))
+                continue;
+            if (b < r->nbackends)
+                snprintf(at, sizeof(at), "regions[%zu].backends[%zu].tls", i, b);
+            else
+                snprintf(at, sizeof(at), "regions[%zu].tls", i);
+            if (t->ca_file != NULL) {
+                snprintf(key, sizeof(key), "%s.ca_file", at);
+                cb(arg, key, t->ca_file, t->line);
+            }
+            if (t->client_cert != NULL) {
+                snprintf(key, sizeof(key), "%s.client_cert", at);
+                cb(arg, key, t->client_cert, t->line);
+                snprintf(key, sizeof(key), "%s.client_key", at);
+                cb(arg, key, t->client_key, t->line);
+            }
         }
     }
     if (cfg->geoip_path != NULL)

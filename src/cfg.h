@@ -53,6 +53,7 @@ enum cfg_tls_protocol {
 #define CFG_DEFAULT_TICKET_ROTATE_MS (3600u * 1000)
 
 struct tls_listener; /* tls.c's runtime: SSL_CTXs and the SNI table */
+struct tls_upstream; /* tls_upstream.c's runtime: a client SSL_CTX and its settings */
 
 struct cfg_tls {
     struct cfg_tls_cert *certs; /* owns; at least one */
@@ -134,10 +135,31 @@ struct cfg_health_check {
 #define CFG_WEIGHT_MAX 256
 #define CFG_DEFAULT_WEIGHT 1
 
+/* TLS to backends: a region's `tls` section, or a backend's own keys over its region's.
+ * Verification is on unless the file turns it off; the name checked against the
+ * certificate is `sni` when set, else the backend's address (an IP SAN). */
+struct cfg_backend_tls {
+    bool enabled;
+    bool verify;           /* default true */
+    char *ca_file;         /* owns; NULL: the system's trusted CAs */
+    char *sni;             /* owns; NULL: no SNI (an IP literal may not be sent as one) */
+    bool alpn_http11;      /* offer http/1.1 by ALPN (default); false: no ALPN at all */
+    char *client_cert;     /* owns; with client_key, or both NULL */
+    char *client_key;      /* owns */
+    unsigned min_protocol; /* CFG_TLS_V12 (default) or CFG_TLS_V13 */
+    int line;              /* where the section is, for messages about its files */
+    /* Holds a ref: the SSL_CTX and what a connection needs, built by tls_upstream_prepare()
+     * after the walk; NULL when !enabled. Pools and health checks take their own refs. */
+    struct tls_upstream *runtime;
+};
+
 struct cfg_backend {
     struct cfg_addr addr;
     uint32_t weight; /* 0..CFG_WEIGHT_MAX as configured */
     bool drain;      /* drain: true */
+    /* Owns: the backend's own `tls` keys over its region's; NULL: the region's. Use
+     * cfg_backend_tls_of(). */
+    struct cfg_backend_tls *tls_own;
     /* Holds a ref: the backend's shared health, found or made by address when the
      * generation is applied (health.c); NULL before that and when no check applies. */
     struct health_target *health;
@@ -165,6 +187,7 @@ struct cfg_region {
     size_t nserving;                      /* backends of weight > 0 and not draining */
     struct cfg_health_check health_check; /* the top level's, with the region's keys over
                                              it; owns its strings */
+    struct cfg_backend_tls tls;           /* TLS to the region's backends (owns its strings) */
     /* Owns: counters, one block per worker (each on its own cache line, written by its
      * worker only), made by server.c when the generation is applied and carried over by
      * region name; the admin side sums them under its reference on the generation. */
@@ -364,6 +387,21 @@ cfg_backend_weight(const struct cfg_backend *b)
 {
     return b->drain ? 0 : b->weight;
 }
+
+/* The TLS settings that apply to backend `b` of region `r` (enabled or not). */
+static inline const struct cfg_backend_tls *
+cfg_backend_tls_of(const struct cfg_region *r, const struct cfg_backend *b)
+{
+    return b->tls_own ? b->tls_own : &r->tls;
+}
+
+/* Whether two sections name the same files (CA, client certificate and key). */
+bool cfg_backend_tls_same_files(const struct cfg_backend_tls *a, const struct cfg_backend_tls *b);
+
+/* Defaults of a `tls` section for backends (not enabled), and freeing one's strings and
+ * runtime. */
+void cfg_backend_tls_defaults(struct cfg_backend_tls *t);
+void cfg_backend_tls_deinit(struct cfg_backend_tls *t);
 
 /* Index of the region named `name`, or -1. */
 int cfg_region_index(const struct cfg *cfg, const char *name);

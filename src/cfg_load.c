@@ -28,6 +28,7 @@
 #include "cfg_loader.h"
 #include "privileges.h"
 #include "tls.h"
+#include "tls_upstream.h"
 
 /* A configuration file is a page or two; anything this big is the wrong file. */
 #define LOAD_MAX_FILE_BYTES (16u * 1024 * 1024)
@@ -1438,13 +1439,14 @@ load_location(struct loader *ld, const yaml_node_t *node, const char *path, stru
 }
 
 /* One entry of a region's backends: an address string, or a mapping { address, weight,
- * drain }. Returns the node whose line names the address for the uniqueness check, or
+ * drain, tls }. Returns the node whose line names the address for the uniqueness check, or
  * NULL when the address was refused. */
 static const yaml_node_t *
-load_backend(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_backend *b)
+load_backend(struct loader *ld, const yaml_node_t *node, const char *path,
+             const struct cfg_region *r, struct cfg_backend *b)
 {
-    static const char *const keys[] = {"address", "weight", "drain"};
-    struct field f[3];
+    static const char *const keys[] = {"address", "weight", "drain", "tls"};
+    struct field f[4];
     char sub[PATH_BUF], buf[QUOTE_BUF];
     uint64_t weight;
 
@@ -1454,11 +1456,11 @@ load_backend(struct loader *ld, const yaml_node_t *node, const char *path, struc
     if (node->type != YAML_MAPPING_NODE) {
         ld_report(ld, ld_node_line(node),
                   "%s: expected a backend address like \"127.0.0.1:9001\" or a mapping "
-                  "{ address, weight, drain }, got %s",
+                  "{ address, weight, drain, tls }, got %s",
                   path, ld_describe(node, buf));
         return NULL;
     }
-    if (!ld_map_collect(ld, node, path, keys, 3, f))
+    if (!ld_map_collect(ld, node, path, keys, 4, f))
         return NULL;
     ld_require(ld, node, path, "address", &f[0]);
     if (f[1].value != NULL) {
@@ -1469,6 +1471,10 @@ load_backend(struct loader *ld, const yaml_node_t *node, const char *path, struc
     if (f[2].value != NULL) {
         ld_subpath(sub, path, "drain");
         ld_bool(ld, f[2].value, sub, &b->drain);
+    }
+    if (f[3].value != NULL && !ld->aborted) {
+        ld_subpath(sub, path, "tls");
+        cfg_load_backend_tls_backend(ld, f[3].value, sub, &r->tls, b);
     }
     if (f[0].value == NULL)
         return NULL;
@@ -1505,7 +1511,7 @@ load_backends(struct loader *ld, const yaml_node_t *node, const char *path, stru
         if (item == NULL)
             goto free_uniq;
         ld_subpath_index(sub, path, i);
-        if ((at = load_backend(ld, item, sub, &r->backends[i])) != NULL)
+        if ((at = load_backend(ld, item, sub, r, &r->backends[i])) != NULL)
             addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, ld_node_line(at), i};
     }
     ld_check_unique(ld, addrs, naddrs, path, NULL, "backend");
@@ -1518,17 +1524,20 @@ static void
 load_region(struct loader *ld, const yaml_node_t *node, size_t index, struct cfg_region *r,
             struct defaults *d)
 {
-    static const char *const keys[] = {"name",      "location", "backends",    "default",
-                                       "countries", "balance",  "health_check"};
-    struct field f[7];
+    static const char *const keys[] = {"name",      "location", "backends",     "default",
+                                       "countries", "balance",  "health_check", "tls"};
+    struct field f[8];
     char path[PATH_BUF], sub[PATH_BUF];
     bool is_default;
 
     ld_subpath_index(path, "regions", index);
-    if (!ld_map_collect(ld, node, path, keys, 7, f))
+    if (!ld_map_collect(ld, node, path, keys, 8, f))
         return;
     for (size_t k = 0; k < 3; k++)
         ld_require(ld, node, path, keys[k], &f[k]);
+    /* Before the backends: a backend's own tls keys go over the region's. */
+    ld_subpath(sub, path, "tls");
+    cfg_load_backend_tls_region(ld, f[7].value, sub, &r->tls);
 
     if (f[0].value != NULL) {
         ld_subpath(sub, path, "name");
@@ -1799,7 +1808,8 @@ check_readable(void *arg, const char *key, const char *path, int line)
 }
 
 /* Hands a generation that passed every check here to tls.c, which reads the certificate
- * and key files and builds each TLS listener's runtime. Its messages are "file:line: ...\n"
+ * and key files and builds each TLS listener's runtime, and to tls_upstream.c, which does
+ * the same for the TLS sections of regions and backends. Its messages are "file:line: ...\n"
  * lines like ours and join them. Whatever runtimes it built before failing stay with the
  * generation, which cfg_unref frees. Returns 0 or -1. */
 static int
@@ -1807,7 +1817,10 @@ prepare_tls(struct loader *ld)
 {
     char *tls_errors = NULL;
 
-    if (tls_prepare(ld->cfg, &tls_errors) == 0) {
+    int rc = tls_prepare(ld->cfg, &tls_errors);
+    if (tls_upstream_prepare(ld->cfg, &tls_errors) < 0)
+        rc = -1;
+    if (rc == 0) {
         free(tls_errors); /* nothing is expected on success; ignore a stray text */
         return 0;
     }

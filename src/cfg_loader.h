@@ -211,6 +211,13 @@ void cfg_load_health_section(struct loader *ld, const yaml_node_t *node);
 void cfg_load_health_region(struct loader *ld, const yaml_node_t *node, const char *path,
                             struct cfg_health_check *hc);
 
+/* cfg_load_backend_tls.c: TLS to backends. A region's `tls` (NULL: absent, clear text)
+ * into `t`, defaults first; then a backend's `tls` over its region's into b->tls_own. */
+void cfg_load_backend_tls_region(struct loader *ld, const yaml_node_t *node, const char *path,
+                                 struct cfg_backend_tls *t);
+void cfg_load_backend_tls_backend(struct loader *ld, const yaml_node_t *node, const char *path,
+                                  const struct cfg_backend_tls *region, struct cfg_backend *b);
+
 /* cfg_load_ratelimit.c: the rate_limit section (phases, budgets, Redis). A phase's region
  * shares name regions, so it is loaded after the regions section. */
 void cfg_load_ratelimit_section(struct loader *ld, const yaml_node_t *node);

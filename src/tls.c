@@ -40,11 +40,8 @@ struct tls_listener {
 
 /* ---- errors ---- */
 
-static void
-add_error(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-add_error(char **errors, const char *fmt, ...)
+void
+tls_add_error(char **errors, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -65,9 +62,8 @@ add_error(char **errors, const char *fmt, ...)
     *errors = grown;
 }
 
-/* The first OpenSSL error on this thread's queue, as text; clears the queue. */
-static const char *
-ssl_error_text(char *buf, size_t size)
+const char *
+tls_error_text(char *buf, size_t size)
 {
     unsigned long e = ERR_get_error();
     if (!e) {
@@ -243,7 +239,7 @@ ctx_new(const struct cfg_tls *t, struct tls_listener *tl, const char *where, cha
     char err[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        add_error(errors, "%s: %s", where, ssl_error_text(err, sizeof(err)));
+        tls_add_error(errors, "%s: %s", where, tls_error_text(err, sizeof(err)));
         return NULL;
     }
     int min = (t->protocols & CFG_TLS_V12) ? TLS1_2_VERSION : TLS1_3_VERSION;
@@ -258,18 +254,18 @@ ctx_new(const struct cfg_tls *t, struct tls_listener *tl, const char *where, cha
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (t->ciphers && SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
-        add_error(errors, "%s: ciphers \"%s\": %s", where, t->ciphers,
-                  ssl_error_text(err, sizeof(err)));
+        tls_add_error(errors, "%s: ciphers \"%s\": %s", where, t->ciphers,
+                      tls_error_text(err, sizeof(err)));
         goto fail;
     }
     if (t->ciphersuites && SSL_CTX_set_ciphersuites(ctx, t->ciphersuites) != 1) {
-        add_error(errors, "%s: ciphersuites \"%s\": %s", where, t->ciphersuites,
-                  ssl_error_text(err, sizeof(err)));
+        tls_add_error(errors, "%s: ciphersuites \"%s\": %s", where, t->ciphersuites,
+                      tls_error_text(err, sizeof(err)));
         goto fail;
     }
     if (t->groups && SSL_CTX_set1_groups_list(ctx, t->groups) != 1) {
-        add_error(errors, "%s: groups \"%s\": %s", where, t->groups,
-                  ssl_error_text(err, sizeof(err)));
+        tls_add_error(errors, "%s: groups \"%s\": %s", where, t->groups,
+                      tls_error_text(err, sizeof(err)));
         goto fail;
     }
     if (t->session_cache > 0) {
@@ -304,11 +300,11 @@ regular_file(const char *path, const char *what, const char *where, char **error
 {
     struct stat st;
     if (stat(path, &st) < 0) {
-        add_error(errors, "%s: %s %s: %s", where, what, path, strerror(errno));
+        tls_add_error(errors, "%s: %s %s: %s", where, what, path, strerror(errno));
         return false;
     }
     if (!S_ISREG(st.st_mode)) {
-        add_error(errors, "%s: %s %s: not a regular file", where, what, path);
+        tls_add_error(errors, "%s: %s %s: not a regular file", where, what, path);
         return false;
     }
     return true;
@@ -321,8 +317,8 @@ load_cert(SSL_CTX *ctx, const struct cfg_tls_cert *c, const char *where, char **
     if (!regular_file(c->key_path, "key", where, errors))
         return -1;
     if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1) {
-        add_error(errors, "%s: certificate %s: %s", where, c->cert_path,
-                  ssl_error_text(err, sizeof(err)));
+        tls_add_error(errors, "%s: certificate %s: %s", where, c->cert_path,
+                      tls_error_text(err, sizeof(err)));
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c->key_path, SSL_FILETYPE_PEM) != 1) {
@@ -330,18 +326,18 @@ load_cert(SSL_CTX *ctx, const struct cfg_tls_cert *c, const char *where, char **
         if (ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
                                                ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH)) {
             ERR_clear_error();
-            add_error(errors, "%s: key %s does not match certificate %s", where, c->key_path,
-                      c->cert_path);
+            tls_add_error(errors, "%s: key %s does not match certificate %s", where, c->key_path,
+                          c->cert_path);
         } else {
-            add_error(errors, "%s: key %s: %s", where, c->key_path,
-                      ssl_error_text(err, sizeof(err)));
+            tls_add_error(errors, "%s: key %s: %s", where, c->key_path,
+                          tls_error_text(err, sizeof(err)));
         }
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
-        add_error(errors, "%s: key %s does not match certificate %s", where, c->key_path,
-                  c->cert_path);
+        tls_add_error(errors, "%s: key %s does not match certificate %s", where, c->key_path,
+                      c->cert_path);
         return -1;
     }
     return 0;
@@ -354,15 +350,15 @@ read_leaf(const char *path, const char *where, char **errors)
         return NULL;
     FILE *f = fopen(path, "r");
     if (!f) {
-        add_error(errors, "%s: certificate %s: %s", where, path, strerror(errno));
+        tls_add_error(errors, "%s: certificate %s: %s", where, path, strerror(errno));
         return NULL;
     }
     X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     if (!x) {
         char err[256];
-        add_error(errors, "%s: certificate %s: not a PEM certificate (%s)", where, path,
-                  ssl_error_text(err, sizeof(err)));
+        tls_add_error(errors, "%s: certificate %s: not a PEM certificate (%s)", where, path,
+                      tls_error_text(err, sizeof(err)));
     }
     return x;
 }
@@ -405,8 +401,8 @@ listener_build(const struct cfg *cfg, const struct cfg_listener *l, char **error
         if (rc < 0 || nnames == 0) {
             if (rc == 0)
                 free(names);
-            add_error(errors, "%s: certificate %s names no host (no SAN DNS entry, no CN)",
-                      where, c->cert_path);
+            tls_add_error(errors, "%s: certificate %s names no host (no SAN DNS entry, no CN)",
+                          where, c->cert_path);
             failed = 1;
             continue;
         }
@@ -439,8 +435,8 @@ listener_build(const struct cfg *cfg, const struct cfg_listener *l, char **error
         char err[512];
         int n = tls_ticket_read_file(t->ticket_key_file, tl->file_keys, err, sizeof(err));
         if (n < 0) {
-            add_error(errors, "%s:%d: listener \"%s\": session_tickets.key_file: %s", cfg->path,
-                      l->line, l->name, err);
+            tls_add_error(errors, "%s:%d: listener \"%s\": session_tickets.key_file: %s", cfg->path,
+                          l->line, l->name, err);
             failed = 1;
         } else {
             tl->nfile_keys = n;
@@ -468,10 +464,10 @@ tls_prepare(struct cfg *cfg, char **errors)
             continue;
         if (l->tls->tickets && l->tls->ticket_key_file) {
             if (key_file && strcmp(key_file, l->tls->ticket_key_file) != 0) {
-                add_error(errors,
-                          "%s:%d: listener \"%s\": session_tickets.key_file: all TLS listeners "
-                          "share one ticket key ring; expected \"%s\" as set earlier",
-                          cfg->path, l->line, l->name, key_file);
+                tls_add_error(errors,
+                              "%s:%d: listener \"%s\": session_tickets.key_file: all TLS listeners "
+                              "share one ticket key ring; expected \"%s\" as set earlier",
+                              cfg->path, l->line, l->name, key_file);
                 rc = -1;
                 continue;
             }
@@ -576,7 +572,7 @@ io_result(SSL *ssl, int ret, bool *want_other)
     default:
         if (log_enabled(CFG_LOG_DEBUG)) {
             char err[256];
-            log_debug("TLS: %s", ssl_error_text(err, sizeof(err)));
+            log_debug("TLS: %s", tls_error_text(err, sizeof(err)));
         }
         ERR_clear_error();
         return -1;

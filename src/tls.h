@@ -42,6 +42,12 @@ void tls_listener_free(struct tls_listener *tl);
 /* A server-side SSL for an accepted socket. NULL when out of memory. */
 SSL *tls_conn_new(const struct tls_listener *tl, int fd);
 
+/* Appends one "message\n" line to *errors (malloc'd; NULL or an earlier text), as the
+ * prepare functions report (tls_upstream.c too). */
+void tls_add_error(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first OpenSSL error on this thread's queue, as text; clears the queue. */
+const char *tls_error_text(char *buf, size_t size);
+
 #define TLS_AGAIN (-2)
 
 /* Advance the handshake: 1 done, TLS_AGAIN (see *want_write), -1 failed. */

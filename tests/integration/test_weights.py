@@ -237,7 +237,7 @@ def test_bad_weight_refused_with_line_and_reload_keeps_generation(origins, merid
             f'got "257"',
             f"{path}:{line}: regions[0].backends[1].drain: expected true or false, got \"yes\"",
             f'{path}:{line}: unknown key "wieght" in regions[0].backends[1] (expected one of: '
-            f"address, weight, drain)"]
+            f"address, weight, drain, tls)"]
     for w in want:
         assert w in r.stderr, (w, r.stderr)
 

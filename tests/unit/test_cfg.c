@@ -19,6 +19,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <grp.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -27,6 +29,7 @@
 
 #include "cfg.h"
 #include "cfg_load.h"
+#include "tls_upstream.h"
 
 #ifndef SRCDIR
 #error "build with -DSRCDIR='\"/abs/top/srcdir\"'"
@@ -1261,14 +1264,14 @@ static const struct weight_error_case weight_errors[] = {
      "inline:6: regions[0].backends[0].drain: expected true or false, got \"yes\"\n"},
     {"[\"127.0.0.1:9002\", {address: \"127.0.0.1:9001\", wieght: 2}]",
      "inline:6: unknown key \"wieght\" in regions[0].backends[1] (expected one of: address, "
-     "weight, drain)\n"},
+     "weight, drain, tls)\n"},
     {"[{weight: 2}]", "inline:6: missing required key \"address\" in regions[0].backends[0]\n"},
     {"[{address: \"localhost:80\", weight: 2}]", "inline:6: regions[0].backends[0].address: "},
     {"[{address: \"127.0.0.1:9001\"}, \"127.0.0.1:9001\"]",
      "inline:6: regions[0].backends[1]: duplicate backend \"127.0.0.1:9001\""},
     {"[[\"127.0.0.1:9001\"]]",
      "inline:6: regions[0].backends[0]: expected a backend address like \"127.0.0.1:9001\" or a "
-     "mapping { address, weight, drain }, got a sequence\n"},
+     "mapping { address, weight, drain, tls }, got a sequence\n"},
 };
 
 /* Every error of the new keys says file:line, which key, and what was expected. */
@@ -1880,7 +1883,7 @@ static const struct key_case key_cases[] = {
      "interval, timeout, rise, fall, expect_status, passive)\n"},
     {L1 R2X("weight: 2"), 1,
      "inline:2: unknown key \"weight\" in regions[0] (expected one of: name, location, "
-     "backends, default, countries, balance, health_check)\n"},
+     "backends, default, countries, balance, health_check, tls)\n"},
     /* user, group, run_as_root */
     {L1 R2 "user: \"\"\n", 1,
      "inline:3: user: expected the name of the account to switch to from root, like meridian "
@@ -2369,6 +2372,533 @@ test_health_inheritance(void **state)
     assert_true(cfg->regions[2].health_check.enabled);
     assert_false(cfg->regions[3].health_check.enabled);
     cfg_unref(cfg);
+}
+
+/* ---- TLS to backends -------------------------------------------------------------- */
+
+/* The settings' identity of the runtime that serves backend `b` of `r` ("" for clear text). */
+static const char *
+tls_key_of(const struct cfg_region *r, size_t b)
+{
+    return tls_upstream_key(cfg_backend_tls_of(r, &r->backends[b])->runtime);
+}
+
+/* A region's `tls` as a mapping, `true`, `false` or absent; a backend's own keys over the
+ * region's one by one (`false`: clear text, `true`: the region's enabled), strings copied;
+ * the runtime is there exactly when enabled, and its key follows the settings. */
+static void
+test_backend_tls(void **state)
+{
+    const struct cfg_region *eu, *us, *ap, *sa, *af;
+    const struct cfg_backend_tls *t, *rt;
+    struct cfg *cfg;
+    (void)state;
+
+    /* Lines: eu's tls mapping starts at 7 (its first key), the backend 127.0.0.1:9003 is
+     * on 14, us's tls on 19. */
+    cfg = load_text_or_fail(
+        WEIGHTS_HEAD
+        "  - name: eu\n"
+        "    location: {lat: 50, lon: 8}\n"
+        "    default: true\n"
+        "    tls:\n"
+        "      ca_file: %scerts/rsa.pem\n"
+        "      sni: api-eu.internal.example\n"
+        "      alpn: [http/1.1]\n"
+        "      min_protocol: TLSv1.3\n"
+        "    backends:\n"
+        "      - \"127.0.0.1:9001\"\n"
+        "      - {address: \"127.0.0.1:9002\", tls: false}\n"
+        "      - {address: \"127.0.0.1:9003\", tls: {sni: other.example}}\n"
+        "      - {address: \"127.0.0.1:9004\", tls: true}\n"
+        "      - {address: \"127.0.0.1:9005\", tls: {alpn: [], verify: false}}\n"
+        "  - name: us\n"
+        "    location: {lat: 40, lon: -77}\n"
+        "    tls: true\n"
+        "    backends: [\"127.0.0.1:9011\",\n"
+        "               {address: \"127.0.0.1:9012\", tls: {min_protocol: TLSv1.3}},\n"
+        "               {address: \"127.0.0.1:9013\", tls: {alpn: []}}]\n"
+        "  - name: ap\n"
+        "    location: {lat: 1, lon: 103}\n"
+        "    backends: [\"127.0.0.1:9021\", {address: \"127.0.0.1:9022\", weight: 2}]\n"
+        "  - name: sa\n"
+        "    location: {lat: -23, lon: -46}\n"
+        "    tls: true\n"
+        "    backends: [\"127.0.0.1:9031\"]\n"
+        "  - name: af\n"
+        "    location: {lat: 0, lon: 20}\n"
+        "    tls: {enabled: false, sni: af.example}\n"
+        "    backends: [\"127.0.0.1:9041\", {address: \"127.0.0.1:9042\", tls: "
+        "{verify: false}}]\n",
+        TESTDATA);
+    eu = &cfg->regions[0];
+    us = &cfg->regions[1];
+    ap = &cfg->regions[2];
+    sa = &cfg->regions[3];
+    af = &cfg->regions[4];
+
+    /* eu: every key of the mapping; a block mapping's line is its first key's. */
+    rt = &eu->tls;
+    assert_true(rt->enabled);
+    assert_true(rt->verify);
+    assert_string_equal(rt->ca_file, TESTDATA "certs/rsa.pem");
+    assert_string_equal(rt->sni, "api-eu.internal.example");
+    assert_true(rt->alpn_http11);
+    assert_int_equal(rt->min_protocol, CFG_TLS_V13);
+    assert_null(rt->client_cert);
+    assert_null(rt->client_key);
+    assert_int_equal(rt->line, 7);
+    assert_non_null(rt->runtime);
+    assert_int_equal(eu->nbackends, 5);
+    /* A plain address: the region's section itself. */
+    assert_null(eu->backends[0].tls_own);
+    assert_ptr_equal(cfg_backend_tls_of(eu, &eu->backends[0]), rt);
+    /* tls: false - clear text to this one backend. */
+    t = cfg_backend_tls_of(eu, &eu->backends[1]);
+    assert_ptr_equal(t, eu->backends[1].tls_own);
+    assert_false(t->enabled);
+    assert_null(t->runtime);
+    assert_string_equal(tls_key_of(eu, 1), "");
+    /* Its own sni over the region's; the rest inherited, in strings of its own. */
+    t = cfg_backend_tls_of(eu, &eu->backends[2]);
+    assert_ptr_equal(t, eu->backends[2].tls_own);
+    assert_true(t->enabled);
+    assert_true(t->verify);
+    assert_string_equal(t->sni, "other.example");
+    assert_string_equal(t->ca_file, TESTDATA "certs/rsa.pem");
+    assert_ptr_not_equal(t->ca_file, rt->ca_file);
+    assert_true(t->alpn_http11);
+    assert_int_equal(t->min_protocol, CFG_TLS_V13);
+    assert_null(t->client_cert);
+    assert_int_equal(t->line, 14);
+    assert_non_null(t->runtime);
+    assert_ptr_not_equal(t->runtime, rt->runtime);
+    assert_string_not_equal(tls_key_of(eu, 2), tls_key_of(eu, 0));
+    /* tls: true - the region's settings, a runtime of its own, the same key. */
+    t = cfg_backend_tls_of(eu, &eu->backends[3]);
+    assert_ptr_equal(t, eu->backends[3].tls_own);
+    assert_true(t->enabled);
+    assert_string_equal(t->sni, "api-eu.internal.example");
+    assert_string_equal(t->ca_file, TESTDATA "certs/rsa.pem");
+    assert_int_equal(t->min_protocol, CFG_TLS_V13);
+    assert_non_null(t->runtime);
+    assert_ptr_not_equal(t->runtime, rt->runtime);
+    assert_string_equal(tls_key_of(eu, 3), tls_key_of(eu, 0));
+    /* alpn: [] - no ALPN at all; verify off. */
+    t = cfg_backend_tls_of(eu, &eu->backends[4]);
+    assert_true(t->enabled);
+    assert_false(t->alpn_http11);
+    assert_false(t->verify);
+    assert_string_equal(t->sni, "api-eu.internal.example");
+    assert_non_null(t->runtime);
+    assert_string_not_equal(tls_key_of(eu, 4), tls_key_of(eu, 0));
+    assert_string_not_equal(tls_key_of(eu, 4), tls_key_of(eu, 2));
+
+    /* us: tls: true - the defaults, enabled: the system's CAs, no SNI, TLSv1.2. */
+    rt = &us->tls;
+    assert_true(rt->enabled);
+    assert_true(rt->verify);
+    assert_null(rt->ca_file);
+    assert_null(rt->sni);
+    assert_true(rt->alpn_http11);
+    assert_int_equal(rt->min_protocol, CFG_TLS_V12);
+    assert_null(rt->client_cert);
+    assert_null(rt->client_key);
+    assert_int_equal(rt->line, 19);
+    assert_non_null(rt->runtime);
+    assert_ptr_equal(cfg_backend_tls_of(us, &us->backends[0]), rt);
+    assert_string_not_equal(tls_key_of(us, 0), tls_key_of(eu, 0));
+    t = cfg_backend_tls_of(us, &us->backends[1]);
+    assert_true(t->enabled);
+    assert_int_equal(t->min_protocol, CFG_TLS_V13);
+    assert_null(t->ca_file);
+    assert_string_not_equal(tls_key_of(us, 1), tls_key_of(us, 0));
+    /* alpn: [] alone makes another key: a connection that offered no ALPN is not reused for
+     * one that would have. */
+    t = cfg_backend_tls_of(us, &us->backends[2]);
+    assert_true(t->enabled);
+    assert_false(t->alpn_http11);
+    assert_true(t->verify);
+    assert_non_null(t->runtime);
+    assert_string_not_equal(tls_key_of(us, 2), tls_key_of(us, 0));
+
+    /* ap: no tls - clear text, and a mapping without tls keeps the region's. */
+    assert_false(ap->tls.enabled);
+    assert_null(ap->tls.runtime);
+    for (size_t b = 0; b < ap->nbackends; b++) {
+        assert_null(ap->backends[b].tls_own);
+        assert_ptr_equal(cfg_backend_tls_of(ap, &ap->backends[b]), &ap->tls);
+        assert_string_equal(tls_key_of(ap, b), "");
+    }
+    assert_int_equal(ap->backends[1].weight, 2);
+
+    /* sa: the same settings as us - interchangeable, though not the same runtime. */
+    assert_true(sa->tls.enabled);
+    assert_non_null(sa->tls.runtime);
+    assert_ptr_not_equal(sa->tls.runtime, us->tls.runtime);
+    assert_string_equal(tls_key_of(sa, 0), tls_key_of(us, 0));
+
+    /* af: a section with enabled: false keeps its keys for the backends that turn it on;
+     * a backend's mapping is enabled unless it says otherwise. */
+    assert_false(af->tls.enabled);
+    assert_null(af->tls.runtime);
+    assert_string_equal(af->tls.sni, "af.example");
+    assert_string_equal(tls_key_of(af, 0), "");
+    t = cfg_backend_tls_of(af, &af->backends[1]);
+    assert_true(t->enabled);
+    assert_false(t->verify);
+    assert_string_equal(t->sni, "af.example");
+    assert_non_null(t->runtime);
+    cfg_unref(cfg);
+}
+
+/* Writes a fresh P-256 key to a temporary file, whose path goes to `path`. */
+static void
+write_other_ec_key(char *path)
+{
+    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    int fd = mkstemp(path);
+    FILE *f;
+
+    assert_non_null(pkey);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(fclose(f), 0);
+    EVP_PKEY_free(pkey);
+}
+
+/* Fails the test unless the text `fmt` makes fails with exactly one line, `fragment`. */
+static void expect_one_error(const char *fragment, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+expect_one_error(const char *fragment, const char *fmt, ...)
+{
+    char yaml[4096], *errors = NULL;
+    struct cfg *cfg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(yaml, sizeof(yaml), fmt, ap);
+    va_end(ap);
+    cfg = cfg_load_text("inline", yaml, strlen(yaml), &errors);
+    if (cfg != NULL)
+        fail_msg("loaded, but should fail with %s", fragment);
+    assert_non_null(errors);
+    if (strstr(errors, fragment) == NULL)
+        fail_msg("missing\n  %s\nin\n%s", fragment, errors);
+    if (count_lines(errors) != 1)
+        fail_msg("%zu error lines, want 1:\n%s", count_lines(errors), errors);
+    free(errors);
+}
+
+#define TLS_REGION_HEAD                                                                            \
+    WEIGHTS_HEAD "  - name: eu\n    location: {lat: 50, lon: 8}\n    default: true\n"
+
+/* A client certificate and its key load, the region's pair or a backend's own; a key that
+ * is not the certificate's is refused at the section's line, naming both files, whether
+ * the section gave both or inherited one. */
+static void
+test_backend_tls_client_cert(void **state)
+{
+    char other[] = "/tmp/meridian-test-cfg-key-XXXXXX";
+    const struct cfg_region *r;
+    const struct cfg_backend_tls *t;
+    struct cfg *cfg;
+    (void)state;
+
+    cfg = load_text_or_fail(
+        TLS_REGION_HEAD "    tls: {client_cert: %scerts/ecdsa.pem, client_key: %scerts/ecdsa.key}\n"
+                        "    backends:\n"
+                        "      - \"127.0.0.1:9001\"\n"
+                        "      - {address: \"127.0.0.1:9002\", tls: {client_cert: "
+                        "%scerts/rsa.pem, client_key: %scerts/rsa.key}}\n"
+                        "      - {address: \"127.0.0.1:9003\", tls: {sni: x.example}}\n",
+        TESTDATA, TESTDATA, TESTDATA, TESTDATA);
+    r = &cfg->regions[0];
+    assert_true(r->tls.enabled);
+    assert_string_equal(r->tls.client_cert, TESTDATA "certs/ecdsa.pem");
+    assert_string_equal(r->tls.client_key, TESTDATA "certs/ecdsa.key");
+    assert_non_null(r->tls.runtime);
+    t = cfg_backend_tls_of(r, &r->backends[1]);
+    assert_string_equal(t->client_cert, TESTDATA "certs/rsa.pem");
+    assert_string_equal(t->client_key, TESTDATA "certs/rsa.key");
+    assert_non_null(t->runtime);
+    assert_string_not_equal(tls_key_of(r, 1), tls_key_of(r, 0));
+    t = cfg_backend_tls_of(r, &r->backends[2]);
+    assert_string_equal(t->client_cert, TESTDATA "certs/ecdsa.pem");
+    assert_string_equal(t->client_key, TESTDATA "certs/ecdsa.key");
+    assert_non_null(t->runtime);
+    cfg_unref(cfg);
+
+    expect_one_error("inline:6: regions[0].tls.client_key: \"" TESTDATA "certs/rsa.key\" is not "
+                     "the key of \"" TESTDATA "certs/ecdsa.pem\"\n",
+                     TLS_REGION_HEAD "    tls: {client_cert: %scerts/ecdsa.pem, client_key: "
+                                     "%scerts/rsa.key}\n"
+                                     "    backends: [\"127.0.0.1:9001\"]\n",
+                     TESTDATA, TESTDATA);
+    /* Only the key given, the certificate inherited. */
+    expect_one_error("inline:7: regions[0].backends[0].tls.client_key: \"" TESTDATA
+                     "certs/rsa.key\" is not the key of \"" TESTDATA "certs/ecdsa.pem\"\n",
+                     TLS_REGION_HEAD "    tls: {client_cert: %scerts/ecdsa.pem, client_key: "
+                                     "%scerts/ecdsa.key}\n"
+                                     "    backends: [{address: \"127.0.0.1:9001\", tls: "
+                                     "{client_key: %scerts/rsa.key}}]\n",
+                     TESTDATA, TESTDATA, TESTDATA);
+    /* A key of the certificate's type but not its own: refused at the same place (OpenSSL
+     * already refuses it when loading the key, so the reason's wording differs). */
+    write_other_ec_key(other);
+    expect_one_error("inline:6: regions[0].tls.client_key: ",
+                     TLS_REGION_HEAD "    tls: {client_cert: %scerts/ecdsa.pem, client_key: %s}\n"
+                                     "    backends: [\"127.0.0.1:9001\"]\n",
+                     TESTDATA, other);
+    assert_int_equal(unlink(other), 0);
+    expect_one_error("inline:6: regions[0].tls.client_cert: cannot load "
+                     "\"/nonexistent/meridian.pem\": ",
+                     TLS_REGION_HEAD "    tls: {client_cert: /nonexistent/meridian.pem, "
+                                     "client_key: %scerts/ecdsa.key}\n"
+                                     "    backends: [\"127.0.0.1:9001\"]\n",
+                     TESTDATA);
+}
+
+struct backend_tls_error_case {
+    const char *tls;      /* the region's tls: line 6 of the file */
+    const char *backends; /* its backends: line 7 */
+    const char *fragment;
+};
+
+#define TLS_SNI_EXPECTED                                                                           \
+    "sni: expected a host name like \"api-eu.internal.example\" (letters, digits, '-' and '.'; "   \
+    "not an IP address, which TLS does not send as SNI), got "
+#define TLS_SECTION_EXPECTED                                                                       \
+    ": expected a mapping of TLS keys (enabled, verify, ca_file, sni, alpn, client_cert, "         \
+    "client_key, min_protocol), true or false, got "
+#define ONE_BACKEND "[\"127.0.0.1:9001\"]"
+
+static const struct backend_tls_error_case backend_tls_errors[] = {
+    {"{sni: 127.0.0.1}", ONE_BACKEND,
+     "inline:6: regions[0].tls." TLS_SNI_EXPECTED "\"127.0.0.1\"\n"},
+    {"{sni: \"::1\"}", ONE_BACKEND, "inline:6: regions[0].tls." TLS_SNI_EXPECTED "\"::1\"\n"},
+    {"{sni: bad name}", ONE_BACKEND, "inline:6: regions[0].tls." TLS_SNI_EXPECTED "\"bad name\"\n"},
+    {"{sni: -x}", ONE_BACKEND, "inline:6: regions[0].tls." TLS_SNI_EXPECTED "\"-x\"\n"},
+    {"{sni: \"\"}", ONE_BACKEND, "inline:6: regions[0].tls." TLS_SNI_EXPECTED "an empty value\n"},
+    {"{alpn: [h2]}", ONE_BACKEND,
+     "inline:6: regions[0].tls.alpn[0]: expected http/1.1 (Meridian speaks HTTP/1.1 to "
+     "backends), or [] for no ALPN, got \"h2\"\n"},
+    {"{alpn: http/1.1}", ONE_BACKEND,
+     "inline:6: regions[0].tls.alpn: expected a sequence, got \"http/1.1\"\n"},
+    {"{alpn: [http/1.1, http/1.1]}", ONE_BACKEND,
+     "inline:6: regions[0].tls.alpn[1]: duplicate \"http/1.1\" (first at regions[0].tls.alpn[0], "
+     "line 6)\n"},
+    {"{min_protocol: TLSv1.1}", ONE_BACKEND,
+     "inline:6: regions[0].tls.min_protocol: expected TLSv1.2 or TLSv1.3, got \"TLSv1.1\"\n"},
+    {"{client_cert: certs/ecdsa.pem}", ONE_BACKEND,
+     "inline:6: regions[0].tls: client_cert and client_key go together: give both, or "
+     "neither\n"},
+    {"{client_key: certs/ecdsa.key}", ONE_BACKEND,
+     "inline:6: regions[0].tls: client_cert and client_key go together: give both, or "
+     "neither\n"},
+    {"{verify_depth: 3}", ONE_BACKEND,
+     "inline:6: unknown key \"verify_depth\" in regions[0].tls (expected one of: enabled, "
+     "verify, ca_file, sni, alpn, client_cert, client_key, min_protocol)\n"},
+    {"{enabled: yes}", ONE_BACKEND,
+     "inline:6: regions[0].tls.enabled: expected true or false, got \"yes\"\n"},
+    {"{verify: 0}", ONE_BACKEND,
+     "inline:6: regions[0].tls.verify: expected true or false, got \"0\"\n"},
+    {"yes", ONE_BACKEND, "inline:6: regions[0].tls" TLS_SECTION_EXPECTED "\"yes\"\n"},
+    {"[sni]", ONE_BACKEND, "inline:6: regions[0].tls" TLS_SECTION_EXPECTED "a sequence\n"},
+    {"{ca_file: \"\"}", ONE_BACKEND,
+     "inline:6: regions[0].tls.ca_file: expected the path of a PEM file of trusted CA "
+     "certificates, got an empty value\n"},
+    /* Files are read after the walk, at the section's line; the reason is OpenSSL's. */
+    {"{ca_file: /nonexistent/meridian-ca.pem}", ONE_BACKEND,
+     "inline:6: regions[0].tls.ca_file: cannot load \"/nonexistent/meridian-ca.pem\": "},
+    /* A backend's own section. */
+    {"false", "[{address: \"127.0.0.1:9001\", tls: [sni]}]",
+     "inline:7: regions[0].backends[0].tls" TLS_SECTION_EXPECTED "a sequence\n"},
+    {"false", "[{address: \"127.0.0.1:9001\", tls: on}]",
+     "inline:7: regions[0].backends[0].tls" TLS_SECTION_EXPECTED "\"on\"\n"},
+    {"true", "[\"127.0.0.1:9002\", {address: \"127.0.0.1:9001\", tls: {sni: \"::1\"}}]",
+     "inline:7: regions[0].backends[1].tls." TLS_SNI_EXPECTED "\"::1\"\n"},
+    {"true", "[{address: \"127.0.0.1:9001\", tls: {alpn: [h2, http/1.1]}}]",
+     "inline:7: regions[0].backends[0].tls.alpn[0]: expected http/1.1 (Meridian speaks "
+     "HTTP/1.1 to backends), or [] for no ALPN, got \"h2\"\n"},
+    {"true", "[{address: \"127.0.0.1:9001\", tls: {verify_depth: 3}}]",
+     "inline:7: unknown key \"verify_depth\" in regions[0].backends[0].tls (expected one of: "
+     "enabled, verify, ca_file, sni, alpn, client_cert, client_key, min_protocol)\n"},
+    {"true", "[{address: \"127.0.0.1:9001\", tls: {client_key: certs/ecdsa.key}}]",
+     "inline:7: regions[0].backends[0].tls: client_cert and client_key go together: give both, "
+     "or neither\n"},
+    {"false", "[{address: \"127.0.0.1:9001\", tls: {ca_file: /nonexistent/meridian-ca.pem}}]",
+     "inline:7: regions[0].backends[0].tls.ca_file: cannot load "
+     "\"/nonexistent/meridian-ca.pem\": "},
+    /* A disabled section's files are not read; a backend that enables it reads them. */
+    {"{enabled: false, ca_file: /nonexistent/meridian-ca.pem}",
+     "[\"127.0.0.1:9002\", {address: \"127.0.0.1:9001\", tls: true}]",
+     "inline:7: regions[0].backends[1].tls.ca_file: cannot load "
+     "\"/nonexistent/meridian-ca.pem\": "},
+};
+
+/* Every error of the tls keys says file:line, which key, and what was expected; each case
+ * is one error, nothing else. */
+static void
+test_backend_tls_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(backend_tls_errors); i++)
+        expect_one_error(backend_tls_errors[i].fragment,
+                         TLS_REGION_HEAD "    tls: %s\n    backends: %s\n",
+                         backend_tls_errors[i].tls, backend_tls_errors[i].backends);
+}
+
+/* A reload of the same file: new runtimes, the same keys, so the pools keep their
+ * connections; a changed setting changes the key. */
+static void
+test_backend_tls_reload(void **state)
+{
+    static const char fmt[] = TLS_REGION_HEAD
+        "    tls: {ca_file: %scerts/ecdsa.pem, sni: api.meridian.test, min_protocol: %s}\n"
+        "    backends: [\"127.0.0.1:9001\", {address: \"127.0.0.1:9002\", tls: {verify: false}},\n"
+        "               {address: \"127.0.0.1:9003\", tls: false}]\n"
+        "  - {name: us, location: {lat: 40, lon: -77}, tls: true, backends: "
+        "[\"127.0.0.1:9011\"]}\n";
+    struct cfg *a, *b, *c;
+    (void)state;
+
+    a = load_text_or_fail(fmt, TESTDATA, "TLSv1.2");
+    b = load_text_or_fail(fmt, TESTDATA, "TLSv1.2");
+    c = load_text_or_fail(fmt, TESTDATA, "TLSv1.3");
+    for (size_t r = 0; r < a->nregions; r++) {
+        const struct cfg_region *ra = &a->regions[r], *rb = &b->regions[r], *rc = &c->regions[r];
+        for (size_t i = 0; i < ra->nbackends; i++) {
+            const struct cfg_backend_tls *ta = cfg_backend_tls_of(ra, &ra->backends[i]);
+            const struct cfg_backend_tls *tb = cfg_backend_tls_of(rb, &rb->backends[i]);
+
+            assert_int_equal(ta->enabled, tb->enabled);
+            assert_string_equal(tls_key_of(ra, i), tls_key_of(rb, i));
+            if (!ta->enabled) {
+                assert_null(ta->runtime);
+                assert_null(tb->runtime);
+                assert_string_equal(tls_key_of(ra, i), "");
+                continue;
+            }
+            assert_non_null(ta->runtime);
+            assert_non_null(tb->runtime);
+            assert_ptr_not_equal(ta->runtime, tb->runtime);
+            assert_string_not_equal(tls_key_of(ra, i), "");
+            /* Only eu's sections carry min_protocol. */
+            if (r == 0)
+                assert_string_not_equal(tls_key_of(ra, i), tls_key_of(rc, i));
+            else
+                assert_string_equal(tls_key_of(ra, i), tls_key_of(rc, i));
+        }
+    }
+    cfg_unref(a);
+    cfg_unref(b);
+    cfg_unref(c);
+}
+
+static void
+collect_file(void *arg, const char *key, const char *path, int line)
+{
+    text_add(arg, "%d %s %s\n", line, key, path);
+}
+
+/* cfg_each_file names the files of every enabled section, a backend's own (inherited
+ * paths included) at its own line, so that unreadable ones are reported there. */
+static void
+test_backend_tls_each_file(void **state)
+{
+    struct text got = {NULL, 0, 0};
+    char want[2048];
+    struct cfg *cfg;
+    (void)state;
+
+    cfg = load_text_or_fail(
+        TLS_REGION_HEAD
+        "    tls: {ca_file: %scerts/rsa.pem, client_cert: %scerts/ecdsa.pem, client_key: "
+        "%scerts/ecdsa.key}\n"
+        "    backends: [\"127.0.0.1:9001\", {address: \"127.0.0.1:9002\", tls: false},\n"
+        "               {address: \"127.0.0.1:9003\", tls: {ca_file: %scerts/ecdsa.pem}}]\n"
+        "  - name: us\n"
+        "    location: {lat: 40, lon: -77}\n"
+        "    tls: {enabled: false, ca_file: /nonexistent/meridian-ca.pem}\n"
+        "    backends: [\"127.0.0.1:9011\"]\n",
+        TESTDATA, TESTDATA, TESTDATA, TESTDATA);
+    cfg_each_file(cfg, collect_file, &got);
+    snprintf(want, sizeof(want),
+             "8 regions[0].backends[2].tls.ca_file %scerts/ecdsa.pem\n"
+             "8 regions[0].backends[2].tls.client_cert %scerts/ecdsa.pem\n"
+             "8 regions[0].backends[2].tls.client_key %scerts/ecdsa.key\n"
+             "6 regions[0].tls.ca_file %scerts/rsa.pem\n"
+             "6 regions[0].tls.client_cert %scerts/ecdsa.pem\n"
+             "6 regions[0].tls.client_key %scerts/ecdsa.key\n",
+             TESTDATA, TESTDATA, TESTDATA, TESTDATA, TESTDATA, TESTDATA);
+    assert_non_null(got.buf);
+    assert_string_equal(got.buf, want);
+    free(got.buf);
+    cfg_unref(cfg);
+}
+
+/* A reload after giving up root meets a CA file or client key only root may read: said at
+ * the section's line, like a listener's certificate; a readable file is not mentioned. */
+static void
+test_backend_tls_unreadable(void **state)
+{
+    char dir[] = "/tmp/meridian-test-cfg-btls-XXXXXX";
+    char ca[128], cert[128], key[128], want[1024];
+    struct text t = {NULL, 0, 0};
+    char *errors;
+    FILE *f;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    const char *files[] = {ca, cert, key};
+    const mode_t modes[] = {geteuid() == 0 ? 0600 : 0, 0644, geteuid() == 0 ? 0600 : 0};
+    for (size_t i = 0; i < N_ELEMS(files); i++) {
+        f = fopen(files[i], "w");
+        assert_non_null(f);
+        fputs("not what it should be\n", f);
+        fclose(f);
+        assert_int_equal(chmod(files[i], modes[i]), 0);
+    }
+    text_add(&t,
+             TLS_REGION_HEAD "    tls: {ca_file: %s}\n"
+                             "    backends: [\"127.0.0.1:9001\", {address: \"127.0.0.1:9002\",\n"
+                             "               tls: {ca_file: %scerts/rsa.pem, client_cert: %s, "
+                             "client_key: %s}}]\n",
+             ca, TESTDATA, cert, key);
+
+    errors = load_as_unprivileged(t.buf, NULL);
+    assert_non_null(errors);
+    if (count_lines(errors) != 2)
+        fail_msg("want 2 error lines:\n%s", errors);
+    snprintf(want, sizeof(want),
+             "inline:6: regions[0].tls.ca_file: %s is not readable (permission denied): "
+             "meridian runs as ",
+             ca);
+    if (strstr(errors, want) == NULL)
+        fail_msg("missing\n  %s\nin\n%s", want, errors);
+    snprintf(want, sizeof(want),
+             "inline:8: regions[0].backends[1].tls.client_key: %s is not readable (permission "
+             "denied): meridian runs as ",
+             key);
+    if (strstr(errors, want) == NULL)
+        fail_msg("missing\n  %s\nin\n%s", want, errors);
+    if (strstr(errors, cert) != NULL)
+        fail_msg("nothing about %s wanted in\n%s", cert, errors);
+    free(errors);
+
+    for (size_t i = 0; i < N_ELEMS(files); i++)
+        assert_int_equal(unlink(files[i]), 0);
+    assert_int_equal(rmdir(dir), 0);
+    free(t.buf);
 }
 
 /* ---- the GeoIP database ----------------------------------------------------------- */
@@ -3007,6 +3537,12 @@ main(void)
         cmocka_unit_test(test_unreadable_as_user),
         cmocka_unit_test(test_routing_values),
         cmocka_unit_test(test_health_inheritance),
+        cmocka_unit_test(test_backend_tls),
+        cmocka_unit_test(test_backend_tls_client_cert),
+        cmocka_unit_test(test_backend_tls_errors),
+        cmocka_unit_test(test_backend_tls_reload),
+        cmocka_unit_test(test_backend_tls_each_file),
+        cmocka_unit_test(test_backend_tls_unreadable),
         cmocka_unit_test(test_geoip_refused),
         cmocka_unit_test(test_geoip_paths),
         cmocka_unit_test(test_ratelimit_full),
