@@ -18,6 +18,8 @@
 #include "clock.h"
 #include "log.h"
 #include "sock.h"
+#include "tls.h"
+#include "tls_upstream.h"
 #include "worker-t.h"
 
 #define HC_READ_MAX 512 /* the status line must fit in this much of the answer */
@@ -28,13 +30,16 @@ struct hc_settings {
     char host[CFG_HC_HOST_MAX + 1]; /* "" = the backend's address */
     uint32_t interval_ms, timeout_ms, rise, fall;
     uint16_t expect_lo, expect_hi;
+    /* Holds a ref in `settings` and in `cur`: TLS to the backend, or NULL (clear text). */
+    struct tls_upstream *tls;
 };
 
 enum hc_phase {
     HC_IDLE = 0,
     HC_CONNECTING = 1,
-    HC_SENDING = 2,
-    HC_READING = 3,
+    HC_HANDSHAKING = 2, /* TLS backends */
+    HC_SENDING = 3,
+    HC_READING = 4,
 };
 
 /*
@@ -57,6 +62,7 @@ struct health_target {
     atomic_uint_fast64_t checks, failures, passive_failures, transitions;
     unsigned owner;       /* the worker that checks it, fixed at creation */
     struct cfg_addr addr; /* fixed */
+    char *tls_key;        /* owns; fixed: tls_upstream_key() of the TLS it is checked with */
 
     /* Main thread only. */
     struct health_target *reg_next;
@@ -68,7 +74,7 @@ struct health_target {
     pthread_mutex_t lock;
     struct hc_settings settings;
     int last_status;
-    char last_error[64];
+    char last_error[128];
     uint64_t last_check_ms;
     uint32_t check_ms;
 
@@ -79,6 +85,8 @@ struct health_target {
     struct health_sm sm;
     uint8_t phase; /* enum hc_phase */
     int fd;
+    SSL *ssl;                 /* owns, during a check of a TLS backend */
+    SSL_SESSION *tls_session; /* owns: the next check resumes it */
     struct event timer; /* the next check, or the running check's deadline */
     struct event io;
     uint64_t started_us;
@@ -166,6 +174,10 @@ health_target_unref(struct health_target *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
         /* The owner dropped its ref only after deleting its events: nothing to stop. */
         pthread_mutex_destroy(&t->lock);
+        tls_upstream_unref(t->settings.tls);
+        tls_upstream_unref(t->cur.tls);
+        SSL_SESSION_free(t->tls_session);
+        free(t->tls_key);
         free(t);
     }
 }
@@ -244,11 +256,15 @@ settings_from_cfg(struct hc_settings *s, const struct cfg_health_check *hc)
 }
 
 static struct health_target *
-target_new(struct health_registry *reg, const struct cfg_addr *addr)
+target_new(struct health_registry *reg, const struct cfg_addr *addr, const char *tls_key)
 {
     struct health_target *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
+    if ((t->tls_key = strdup(tls_key)) == NULL) {
+        free(t);
+        return NULL;
+    }
     atomic_init(&t->refs, 1); /* the registry's */
     atomic_init(&t->state, (uint8_t)HEALTH_UNCHECKED);
     t->addr = *addr;
@@ -288,10 +304,13 @@ health_apply(struct health_registry *reg, struct cfg *next)
             continue;
         for (size_t b = 0; b < r->nbackends; b++) {
             struct cfg_backend *be = &r->backends[b];
+            const char *key = tls_upstream_key(cfg_backend_tls_of(r, be)->runtime);
             struct health_target *t = reg->targets;
-            while (t && strcmp(t->addr.text, be->addr.text) != 0)
+            /* The same address spoken to another way (TLS or not, other settings) is
+             * another target: it may well be up one way and down the other. */
+            while (t && (strcmp(t->addr.text, be->addr.text) != 0 || strcmp(t->tls_key, key) != 0))
                 t = t->reg_next;
-            if (t == NULL && (t = target_new(reg, &be->addr)) == NULL) {
+            if (t == NULL && (t = target_new(reg, &be->addr, key)) == NULL) {
                 drop_unused_new(reg);
                 return -1; /* the caller's cfg_unref(next) drops the refs taken */
             }
@@ -305,9 +324,14 @@ health_apply(struct health_registry *reg, struct cfg *next)
         struct cfg_region *r = &next->regions[i];
         for (size_t b = 0; r->health_check.enabled && b < r->nbackends; b++) {
             struct health_target *t = r->backends[b].health;
+            struct tls_upstream *tls = cfg_backend_tls_of(r, &r->backends[b])->runtime;
+            struct tls_upstream *old;
             pthread_mutex_lock(&t->lock);
             settings_from_cfg(&t->settings, &r->health_check);
+            old = t->settings.tls;
+            t->settings.tls = tls_upstream_ref(tls);
             pthread_mutex_unlock(&t->lock);
+            tls_upstream_unref(old);
             t->applied = true;
             atomic_store(&t->passive_fall, r->health_check.passive ? t->settings.fall : 0);
         }
@@ -343,6 +367,8 @@ static void
 check_close(struct health_target *t)
 {
     event_del(&t->io);
+    tls_upstream_conn_free(t->ssl);
+    t->ssl = NULL;
     if (t->fd >= 0) {
         /* Read what is left of the answer that has arrived: closing a socket with unread
          * bytes resets the connection, which the backend would log as an error. */
@@ -436,19 +462,49 @@ check_parse_status(const char *p, uint32_t len)
     return status >= 100 ? status : -1;
 }
 
+/* Wait for the socket to be readable (or writable). */
+static void
+check_wait(struct health_target *t, bool write)
+{
+    event_del(&t->io);
+    event_assign(&t->io, t->w->base, t->fd, (write ? EV_WRITE : EV_READ) | EV_PERSIST, check_io_cb,
+                 t);
+    event_add(&t->io, NULL);
+}
+
+/* A check's reads and writes, in clear text or through TLS: as read()/write(), with EAGAIN
+ * when it must wait, after arming the direction it waits for. */
+static ssize_t
+check_io(struct health_target *t, void *p, size_t n, bool write)
+{
+    ssize_t r;
+    bool other = false;
+    if (t->ssl == NULL) {
+        r = write ? send(t->fd, p, n, MSG_NOSIGNAL) : read(t->fd, p, n);
+        if (r < 0 && errno == EAGAIN)
+            check_wait(t, write);
+        return r;
+    }
+    r = write ? tls_send(t->ssl, p, n, &other) : tls_recv(t->ssl, p, n, &other);
+    if (r == TLS_AGAIN) {
+        check_wait(t, other ? !write : write);
+        errno = EAGAIN;
+        return -1;
+    }
+    if (r < 0)
+        errno = EPROTO;
+    return r;
+}
+
 static void
 check_send(struct health_target *t)
 {
     while (t->req_sent < t->req_len) {
-        ssize_t n = write(t->fd, t->req + t->req_sent, t->req_len - t->req_sent);
+        ssize_t n = check_io(t, t->req + t->req_sent, t->req_len - t->req_sent, true);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            event_del(&t->io);
-            event_assign(&t->io, t->w->base, t->fd, EV_WRITE | EV_PERSIST, check_io_cb, t);
-            event_add(&t->io, NULL);
+        if (n < 0 && errno == EAGAIN)
             return;
-        }
         if (n < 0) {
             check_fail_errno(t, "send", errno);
             return;
@@ -456,16 +512,14 @@ check_send(struct health_target *t)
         t->req_sent += (uint32_t)n;
     }
     t->phase = HC_READING;
-    event_del(&t->io);
-    event_assign(&t->io, t->w->base, t->fd, EV_READ | EV_PERSIST, check_io_cb, t);
-    event_add(&t->io, NULL);
+    check_wait(t, false);
 }
 
 static void
 check_read(struct health_target *t)
 {
     for (;;) {
-        ssize_t n = read(t->fd, t->resp + t->resp_len, sizeof(t->resp) - t->resp_len);
+        ssize_t n = check_io(t, t->resp + t->resp_len, sizeof(t->resp) - t->resp_len, false);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -496,6 +550,24 @@ check_read(struct health_target *t)
 }
 
 static void
+check_handshake(struct health_target *t)
+{
+    char why[128];
+    bool want_write;
+    int r = tls_upstream_handshake(t->ssl, &want_write, why, sizeof(why));
+    if (r == TLS_AGAIN) {
+        check_wait(t, want_write);
+        return;
+    }
+    if (r < 0) {
+        check_done(t, false, 0, why);
+        return;
+    }
+    t->phase = HC_SENDING;
+    check_send(t);
+}
+
+static void
 check_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct health_target *t = arg;
@@ -508,10 +580,23 @@ check_io_cb(evutil_socket_t fd, short what, void *arg)
             check_fail_errno(t, "connect", err);
             return;
         }
+        if (t->cur.tls != NULL) {
+            t->ssl = tls_upstream_conn_new(t->cur.tls, t->fd, &t->addr, &t->tls_session);
+            if (t->ssl == NULL) {
+                check_fail_errno(t, "TLS", ENOMEM);
+                return;
+            }
+            t->phase = HC_HANDSHAKING;
+            check_handshake(t);
+            return;
+        }
         t->phase = HC_SENDING;
         check_send(t);
         return;
     }
+    case HC_HANDSHAKING:
+        check_handshake(t);
+        return;
     case HC_SENDING:
         check_send(t);
         return;
@@ -526,9 +611,12 @@ check_io_cb(evutil_socket_t fd, short what, void *arg)
 static void
 check_start(struct health_target *t)
 {
+    struct tls_upstream *prev = t->cur.tls;
     pthread_mutex_lock(&t->lock);
     t->cur = t->settings;
+    tls_upstream_ref(t->cur.tls);
     pthread_mutex_unlock(&t->lock);
+    tls_upstream_unref(prev);
     const struct hc_settings *s = &t->cur;
     int n = snprintf(t->req, sizeof(t->req),
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meridian-health-check\r\n"

@@ -94,7 +94,7 @@ void health_report_success(struct health_target *t);
 struct health_view {
     enum health_state state;
     int last_status;        /* the last check's HTTP status; 0 if none */
-    char last_error[64];    /* why the last check failed, "" if it passed */
+    char last_error[128];   /* why the last check failed, "" if it passed */
     uint64_t last_check_ms; /* wall clock ms of the last result, 0 if none yet */
     uint64_t last_change_ms;/* wall clock ms of the last state change, 0 if none */
     uint32_t check_ms;      /* how long the last check took */

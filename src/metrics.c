@@ -473,6 +473,17 @@ metrics_render(struct server *srv)
             "Requests tried again after a backend failed them before any response byte "
             "(another backend or region, or a fresh connection after a stale one).",
             SUM(up_retries));
+    family(&b, "meridian_upstream_tls_handshakes_total", "counter",
+           "TLS handshakes with backends, full or resumed (a session of an earlier "
+           "connection to the same backend, kept per worker).");
+    status_printf(&b, "meridian_upstream_tls_handshakes_total{kind=\"full\"} %llu\n",
+                  (unsigned long long)SUM(up_tls_full));
+    status_printf(&b, "meridian_upstream_tls_handshakes_total{kind=\"resumed\"} %llu\n",
+                  (unsigned long long)SUM(up_tls_resumed));
+    counter(&b, "meridian_upstream_tls_failures_total",
+            "TLS handshakes with backends that failed: certificate not verified (wrong CA or "
+            "name), protocol error, or closed by the backend.",
+            SUM(up_tls_failures));
 
     family(&b, "meridian_geoip_lookups_total", "counter",
            "GeoIP database lookups by result: found, not_found (not in the database), error "

@@ -131,6 +131,15 @@ status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers)
             status_json_str(b, be->addr.text);
             status_printf(b, ",\"weight\":%u,\"drain\":%s", (unsigned)be->weight,
                           be->drain ? "true" : "false");
+            const struct cfg_backend_tls *tls = cfg_backend_tls_of(r, be);
+            status_printf(b, ",\"tls\":%s", tls->enabled ? "true" : "false");
+            if (tls->enabled) {
+                status_printf(b, ",\"tls_verify\":%s,\"sni\":", tls->verify ? "true" : "false");
+                if (tls->sni != NULL)
+                    status_json_str(b, tls->sni);
+                else
+                    status_printf(b, "null");
+            }
             if (t == NULL) {
                 status_printf(b, ",\"state\":\"%s\",\"health\":\"up\",\"checking\":false}",
                               draining ? "draining" : "up");

@@ -489,10 +489,8 @@ stream_flush_upstream(struct stream *s)
         uint32_t pending = buf_len(&s->up_out) - s->out_sent;
         if (pending == 0)
             break;
-        ssize_t n = write(uc->fd, buf_data(&s->up_out) + s->out_sent, pending);
+        ssize_t n = upstream_send(uc, buf_data(&s->up_out) + s->out_sent, pending);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN) {
                 /* A backend that takes no bytes: upstream_response, or in a tunnel the
                  * tunnel's own idle limit. */
@@ -1179,10 +1177,10 @@ stream_process_response(struct stream *s)
 /* ---- upstream events ---- */
 
 void
-stream_upstream_connected(struct stream *s, int err)
+stream_upstream_connected(struct stream *s, int err, const char *why)
 {
     if (err) {
-        stream_log_msg(CFG_LOG_WARN, s, "connect failed: %s", strerror(err));
+        stream_log_msg(CFG_LOG_WARN, s, "connect failed: %s", why ? why : strerror(err));
         if (stream_retry(s, true))
             return;
         stream_fail(s, 502);
@@ -1247,7 +1245,7 @@ stream_upstream_readable(struct stream *s)
                 return;
             continue;
         }
-        ssize_t n = read(uc->fd, buf_tail(&s->up_in), room);
+        ssize_t n = upstream_recv(uc, buf_tail(&s->up_in), room);
         if (n > 0) {
             s->up_in.end += (uint32_t)n;
             if (s->resp_state == STREAM_RESP_TUNNEL)
@@ -1259,12 +1257,10 @@ stream_upstream_readable(struct stream *s)
             upstream_read_on(uc, s->resp_state == STREAM_RESP_TUNNEL
                                      ? s->snap->tv_tunnel
                                      : s->snap->tv_upstream_response);
-            if ((uint32_t)n < room)
+            if ((uint32_t)n < room && !upstream_has_buffered_input(uc))
                 break; /* the socket is drained: no need for a read that says EAGAIN */
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && errno == EAGAIN)
             break;
         /* EOF or error. */

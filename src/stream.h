@@ -61,7 +61,7 @@ bool stream_tunnel_time_left(const struct stream *s, struct timeval *left);
 void stream_abort(struct stream *s, int status);
 
 /* For upstream.c. */
-void stream_upstream_connected(struct stream *s, int err);
+void stream_upstream_connected(struct stream *s, int err, const char *why);
 void stream_upstream_readable(struct stream *s);
 void stream_upstream_writable(struct stream *s);
 void stream_upstream_timeout(struct stream *s);

@@ -5,6 +5,7 @@
 #define MERIDIAN_UPSTREAM_T_H
 
 #include <event2/event_struct.h>
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +20,10 @@ struct worker;
  * reload that keeps an address keeps its pool, warm connections included. */
 struct upstream_pool {
     struct cfg_addr addr;
+    /* Holds a ref: TLS to this backend, or NULL (clear text). Pools are found by address
+     * and TLS key together; a generation with the same key hands its newer runtime over. */
+    struct tls_upstream *tls;
+    SSL_SESSION *tls_session;      /* owns: the session new connections resume, or NULL */
     struct worker *w;              /* borrows */
     struct upstream_pool *next;    /* the worker's list of pools */
     struct upstream_conn *idle;    /* owns: idle connections, most recently used first */
@@ -44,15 +49,22 @@ struct upstream_pool {
  *                           BUSY       v
  *                                    closed, freed
  *
- * While BUSY the stream does the reads and writes on `fd`; the events are this
- * connection's and stay registered for its whole life, so a reused connection costs no
- * epoll_ctl.
+ * CONNECTING covers the TCP connect and, to a TLS backend, the handshake after it (with one
+ * deadline for both): the stream hears of neither until the connection can carry bytes.
+ * While BUSY the stream reads and writes through upstream_recv()/upstream_send(), on the
+ * socket or through `ssl`; the events are this connection's and stay registered for its
+ * whole life, so a reused connection costs no epoll_ctl.
  */
 struct upstream_conn {
     int fd;
+    SSL *ssl; /* owns; NULL in clear text */
     bool connecting;
-    bool reused; /* served a request before this one */
+    bool handshaking; /* connected, TLS handshake under way (connecting still true) */
+    bool reused;      /* served a request before this one */
     bool read_enabled;
+    bool read_wants_write;        /* SSL_read needs the socket writable to go on */
+    bool write_wants_read;        /* SSL_write needs it readable */
+    uint64_t connect_deadline_ms; /* monotonic: connect and handshake must be done by then */
     struct upstream_pool *pool;  /* borrows: the pool outlives its connections */
     struct stream *stream;       /* borrows; NULL while idle */
     struct upstream_conn *next;  /* pool idle list */

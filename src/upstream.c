@@ -15,21 +15,33 @@
 #include "metrics.h"
 #include "sock.h"
 #include "stream.h"
+#include "tls.h"
+#include "tls_upstream.h"
 #include "worker.h"
 
 static void upstream_read_cb(evutil_socket_t fd, short what, void *arg);
 static void upstream_write_cb(evutil_socket_t fd, short what, void *arg);
 
 struct upstream_pool *
-upstream_pool_get(struct worker *w, const struct cfg_addr *addr)
+upstream_pool_get(struct worker *w, const struct cfg_addr *addr, struct tls_upstream *tls)
 {
-    for (struct upstream_pool *p = w->pools; p; p = p->next)
-        if (strcmp(p->addr.text, addr->text) == 0)
-            return p;
+    const char *key = tls_upstream_key(tls);
+    for (struct upstream_pool *p = w->pools; p; p = p->next) {
+        if (strcmp(p->addr.text, addr->text) != 0 || strcmp(tls_upstream_key(p->tls), key) != 0)
+            continue;
+        if (p->tls != tls) {
+            /* The same settings from a newer generation: new connections use its context
+             * (a CA file or client certificate renewed in place); pooled ones carry on. */
+            tls_upstream_unref(p->tls);
+            p->tls = tls_upstream_ref(tls);
+        }
+        return p;
+    }
     struct upstream_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->addr = *addr;
+    p->tls = tls_upstream_ref(tls);
     p->w = w;
     p->next = w->pools;
     w->pools = p;
@@ -48,6 +60,8 @@ pool_maybe_free(struct upstream_pool *pool)
             break;
         }
     }
+    SSL_SESSION_free(pool->tls_session);
+    tls_upstream_unref(pool->tls);
     free(pool);
 }
 
@@ -71,6 +85,7 @@ conn_destroy(struct upstream_conn *uc)
 {
     event_del(&uc->rev);
     event_del(&uc->wev);
+    tls_upstream_conn_free(uc->ssl);
     close(uc->fd);
     free(uc);
 }
@@ -138,6 +153,7 @@ upstream_acquire(struct upstream_pool *pool, struct stream *s, struct upstream_c
     uc->pool = pool;
     uc->stream = s;
     uc->connecting = true;
+    uc->connect_deadline_ms = clock_mono_ms() + pool->w->snap->cfg->timeouts.upstream_connect_ms;
     event_assign(&uc->rev, pool->w->base, fd, EV_READ | EV_PERSIST, upstream_read_cb, uc);
     event_assign(&uc->wev, pool->w->base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, uc);
     pool->nbusy++;
@@ -198,6 +214,7 @@ upstream_release(struct upstream_conn *uc, bool reusable)
         return;
     }
     uc->nrequests++;
+    uc->read_wants_write = uc->write_wants_read = false;
     upstream_write_off(uc);
     /* Idle: any readable event means the backend closed or misbehaved. */
     upstream_read_on(uc, w->snap->tv_upstream_idle);
@@ -253,6 +270,141 @@ upstream_pool_succeeded(struct upstream_pool *pool)
     pool->down_until_ms = 0;
 }
 
+/* ---- I/O on a busy connection ---- */
+
+ssize_t
+upstream_recv(struct upstream_conn *uc, void *p, size_t n)
+{
+    if (uc->ssl == NULL) {
+        ssize_t r;
+        do
+            r = read(uc->fd, p, n);
+        while (r < 0 && errno == EINTR);
+        return r;
+    }
+    bool want_write;
+    ssize_t r = tls_recv(uc->ssl, p, n, &want_write);
+    if (r >= 0)
+        return r;
+    if (r == TLS_AGAIN) {
+        if (want_write) {
+            /* A TLS 1.3 key update to answer and a full socket: go on when it drains. */
+            uc->read_wants_write = true;
+            upstream_write_on(uc, uc->pool->w->snap->tv_upstream_response);
+        }
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = EPROTO;
+    return -1;
+}
+
+ssize_t
+upstream_send(struct upstream_conn *uc, const void *p, size_t n)
+{
+    if (uc->ssl == NULL) {
+        ssize_t r;
+        do
+            r = write(uc->fd, p, n);
+        while (r < 0 && errno == EINTR);
+        return r;
+    }
+    bool want_read;
+    ssize_t r = tls_send(uc->ssl, p, n, &want_read);
+    if (r >= 0)
+        return r;
+    if (r == TLS_AGAIN) {
+        /* The caller arms writing; a write that waits for a read is resumed by the read
+         * event, which stays armed while a request is under way. */
+        uc->write_wants_read = want_read;
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = EPROTO;
+    return -1;
+}
+
+bool
+upstream_has_buffered_input(const struct upstream_conn *uc)
+{
+    return uc->ssl != NULL && SSL_has_pending(uc->ssl);
+}
+
+/* ---- connecting, and the TLS handshake after it ---- */
+
+/* What is left of the connect deadline, as a timeval for event_add. */
+static void
+deadline_left(const struct upstream_conn *uc, struct timeval *tv)
+{
+    uint64_t now = clock_mono_ms();
+    uint64_t left = uc->connect_deadline_ms > now ? uc->connect_deadline_ms - now : 0;
+    tv->tv_sec = (time_t)(left / 1000);
+    tv->tv_usec = (suseconds_t)(left % 1000) * 1000;
+}
+
+/* The connection can carry bytes, or never will: tell the stream. */
+static void
+connect_done(struct upstream_conn *uc, int err, const char *why)
+{
+    struct worker *w = uc->pool->w;
+    if (err == 0) {
+        uc->connecting = false;
+        uc->handshaking = false;
+        upstream_pool_succeeded(uc->pool);
+    } else {
+        metrics_inc(&w->stats.up_connect_failures);
+    }
+    stream_upstream_connected(uc->stream, err, why);
+}
+
+static void
+handshake_continue(struct upstream_conn *uc)
+{
+    struct worker *w = uc->pool->w;
+    char why[160];
+    bool want_write;
+    int r = tls_upstream_handshake(uc->ssl, &want_write, why, sizeof(why));
+    if (r == TLS_AGAIN) {
+        struct timeval tv;
+        deadline_left(uc, &tv);
+        if (want_write) {
+            upstream_read_off(uc);
+            upstream_write_on(uc, &tv);
+        } else {
+            upstream_write_off(uc);
+            upstream_read_on(uc, &tv);
+        }
+        return;
+    }
+    upstream_read_off(uc);
+    upstream_write_off(uc);
+    if (r < 0) {
+        metrics_inc(&w->stats.up_tls_failures);
+        connect_done(uc, EPROTO, why);
+        return;
+    }
+    metrics_inc(SSL_session_reused(uc->ssl) ? &w->stats.up_tls_resumed : &w->stats.up_tls_full);
+    connect_done(uc, 0, NULL);
+}
+
+/* The TCP connect is done: start TLS if the backend wants it. */
+static void
+connected(struct upstream_conn *uc)
+{
+    int err = sock_connect_result(uc->fd);
+    if (err != 0 || uc->pool->tls == NULL) {
+        connect_done(uc, err, NULL);
+        return;
+    }
+    uc->ssl = tls_upstream_conn_new(uc->pool->tls, uc->fd, &uc->pool->addr, &uc->pool->tls_session);
+    if (uc->ssl == NULL) {
+        connect_done(uc, ENOMEM, NULL);
+        return;
+    }
+    uc->handshaking = true;
+    handshake_continue(uc);
+}
+
 static void
 upstream_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -265,10 +417,20 @@ upstream_read_cb(evutil_socket_t fd, short what, void *arg)
         pool_maybe_free(pool);
         return;
     }
-    if (what & EV_TIMEOUT)
+    if (what & EV_TIMEOUT) {
         stream_upstream_timeout(uc->stream);
-    else
-        stream_upstream_readable(uc->stream);
+        return;
+    }
+    if (uc->handshaking) {
+        handshake_continue(uc);
+        return;
+    }
+    if (uc->write_wants_read) {
+        uc->write_wants_read = false;
+        stream_upstream_writable(uc->stream);
+        return; /* a read that is due comes with the next event: the socket stays readable */
+    }
+    stream_upstream_readable(uc->stream);
     /* uc may be gone now. */
 }
 
@@ -285,15 +447,18 @@ upstream_write_cb(evutil_socket_t fd, short what, void *arg)
         stream_upstream_timeout(s);
         return;
     }
+    if (uc->handshaking) {
+        handshake_continue(uc);
+        return;
+    }
     if (uc->connecting) {
-        int err = sock_connect_result(uc->fd);
-        if (err == 0) {
-            uc->connecting = false;
-            upstream_pool_succeeded(uc->pool);
-        } else {
-            metrics_inc(&uc->pool->w->stats.up_connect_failures);
-        }
-        stream_upstream_connected(s, err);
+        connected(uc);
+        return;
+    }
+    if (uc->read_wants_write) {
+        uc->read_wants_write = false;
+        /* Writing stays armed: with nothing left to send, the next event turns it off. */
+        stream_upstream_readable(s);
         return;
     }
     stream_upstream_writable(s);

@@ -7,6 +7,7 @@
 #define MERIDIAN_UPSTREAM_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sys/time.h>
 
 #include "upstream-t.h"
@@ -18,9 +19,11 @@
 /* After a failed connect, new requests avoid the backend for this long. */
 #define UPSTREAM_DOWN_MS 5000
 
-/* The worker's pool for `addr`, created if needed. The caller counts its use with
- * pool->snap_refs++ and lets go with upstream_pool_unref(). NULL when out of memory. */
-struct upstream_pool *upstream_pool_get(struct worker *w, const struct cfg_addr *addr);
+/* The worker's pool for `addr` spoken to with `tls` (NULL: clear text), created if needed.
+ * The caller counts its use with pool->snap_refs++ and lets go with upstream_pool_unref().
+ * NULL when out of memory. */
+struct upstream_pool *upstream_pool_get(struct worker *w, const struct cfg_addr *addr,
+                                        struct tls_upstream *tls);
 void upstream_pool_unref(struct upstream_pool *pool);
 
 /* Close every idle connection of every pool of `w` (shutdown). */
@@ -35,6 +38,15 @@ int upstream_acquire(struct upstream_pool *pool, struct stream *s, struct upstre
 
 /* The stream is done with `uc`: back to the idle list if `reusable`, else closed. */
 void upstream_release(struct upstream_conn *uc, bool reusable);
+
+/* The stream's reads and writes on a BUSY connection, in clear text or through TLS: bytes
+ * (> 0); 0 at the end of the backend's stream (recv only); -1 with errno (EAGAIN: not now,
+ * the connection arms what it waits for itself when TLS needs the other direction). */
+ssize_t upstream_recv(struct upstream_conn *uc, void *p, size_t n);
+ssize_t upstream_send(struct upstream_conn *uc, const void *p, size_t n);
+/* Whether a read would find bytes already taken off the socket (TLS read-ahead): then a
+ * short read does not mean the socket is drained. */
+bool upstream_has_buffered_input(const struct upstream_conn *uc);
 
 /* Read interest with a timeout (NULL: none), or none at all. */
 void upstream_read_on(struct upstream_conn *uc, const struct timeval *tv);

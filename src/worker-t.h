@@ -98,6 +98,9 @@ struct worker_stats {
     atomic_uint_fast64_t up_reuses;
     atomic_uint_fast64_t up_connect_failures;
     atomic_uint_fast64_t up_retries;
+    atomic_uint_fast64_t up_tls_full;     /* TLS handshakes with backends: full, */
+    atomic_uint_fast64_t up_tls_resumed;  /* resumed (a session of an earlier connection), */
+    atomic_uint_fast64_t up_tls_failures; /* failed (verification, protocol, reset) */
     atomic_uint_fast64_t geo_found;
     atomic_uint_fast64_t geo_not_found;
     struct metrics_unrouted unrouted;

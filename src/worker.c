@@ -65,7 +65,9 @@ snapshot_new(struct worker *w, struct cfg *cfg)
         if (!r->pools)
             goto fail_regions;
         for (size_t b = 0; b < cr->nbackends; b++) {
-            struct upstream_pool *pool = upstream_pool_get(w, &cr->backends[b].addr);
+            const struct cfg_backend *be = &cr->backends[b];
+            struct upstream_pool *pool =
+                upstream_pool_get(w, &be->addr, cfg_backend_tls_of(cr, be)->runtime);
             if (!pool)
                 goto fail_regions;
             pool->snap_refs++;

@@ -79,12 +79,13 @@ echo "== black-box tests (thread sanitizer build: where threads meet)"
 # ThreadSanitizer finds races between threads, so it runs the tests where they meet: the
 # main thread's reloads, signals and admin reads of the workers' counters (lifecycle,
 # reload_h2, metrics, systemd, privileges), state shared by the workers (health, the
-# budget's local bucket and Redis links, TLS ticket keys, GeoIP databases swapped on
+# budget's local bucket and Redis links, TLS ticket keys, backend TLS contexts held by pools
+# and health checks across reloads, GeoIP databases swapped on
 # reload) and a smoke run. The protocol suites (HTTP/1 errors and rejections, HTTP/2
 # conformance and attacks, client identity, proxying) run each connection on one worker
 # thread, and run under ASan+UBSan above; here they would add five minutes and no thread.
 tsan_tests=()
-for t in lifecycle reload_h2 metrics systemd privileges health rate_limit tls geo smoke; do
+for t in lifecycle reload_h2 metrics systemd privileges health rate_limit tls backend_tls geo smoke; do
     tsan_tests+=("tests/integration/test_$t.py")
 done
 TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" MERIDIAN_TEST_SLOWDOWN=3 \

@@ -125,20 +125,29 @@ def status_of(raw):
 
 
 class Origin:
-    """tests/tools/origin: answers with its name, records each request it gets."""
+    """tests/tools/origin: answers with its name, records each request it gets. With `tls`
+    (cert, key[, client CA]) it listens for TLS instead (and asks for a client certificate
+    that CA signed)."""
 
-    def __init__(self, tmp_path, name, port=None):
+    def __init__(self, tmp_path, name, port=None, tls=None):
         self.name = name
         self.port = port or free_port()
         self.record = str(tmp_path / f"origin-{name}-{self.port}.jsonl")
+        self.tls = tls
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [ORIGIN_BIN, "-l", f"127.0.0.1:{self.port}", "-n", self.name, "-r", self.record],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        args = [ORIGIN_BIN, "-l", f"127.0.0.1:{self.port}", "-n", self.name, "-r", self.record]
+        if self.tls:
+            args[1] = "-L"
+            args += ["-c", self.tls[0], "-k", self.tls[1]]
+            if len(self.tls) > 2 and self.tls[2]:
+                args += ["-A", self.tls[2]]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("ready"), f"origin {self.name} did not start: {line!r}"
+        assert (line.split()[-1] == "tls") == bool(self.tls), line
         return self
 
     @property
