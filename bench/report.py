@@ -10,7 +10,10 @@ DIR/geo_checks.tsv, DIR/geo_skipped.tsv and DIR/perf/*-top.txt, when present, fo
 routing tables (routing on / off per population, then every cell), and DIR/budget_cells.tsv
 (with its "redis_commands" and "redis_scripts" columns), DIR/budget_checks.tsv and
 DIR/budget_skipped.tsv, when present, for the request budget tables (rate_limit on / off,
-then every cell). Medians over the repetitions, with min-max for rates; ratios are taken against
+then every cell), and DIR/utls_cells.tsv (with its "proxy", "upstream", "up_conns",
+"tls_full" and "tls_resumed" columns), DIR/utls_checks.tsv and DIR/utls_skipped.tsv, when
+present, for the upstream TLS tables (per proxy: clear-text against TLS upstream, then every
+cell). Medians over the repetitions, with min-max for rates; ratios are taken against
 HAProxy measured in the same run, since figures from different runs on this machine do not
 compare (see shared/BENCHMARKING.md).
 """
@@ -627,6 +630,220 @@ def budget_report(run):
     return out, pair, notes
 
 
+UTLS_BAR_MERIDIAN_VS_HAPROXY = 1.10  # Meridian's B req per proxy-CPU-s / HAProxy's: at least this
+UTLS_PROXIES = ["haproxy", "nginx", "meridian"]
+
+
+def utls_label(t):
+    p, _, b = t.partition("-utls")
+    return f"{p}, TLS upstream (B)" if _ else f"{t}, clear-text upstream (A)"
+
+
+def utls_report(run):
+    """The upstream TLS tables (per proxy: A and B, B / A, Meridian / peer; then every cell) and
+    their notes; ([], [], []) when the run had no upstream-tls suite."""
+    all_cells = read_tsv(f"{run}/utls_cells.tsv")
+    cells = [r for r in all_cells if r.get("kept", "1") == "1"]
+    redone = [r for r in all_cells if r.get("kept", "1") != "1"]
+    skipped = read_tsv(f"{run}/utls_skipped.tsv")
+    checks = read_tsv(f"{run}/utls_checks.tsv")
+    if not all_cells and not skipped:
+        return [], [], []
+    proxies = [p for p in UTLS_PROXIES if any(r.get("proxy") == p for r in cells)]
+    proxies += [p for p in dict.fromkeys(r.get("proxy") for r in cells) if p not in proxies]
+    targets = []
+    for p in proxies:
+        targets += [t for t in (p, f"{p}-utls") if any(r["target"] == t for r in cells)]
+    stats = cell_stats(cells, targets)
+
+    def per_cpu_by_rep(t):
+        return {r["rep"]: num(r, "req_s") / (num(r, "proxy_cpu_pct") / 100)
+                for r in cells if r["target"] == t and num(r, "proxy_cpu_pct")}
+
+    def ints(t, key):
+        v = [r.get(key, "-") for r in cells if r["target"] == t]
+        return [int(x) for x in v] if v and all(x not in ("", "-") for x in v) else None
+
+    # B / A per proxy, of the medians and per repetition (the two cells of a repetition are
+    # adjacent)
+    ratio, ratio_rps, ratio_reps = {}, {}, {}
+    for p in proxies:
+        a, b = stats.get(p), stats.get(f"{p}-utls")
+        if a and b and a["per_cpu"] and b["per_cpu"]:
+            ratio[p] = b["per_cpu"] / a["per_cpu"]
+        if a and b:
+            ratio_rps[p] = b["rps"] / a["rps"]
+        ra, rb = per_cpu_by_rep(p), per_cpu_by_rep(f"{p}-utls")
+        ratio_reps[p] = {rep: rb[rep] / ra[rep] for rep in ra if rep in rb}
+    mb = stats.get("meridian-utls")
+
+    def new_conns(t):
+        """New upstream connections per cell: "median (per 1,000 requests)", the proxy's own
+        count of TLS handshakes, full + resumed, summed over the cells, or None."""
+        conns = ints(t, "up_conns")
+        if conns is None:
+            return "not counted", None
+        reqs = statistics.median(num(r, "requests") for r in cells if r["target"] == t)
+        per_k = statistics.median(conns) / reqs * 1000 if reqs else 0
+        text = f"{statistics.median(conns):.0f} ({per_k:.2f} per 1k req)"
+        full, res = ints(t, "tls_full"), ints(t, "tls_resumed")
+        return text, (f"{sum(full)} + {sum(res)}" if full is not None and res is not None
+                      else None)
+
+    summary = ["| proxy | req/s A / B | B / A req/s | proxy CPU A / B | req per proxy-CPU-s A / B "
+               "| **B / A per proxy-CPU-s** (per repetition) | Meridian's B per proxy-CPU-s / "
+               "this proxy's | new TLS connections to the origins per B cell, median (per "
+               "1,000 requests) | TLS handshakes in B, the proxy's count: full + resumed |",
+               "|---|---|---|---|---|---|---|---|---|"]
+    for p in proxies:
+        a, b = stats.get(p), stats.get(f"{p}-utls")
+        why = next((r["reason"] for r in skipped if r["target"] in (f"{p}-utls", p)), None)
+        if not (a and b):
+            summary.append(f"| {p} | B not measured{': ' + why if why else ''} | | | | | | | |")
+            continue
+        cpu = lambda s: f"{s['cpu']:.0f}%" if s["cpu"] is not None else "—"
+        pc = lambda s: k(s["per_cpu"]) if s["per_cpu"] is not None else "—"
+        reps = sorted(ratio_reps[p].values())
+        rr = (f" ({reps[0]:.3f}–{reps[-1]:.3f})" if len(reps) > 1 else "")
+        rat = f"**{ratio[p]:.3f}**{rr}" if p in ratio else "—"
+        vs = (f"{mb['per_cpu'] / b['per_cpu']:.2f}"
+              if mb and mb["per_cpu"] and b["per_cpu"] and p != "meridian" else "—")
+        conns, hs = new_conns(f"{p}-utls")
+        summary.append(
+            f"| {p} | {k(a['rps'])} / {k(b['rps'])} | {ratio_rps[p]:.3f} | {cpu(a)} / {cpu(b)} "
+            f"| {pc(a)} / {pc(b)} | {rat} | {vs} | {conns} | {hs or 'not counted'} |")
+
+    verdict = []
+    peers = [p for p in ("haproxy", "nginx") if p in ratio]
+    if "meridian" in ratio and peers:
+        best = max(peers, key=lambda p: ratio[p])
+        ok = ratio["meridian"] >= ratio[best]
+        line = (f"Meridian's B / A per proxy-CPU-second {ratio['meridian']:.3f}, the best "
+                f"peer's ({best}) {ratio[best]:.3f}: {'met' if ok else '**NOT met**'}")
+        # per repetition: Meridian's ratio against the best peer's ratio of that repetition
+        diffs = [ratio_reps["meridian"][rep] - max(ratio_reps[q][rep] for q in peers)
+                 for rep in ratio_reps["meridian"]
+                 if all(rep in ratio_reps[q] for q in peers)]
+        if len(diffs) > 1 and min(diffs) < 0 <= max(diffs):
+            line += " by the medians, but single repetitions lie on both sides: not resolved"
+        best_rps = max(peers, key=lambda p: ratio_rps[p])
+        line += (f" (in req/s: {ratio_rps['meridian']:.3f} against {best_rps}'s "
+                 f"{ratio_rps[best_rps]:.3f})")
+        verdict.append(line)
+    else:
+        verdict.append("Meridian's B / A against the best peer's: not computed (a cell is "
+                       "missing or has no CPU figure)")
+    hb = stats.get("haproxy-utls")
+    if mb and hb and mb["per_cpu"] and hb["per_cpu"]:
+        v = mb["per_cpu"] / hb["per_cpu"]
+        ok = v >= UTLS_BAR_MERIDIAN_VS_HAPROXY
+        line = (f"Meridian's req per proxy-CPU-second in B / HAProxy's {v:.2f} (bar "
+                f"{UTLS_BAR_MERIDIAN_VS_HAPROXY:.2f}): {'met' if ok else '**NOT met**'}")
+        m, h = per_cpu_by_rep("meridian-utls"), per_cpu_by_rep("haproxy-utls")
+        per_rep = [m[rep] / h[rep] for rep in m if rep in h]
+        if len(per_rep) > 1:
+            line += f" (per repetition {min(per_rep):.2f}–{max(per_rep):.2f}"
+            if min(per_rep) < UTLS_BAR_MERIDIAN_VS_HAPROXY <= max(per_rep):
+                line += ": not resolved"
+            line += ")"
+        verdict.append(line)
+    else:
+        verdict.append("Meridian's B / HAProxy's B per proxy-CPU-second: not computed (a cell "
+                       "is missing or has no CPU figure)")
+    if any(stats[t]["errors"] for t in ("meridian", "meridian-utls", "haproxy", "haproxy-utls",
+                                        "nginx", "nginx-utls") if t in stats):
+        verdict.append("some cells had errors: those rows are not fair measurements")
+    pair = summary + [""] + [f"- verdict: {v}." for v in verdict]
+
+    out = ["| target | req/s median (min–max) | p50 | p99 | proxy CPU | req per proxy-CPU-s "
+           "| cpu0 (origins + wrk) | other CPU | new upstream conns per cell, median (per 1,000 "
+           "requests) | TLS handshakes, the proxy's count (full + resumed) | errors |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes, busy, disturbed = [], [], []
+    for t in targets:
+        st = stats[t]
+        cpu = f"{st['cpu']:.0f}%" if st["cpu"] is not None else "—"
+        per_cpu = k(st["per_cpu"]) if st["per_cpu"] is not None else "—"
+        conns, hs = new_conns(t)
+        hs = hs or "—"
+        out.append(f"| {utls_label(t)} | {k(st['rps'])} ({k(st['min'])}–{k(st['max'])}) "
+                   f"| {lat(st['p50'])} | {lat(st['p99'])} | {cpu} | {per_cpu} "
+                   f"| {st['cpu0']:.0f}% | {st['other']:.0f}% | {conns} | {hs} "
+                   f"| {st['errors']} |")
+        if st["busy"]:
+            busy.append(t)
+        if st["other_max"] >= OTHER_BUSY:
+            disturbed.append(t)
+    for r in skipped:
+        what = (utls_label(r["target"]) if r["target"] != "upstream-tls"
+                else "the whole suite")
+        out.append(f"| {what} | skipped: {r['reason']} | | | | | | | | | |")
+
+    if not cells:
+        return out, [], notes
+    notes.append(
+        "A = the proxy process of the other suites: HTTP/1.1 keep-alive clients (wrk -t1, as "
+        "in the plain cell), clear-text keep-alive connections to the five origins. B = a "
+        "second process of the same proxy from the same template, differing only in its "
+        "upstream: TLS to the origins' TLS listeners (in the same origin processes), verifying "
+        "their certificate (ECDSA P-256, SAN DNS:backend.test) against the CA the bench made, "
+        "SNI and host name backend.test, keep-alive and session resumption on. HAProxy: "
+        "`default-server ssl verify required ca-file CA sni str(backend.test) check-sni "
+        "backend.test`, `http-reuse always`; nginx: `proxy_pass https://`, `proxy_ssl_verify "
+        "on`, `proxy_ssl_trusted_certificate`, `proxy_ssl_name backend.test`, "
+        "`proxy_ssl_server_name on`, `proxy_ssl_session_reuse on`, upstream `keepalive 128`; "
+        "Meridian: the region's `tls: {ca_file, sni: backend.test}`. The two cells of a proxy "
+        "run next to each other, A first in odd repetitions and B first in even ones; \"per "
+        "repetition\" is the range of the ratios of those pairs.")
+    notes.append(
+        "new upstream connections: the origins number the connections they accept (X-Conn-Id); "
+        "run.sh opens one connection to each origin after the cell's warm-up and one after the "
+        "measurement, and the difference less its own five is what the proxy opened during "
+        "the measurement; in B each one cost a TLS handshake. The proxy's own count of its TLS "
+        "handshakes with the origins: HAProxy's ssl_sess / ssl_reused_sess of the backend "
+        "(`show stat`), Meridian's meridian_upstream_tls_handshakes_total (admin /metrics); "
+        "nginx has none (—). The warm-up's connections are not counted: a steady load should "
+        "open next to none.")
+    churn = []
+    for t in targets:
+        conns = ints(t, "up_conns")
+        reqs = sum(num(r, "requests") for r in cells if r["target"] == t)
+        if conns is not None and reqs and sum(conns) / reqs * 1000 >= 1:
+            churn.append(f"{t.replace('-utls', '')} {'B' if t.endswith('-utls') else 'A'} "
+                         f"{sum(conns) / reqs * 1000:.1f}")
+    if churn:
+        notes.append(
+            "new upstream connections per 1,000 requests under the steady load: "
+            + "; ".join(churn) + ". In B each one is a TLS handshake (resumed where the proxy "
+            "resumes sessions) that the proxy's CPU pays."
+            )
+    origins_check = [c for c in checks if c["target"] == "origins"]
+    for c in origins_check:
+        if int(c["failed"]):
+            notes.append(f"check: **the origins' TLS listeners failed {c['failed']} of "
+                         f"{c['checked']} checks**: {c['detail']}.")
+        else:
+            notes.append("check: every origin's TLS listener answered 200 to curl verifying "
+                         "backend.test against the bench's CA, and failed a check of another "
+                         "name.")
+    if busy:
+        notes.append(f"{', '.join(busy)}: cpu0 (wrk + origins, which also do the origins' side "
+                     f"of TLS in B) was at least {CPU0_BUSY:.0f}% busy in some cells: the "
+                     "client side limits req/s; compare by req per proxy-CPU-second.")
+    if disturbed:
+        notes.append(f"other CPU reached {OTHER_BUSY:.0f}% or more in cells of "
+                     f"{', '.join(disturbed)} (kept after the retries ran out): rerun.")
+    if redone:
+        which = ", ".join(f"{r['target']} rep {r['rep']}" for r in redone)
+        notes.append(f"{len(redone)} upstream-tls cell(s) disturbed by other processes (over "
+                     f"the OTHER_MAX share of CPU) were measured again: {which}.")
+    if any(stats[t]["errors"] for t in targets):
+        notes.append("errors = non-2xx/3xx responses + socket errors reported by wrk, over all "
+                     "cells: a target with errors is not measured fairly (in B, a 502 would "
+                     "mean the TLS connection to the origin failed).")
+    return out, pair, notes
+
+
 def main():
     run = sys.argv[1]
     all_cells = read_tsv(f"{run}/cells.tsv")
@@ -713,6 +930,7 @@ def main():
     tls_out, tls_notes = tls_report(run, meta)
     geo_out, geo_pair, geo_notes = geo_report(run)
     budget_out, budget_pair, budget_notes = budget_report(run)
+    utls_out, utls_pair, utls_notes = utls_report(run)
     if out[2:]:  # the plain HTTP/1.1 table, unless that suite did not run
         print("\n".join(out))
         print()
@@ -754,8 +972,27 @@ def main():
         print()
         for n in budget_notes:
             print(f"- {n}")
-    if tls_out:
+    if utls_out:
         if out[2:] or geo_out or budget_out:
+            print()
+        print("### Upstream TLS (HTTP/1.1 keep-alive clients; clear-text (A) or TLS (B) "
+              "keep-alive connections to the origins)")
+        print()
+        if utls_pair:
+            print("Per proxy, A and B (the issue's bars: Meridian's B / A per proxy-CPU-second "
+                  "no worse than the best peer's, and Meridian's req per proxy-CPU-second in B "
+                  f"at least {UTLS_BAR_MERIDIAN_VS_HAPROXY:.1f}x HAProxy's):")
+            print()
+            print("\n".join(utls_pair))
+            print()
+            print("Every cell:")
+            print()
+        print("\n".join(utls_out))
+        print()
+        for n in utls_notes:
+            print(f"- {n}")
+    if tls_out:
+        if out[2:] or geo_out or budget_out or utls_out:
             print()
         print("### TLS termination and HTTP/2 (TLS 1.3, ECDSA P-256; upstream plain HTTP/1.1)")
         print()

@@ -8,10 +8,14 @@
 # networks against the same five regions without it, every region spread over the same five
 # origins, for two client populations), budget (the h1 cell through Meridian with a request
 # budget in Redis far above the load, against the same without rate_limit; runs its own
-# redis-server and counts its commands per cell), idle (RSS per idle plain connection), tls (wrk,
-# HTTP/1.1 over TLS 1.3), h2 (h2load, HTTP/2 over TLS), handshake (full TLS 1.3
-# handshakes/s, openssl s_time -new, no resumption), idle-tls (RSS per idle TLS
-# connection); TLS uses a throwaway ECDSA P-256 certificate made in the results directory.
+# redis-server and counts its commands per cell), upstream-tls (the h1 cell of each proxy with
+# clear-text upstream connections against a second process of the same proxy speaking TLS to
+# the origins' TLS listeners, verifying their certificate against a CA made in the results
+# directory, SNI backend.test; counts the upstream connections the origins accepted during each
+# cell), idle (RSS per idle plain connection), tls (wrk, HTTP/1.1 over TLS 1.3), h2 (h2load,
+# HTTP/2 over TLS), handshake (full TLS 1.3 handshakes/s, openssl s_time -new, no resumption),
+# idle-tls (RSS per idle TLS connection); TLS uses a throwaway ECDSA P-256 certificate made in
+# the results directory.
 # Follows shared/BENCHMARKING.md: proxy alone on cpu1, clients and origins on cpu0, targets
 # interleaved, repeated, medians with min-max, CPU shares measured, ratios to HAProxy from the
 # same run. Builds nothing; see bench/README.md.
@@ -19,20 +23,21 @@
 #   bench/run.sh [--quick]
 #
 # Environment: MERIDIAN (_build/src/meridian), ORIGIN (_build/tests/tools/origin), SUITES ("h1 geo
-# budget idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s; TLS_WARMUP 1 s
-# for tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10), HS_CLIENTS (2 s_time
-# processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open files), TARGETS
-# ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo suite's database,
-# built once into bench/results/geo-db-HASH/), GEO_POPULATIONS ("0 10000": the client populations
-# of the geo cells, each its own set of cells; 0 = all ~100k client addresses, N = only the first
-# N), GEO_PERF (1: perf profiles of GEO_PERF_TARGETS ("meridian-geo-on") per population after the
-# geo cells, GEO_PERF_SECONDS 5 s each).
+# budget upstream-tls idle tls h2 handshake idle-tls"), REPS (3), DURATION (10 s), WARMUP (2 s;
+# TLS_WARMUP 1 s for tls, h2, handshake), CONNS (64, wrk), H2_CONNS (32), H2_STREAMS (10),
+# HS_CLIENTS (2 s_time processes at once), IDLE_CONNS (10000; capped at 9900 by the 20,000 open
+# files), TARGETS ("direct haproxy nginx meridian"), GEO_NETWORKS (1000000 networks in the geo
+# suite's database, built once into bench/results/geo-db-HASH/), GEO_POPULATIONS ("0 10000": the
+# client populations of the geo cells, each its own set of cells; 0 = all ~100k client
+# addresses, N = only the first N), GEO_PERF (1: perf profiles of GEO_PERF_TARGETS
+# ("meridian-geo-on") per population after the geo cells, GEO_PERF_SECONDS 5 s each).
 # --quick: REPS=1 DURATION=3. A missing Meridian binary skips its rows; a Meridian that does
 # not accept the TLS listener (`meridian -t`) has only its TLS cells skipped; no redis-server
-# (package redis-server) skips the budget suite. This machine is shared: a cell during which
-# other processes used more than OTHER_MAX (10) % CPU is recorded as not kept and run again,
-# up to RETRIES (2) times, after waiting up to QUIET_WAIT (60) s for the machine to calm down
-# (also done before starting).
+# (package redis-server) skips the budget suite; an origin without TLS listeners (-L) skips the
+# upstream-tls suite, and a Meridian that does not accept a region's `tls` only its TLS-upstream
+# cell. This machine is shared: a cell during which other processes used more than OTHER_MAX
+# (10) % CPU is recorded as not kept and run again, up to RETRIES (2) times, after waiting up to
+# QUIET_WAIT (60) s for the machine to calm down (also done before starting).
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${x//a/b} replacements stays '&'
 
@@ -63,7 +68,7 @@ H2_STREAMS=${H2_STREAMS:-10}
 HS_CLIENTS=${HS_CLIENTS:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 TARGETS=${TARGETS:-direct haproxy nginx meridian}
-SUITES=${SUITES:-h1 geo budget idle tls h2 handshake idle-tls}
+SUITES=${SUITES:-h1 geo budget upstream-tls idle tls h2 handshake idle-tls}
 GEO_NETWORKS=${GEO_NETWORKS:-1000000}
 # the client populations of the geo cells: 0 = every address of the list, N = the first N
 # (GEO_CLIENTS_MAX, the older single-population setting, is taken when GEO_POPULATIONS is unset)
@@ -90,7 +95,7 @@ log() {
     printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
 }
 
-ALL_SUITES="h1 geo budget idle tls h2 handshake idle-tls"
+ALL_SUITES="h1 geo budget upstream-tls idle tls h2 handshake idle-tls"
 for s in $SUITES; do
     case " $ALL_SUITES " in *" $s "*) ;; *) die "unknown suite '$s' (one of: $ALL_SUITES)" ;; esac
 done
@@ -112,6 +117,7 @@ has_suite h1 && tools+=" wrk"
 has_suite tls && tools+=" wrk"
 has_suite geo && tools+=" wrk perl sha256sum"
 has_suite budget && tools+=" wrk"
+has_suite upstream-tls && tools+=" wrk openssl"
 has_suite h2 && tools+=" h2load"
 [ "$TLS" = 0 ] || tools+=" openssl"
 for tool in $tools; do
@@ -152,6 +158,35 @@ if [ "$TLS" = 1 ]; then
         >"$RUN/logs/openssl-req.log" 2>&1 || die "could not make a certificate: $(cat "$RUN/logs/openssl-req.log")"
     cat "$CERT" "$KEY" >"$COMBINED"
     chmod 600 "$KEY" "$COMBINED"
+fi
+
+# The upstream-tls suite's own CA (ECDSA P-256, CA:TRUE) and the origins' certificate it signs
+# (ECDSA P-256, SAN DNS:backend.test, serverAuth), in tls/upstream/: the proxies trust only
+# ca.pem and check the name backend.test against the certificate.
+UTLS_DIR=$RUN_ABS/tls/upstream
+UTLS_CA=$UTLS_DIR/ca.pem
+UTLS_CERT=$UTLS_DIR/origin.pem
+UTLS_KEY=$UTLS_DIR/origin.key
+UTLS_SKIP="" # why the whole upstream-tls suite is skipped
+printf 'target\treason\n' >"$RUN/utls_skipped.tsv"
+if has_suite upstream-tls; then
+    mkdir -p "$UTLS_DIR"
+    printf 'subjectAltName=DNS:backend.test\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+        >"$UTLS_DIR/origin.ext"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=Meridian bench upstream CA" -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign -days 2 -keyout "$UTLS_DIR/ca.key" \
+            -out "$UTLS_CA" &&
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=backend.test \
+                -keyout "$UTLS_KEY" -out "$UTLS_DIR/origin.csr" &&
+            openssl x509 -req -in "$UTLS_DIR/origin.csr" -CA "$UTLS_CA" -CAkey "$UTLS_DIR/ca.key" \
+                -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$UTLS_DIR/origin.ext" \
+                -out "$UTLS_CERT" &&
+            openssl verify -CAfile "$UTLS_CA" -verify_hostname backend.test "$UTLS_CERT"
+    } >"$RUN/logs/openssl-upstream.log" 2>&1 ||
+        die "could not make the upstream certificates: $(tail -n 3 "$RUN/logs/openssl-upstream.log")"
+    chmod 600 "$UTLS_DIR/ca.key" "$UTLS_KEY"
 fi
 
 # The geo suite's large GeoIP database and its client addresses, built once per version of the
@@ -243,19 +278,26 @@ pick_port() { # sets PORT
 }
 
 # Replaces @KEY@ by VALUE for each KEY=VALUE argument. Without a TLS suite (TLS=0), drops the
-# template's lines from "# tls-begin" to "# tls-end".
+# template's lines from "# tls-begin" to "# tls-end". The upstream-tls suite's proxies are
+# rendered with RENDER_UPSTREAM=tls: their templates' "upstream-tls" parts (TLS to the origins)
+# are kept, the "upstream-plain" parts and the TLS listener dropped; otherwise the
+# "upstream-tls" parts are dropped.
+RENDER_UPSTREAM=plain
 render() {
-    local tpl=$1 out=$2 text kv
+    local tpl=$1 out=$2 text kv drop
     shift 2
     text=$(<"$tpl")
     for kv in "$@"; do
         text=${text//@${kv%%=*}@/${kv#*=}}
     done
-    if [ "$TLS" = 1 ]; then
-        printf '%s\n' "$text" >"$out"
+    local m='^[[:space:]]*# upstream' # the upstream markers: lines of their own
+    if [ "$RENDER_UPSTREAM" = tls ]; then
+        drop="/# tls-begin/,/# tls-end/d; /$m-plain-begin\$/,/$m-plain-end\$/d; /$m-tls-\\(begin\\|end\\)\$/d"
     else
-        printf '%s\n' "$text" | sed '/# tls-begin/,/# tls-end/d' >"$out"
+        drop="/$m-tls-begin\$/,/$m-tls-end\$/d; /$m-plain-\\(begin\\|end\\)\$/d"
+        [ "$TLS" = 1 ] || drop+='; /# tls-begin/,/# tls-end/d'
     fi
+    printf '%s\n' "$text" | sed "$drop" >"$out"
 }
 
 pid_ticks() { # utime + stime of one process (all its threads), in clock ticks
@@ -315,24 +357,65 @@ fi
 
 # ---- origins ------------------------------------------------------------------------------
 
+utls_skip() {
+    log "upstream-tls: skipping $1: $2"
+    printf '%s\t%s\n' "$1" "$2" >>"$RUN/utls_skipped.tsv"
+}
+
+# The upstream-tls suite needs the origins' TLS listeners (origin -L ADDR:PORT -c CERT -k KEY,
+# which prints `ready NAME ADDR:PORT tls`). An origin built before them is found out by a probe
+# (started, waited for, stopped by PID); then the suite is skipped and the origins run as usual.
+ORIGIN_TLS_ARGS=()
+if has_suite upstream-tls; then
+    taskset -c 0 "$ORIGIN" -q -n probe -L 127.0.0.1:0 -c "$UTLS_CERT" -k "$UTLS_KEY" \
+        >"$RUN/logs/origin-probe.out" 2>"$RUN/logs/origin-probe.err" &
+    probe=$!
+    PIDS+=("$probe")
+    CHILDREN+=("$probe")
+    for try in $(seq 50); do
+        grep -q '^ready .* tls$' "$RUN/logs/origin-probe.out" && break
+        is_alive "$probe" || break
+        sleep 0.1
+    done
+    if grep -q '^ready .* tls$' "$RUN/logs/origin-probe.out"; then
+        ORIGIN_TLS_ARGS=(-L 127.0.0.1:0 -c "$UTLS_CERT" -k "$UTLS_KEY")
+    else
+        UTLS_SKIP="$ORIGIN has no TLS listener (-L ADDR:PORT -c CERT -k KEY): $(grep -v '^ *$' "$RUN/logs/origin-probe.err" | head -n 1)"
+        utls_skip upstream-tls "$UTLS_SKIP"
+    fi
+    kill -TERM "$probe" 2>/dev/null || true
+    wait "$probe" 2>/dev/null || true
+fi
+
+# Five origins, each with one plain listener and, for the upstream-tls suite, one TLS listener
+# in the same process (so that the origins' CPU is counted alike in both of its cells)
 ORIGIN_PIDS=()
 ORIGIN_PORTS=()
+ORIGIN_TLS_PORTS=()
 for i in 1 2 3 4 5; do
-    taskset -c 0 "$ORIGIN" -q -n "region-$i" -l 127.0.0.1:0 \
+    taskset -c 0 "$ORIGIN" -q -n "region-$i" -l 127.0.0.1:0 "${ORIGIN_TLS_ARGS[@]}" \
         >"$RUN/logs/origin-$i.out" 2>"$RUN/logs/origin-$i.err" &
     PIDS+=($!)
     CHILDREN+=($!)
     ORIGIN_PIDS+=($!)
 done
 for i in 0 1 2 3 4; do
+    out=$RUN/logs/origin-$((i + 1)).out
     for try in $(seq 50); do
-        grep -q '^ready ' "$RUN/logs/origin-$((i + 1)).out" && break
+        [ "$(grep -c '^ready ' "$out")" -gt "$((${#ORIGIN_TLS_ARGS[@]} > 0))" ] && break
         sleep 0.1
     done
-    line=$(grep '^ready ' "$RUN/logs/origin-$((i + 1)).out") || die "origin $((i + 1)) did not start: $(cat "$RUN/logs/origin-$((i + 1)).err")"
+    line=$(grep '^ready ' "$out" | grep -v ' tls$' | head -n 1) ||
+        die "origin $((i + 1)) did not start: $(cat "$RUN/logs/origin-$((i + 1)).err")"
     ORIGIN_PORTS+=("${line##*:}")
+    if [ ${#ORIGIN_TLS_ARGS[@]} -gt 0 ]; then
+        line=$(grep '^ready .* tls$' "$out" | head -n 1) ||
+            die "origin $((i + 1)) did not open its TLS listener: $(cat "$RUN/logs/origin-$((i + 1)).err")"
+        line=${line% tls}
+        ORIGIN_TLS_PORTS+=("${line##*:}")
+    fi
 done
-log "origins on ports ${ORIGIN_PORTS[*]}"
+log "origins on ports ${ORIGIN_PORTS[*]}${ORIGIN_TLS_PORTS[*]:+; TLS on ${ORIGIN_TLS_PORTS[*]}}"
 
 # The budget suite's Redis: a throwaway redis-server on a free loopback port, on cpu0 with the
 # origins (its CPU is counted with theirs), no persistence. Without it, the suite is skipped.
@@ -764,6 +847,192 @@ if has_suite budget && [ -z "$BUDGET_SKIP" ]; then
     [ ${#BUDGET_ACTIVE[@]} -gt 0 ] || log "budget: nothing to measure"
 fi
 
+# ---- the upstream-tls suite's targets --------------------------------------------------------
+
+# Cell A of a proxy is the process of the other suites (HAProxy, nginx, Meridian: clear-text
+# keep-alive connections to the origins' plain listeners). Cell B is a second process of the
+# same proxy, PROXY-utls, rendered from the same template with RENDER_UPSTREAM=tls (no TLS
+# listener of its own): the same configuration but for its upstream, the origins' TLS listeners
+# (TLS with keep-alive and session resumption, the certificate verified against the bench's CA
+# and the name backend.test, also sent as SNI). The proxies' own counters of those handshakes
+# are read from HAProxy's stats socket (its own, PROXY-utls.sock) and Meridian's admin /metrics.
+UTLS_PROXIES=()             # proxies with cells in this suite, in the order of the cells
+declare -A UTLS_B           # proxy -> 1 when its B process runs
+declare -A UTLS_ADMIN       # meridian-utls -> its admin port
+printf 'target\tchecked\tfailed\tdetail\n' >"$RUN/utls_checks.tsv"
+
+start_haproxy_utls() {
+    local t=haproxy-utls servers="" i
+    for i in 0 1 2 3 4; do
+        servers+="    server o$((i + 1)) 127.0.0.1:${ORIGIN_TLS_PORTS[i]}"$'\n'
+    done
+    pick_port
+    TPORT[$t]=$PORT
+    RENDER_UPSTREAM=tls render bench/haproxy.cfg.in "$RUN/conf/$t.cfg" PORT="${TPORT[$t]}" \
+        SOCK="$RUN_ABS/$t.sock" SERVERS="${servers%$'\n'}" MAXCONN="$HAPROXY_MAXCONN" \
+        NOFILE="$NOFILE" UPSTREAM_CA="$UTLS_CA"
+    taskset -c 1 haproxy -f "$RUN/conf/$t.cfg" >"$RUN/logs/$t.log" 2>&1 &
+    PIDS+=($!)
+    CHILDREN+=($!)
+    TPIDS[$t]=$!
+}
+
+start_nginx_utls() {
+    local t=nginx-utls servers="" i
+    for i in 0 1 2 3 4; do
+        servers+="        server 127.0.0.1:${ORIGIN_TLS_PORTS[i]};"$'\n'
+    done
+    pick_port
+    TPORT[$t]=$PORT
+    mkdir -p "$RUN/$t/tmp"
+    RENDER_UPSTREAM=tls render bench/nginx.conf.in "$RUN/conf/$t.conf" PORT="${TPORT[$t]}" \
+        SERVERS="${servers%$'\n'}" DIR="$RUN_ABS/$t" NOFILE="$NOFILE" UPSTREAM_CA="$UTLS_CA" \
+        WORKER_CONNECTIONS=$((2 * IDLE_CONNS + 200 < NOFILE ? 2 * IDLE_CONNS + 200 : NOFILE))
+    taskset -c 1 nginx -c "$RUN_ABS/conf/$t.conf" -p "$RUN_ABS/$t" >"$RUN/logs/$t.log" 2>&1 &
+    PIDS+=($!)
+    CHILDREN+=($!)
+    TPIDS[$t]=$!
+}
+
+start_meridian_utls() { # returns 1 when meridian -t rejects the configuration
+    local t=meridian-utls backends="" i
+    for i in 0 1 2 3 4; do
+        backends+="\"127.0.0.1:${ORIGIN_TLS_PORTS[i]}\", "
+    done
+    pick_port
+    TPORT[$t]=$PORT
+    pick_port
+    UTLS_ADMIN[$t]=$PORT
+    RENDER_UPSTREAM=tls render bench/meridian.yaml.in "$RUN/conf/$t.yaml" PORT="${TPORT[$t]}" \
+        ADMIN_PORT="${UTLS_ADMIN[$t]}" UPSTREAM_CA="$UTLS_CA" BACKENDS="${backends%, }"
+    # TLS to backends is recent: a binary that does not accept the region's `tls` section has
+    # only this cell skipped (its cell A still runs)
+    if ! "$MERIDIAN" -t -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t-check.log" 2>&1; then
+        utls_skip "$t" "\`meridian -t\` rejects the region's tls section in $RUN/conf/$t.yaml ($(grep -v '^ *$' "$RUN/logs/$t-check.log" | tail -n 1))"
+        return 1
+    fi
+    taskset -c 1 "$MERIDIAN" -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t.log" 2>&1 &
+    PIDS+=($!)
+    CHILDREN+=($!)
+    TPIDS[$t]=$!
+}
+
+# The X-Conn-Id that a new connection to each origin gets (the origin numbers the connections
+# it accepts, on all its listeners), summed over the five: "plain" on their plain listeners,
+# "tls" on their TLS listeners (verifying the certificate as the proxies do: the bench's CA,
+# SNI and name backend.test); "-" when one of them does not answer. Between two such sums S0
+# and S1, the proxy under test opened S1 - S0 - 5 connections to the origins.
+origin_conn_ids() {
+    local i id sum=0 port
+    for i in 0 1 2 3 4; do
+        if [ "$1" = tls ]; then
+            port=${ORIGIN_TLS_PORTS[i]}
+            id=$(curl -s -m 2 -D - -o /dev/null --cacert "$UTLS_CA" \
+                --resolve "backend.test:$port:127.0.0.1" "https://backend.test:$port/" |
+                tr -d '\r' | sed -n 's/^[Xx]-[Cc]onn-[Ii]d: //p' || true)
+        else
+            id=$(curl -s -m 2 -D - -o /dev/null "http://127.0.0.1:${ORIGIN_PORTS[i]}/" |
+                tr -d '\r' | sed -n 's/^[Xx]-[Cc]onn-[Ii]d: //p' || true)
+        fi
+        [[ "$id" =~ ^[0-9]+$ ]] || { echo -; return 0; }
+        sum=$((sum + id))
+    done
+    echo "$sum"
+}
+
+# "full resumed": the TLS handshakes with the origins that the B process of a proxy has counted
+# so far; "- -" where it has no such counter (nginx) or for A cells. HAProxy: ssl_sess (full)
+# and ssl_reused_sess (resumed) of the backend in `show stat` (its servers' sum when the
+# backend row has none); Meridian: meridian_upstream_tls_handshakes_total{kind="full"|"resumed"}
+# in its admin /metrics.
+proxy_upstream_handshakes() {
+    case $1 in
+    haproxy-utls)
+        "$PY" - "$RUN_ABS/haproxy-utls.sock" <<'EOF' 2>/dev/null || echo "- -"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+lines = out.decode().splitlines()
+head = lines[0].lstrip("# ").split(",")
+rows = [dict(zip(head, l.split(","))) for l in lines[1:] if l]
+rows = [r for r in rows if r.get("pxname") == "origins"]
+be = [r for r in rows if r.get("svname") == "BACKEND"]
+for pick in (be, [r for r in rows if r.get("svname") not in ("BACKEND", "FRONTEND")]):
+    if pick and all(r.get("ssl_sess", "") != "" and r.get("ssl_reused_sess", "") != "" for r in pick):
+        # ssl_sess counts the full handshakes, ssl_reused_sess the resumed ones
+        print(sum(int(r["ssl_sess"]) for r in pick), sum(int(r["ssl_reused_sess"]) for r in pick))
+        break
+else:
+    print("- -")
+EOF
+        ;;
+    meridian-utls)
+        curl -s -m 5 "http://127.0.0.1:${UTLS_ADMIN[meridian-utls]}/metrics" 2>/dev/null |
+            awk '/^meridian_upstream_tls_handshakes_total\{/ {
+                    n++; if ($1 ~ /kind="resumed"/) r += $NF; else f += $NF }
+                END { if (n) printf "%.0f %.0f\n", f, r; else print "- -" }' || echo "- -"
+        ;;
+    *) echo "- -" ;;
+    esac
+}
+
+# The origins' TLS listeners must answer 200 to a client that verifies them as the proxies do
+# (the bench's CA, SNI and name backend.test), and refuse one that checks another name
+# (the certificate is for backend.test only); a failure skips the suite.
+utls_origin_check() {
+    local i port got n=0 bad=0 detail=""
+    for i in 0 1 2 3 4; do
+        port=${ORIGIN_TLS_PORTS[i]}
+        got=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --cacert "$UTLS_CA" \
+            --resolve "backend.test:$port:127.0.0.1" "https://backend.test:$port/" || true)
+        n=$((n + 1))
+        [ "$got" = 200 ] || { bad=$((bad + 1)); detail+="origin $((i + 1)) (TLS port $port) answered '${got:-nothing}' to a verifying client; "; }
+        got=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --cacert "$UTLS_CA" \
+            --resolve "other.test:$port:127.0.0.1" "https://other.test:$port/" || true)
+        n=$((n + 1))
+        [ "$got" = 000 ] || { bad=$((bad + 1)); detail+="origin $((i + 1)) (TLS port $port) was accepted under the name other.test (got '$got'); "; }
+    done
+    printf 'origins\t%s\t%s\t%s\n' "$n" "$bad" "${detail%; }" >>"$RUN/utls_checks.tsv"
+    if [ $bad -gt 0 ]; then
+        UTLS_SKIP="the origins' TLS listeners failed $bad of $n checks: ${detail%; }"
+        utls_skip upstream-tls "$UTLS_SKIP"
+    else
+        log "upstream-tls: the origins' TLS listeners (ports ${ORIGIN_TLS_PORTS[*]}) answer 200 to a client verifying backend.test against the bench's CA, and fail a check of another name"
+    fi
+}
+
+if has_suite upstream-tls && [ -z "$UTLS_SKIP" ]; then
+    utls_origin_check
+fi
+if has_suite upstream-tls && [ -z "$UTLS_SKIP" ]; then
+    for p in haproxy nginx meridian; do
+        case " ${ACTIVE[*]} " in *" $p "*) ;; *) continue ;; esac
+        UTLS_PROXIES+=("$p")
+        t=$p-utls
+        "start_${p}_utls" || continue
+        if wait_ready "$t" "${TPIDS[$t]}" "${TPORT[$t]}"; then
+            for pid in $(descendants "${TPIDS[$t]}"); do
+                case " ${PIDS[*]} " in *" $pid "*) ;; *) PIDS+=("$pid") ;; esac
+            done
+            TPIDS[$t]=$(descendants "${TPIDS[$t]}" | tr '\n' ' ')
+            UTLS_B[$p]=1
+            log "$t ready on port ${TPORT[$t]} (pids ${TPIDS[$t]}; TLS to the origins)"
+        else
+            utls_skip "$t" "did not answer 200 on port ${TPORT[$t]}; see $RUN/logs/$t.log"
+            tail -n 5 "$RUN/logs/$t.log" >&2 || true
+        fi
+    done
+    [ ${#UTLS_PROXIES[@]} -gt 0 ] || log "upstream-tls: nothing to measure"
+fi
+
 {
     printf '# run %s on %s, kernel %s, load %s, machine %s%% busy before start\n' "$STAMP" \
         "$(hostname)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$BUSY_BEFORE"
@@ -779,6 +1048,10 @@ fi
         printf '# budget: wrk -t1 -c%s -d%ss --latency URL; %s on 127.0.0.1:%s (cpu0, no persistence); rate_limit of meridian-budget-on: %s\n' \
             "$CONNS" "$DURATION" "$(redis-server --version | cut -d' ' -f1-3)" "$REDIS_PORT" \
             "$(sed -n '/# budget-begin/,/# budget-end/{/^#/d;p}' bench/meridian-budget.yaml.in | sed 's/@REDIS_PORT@/'"$REDIS_PORT"'/' | tr -s ' \n' ' ')"
+    fi
+    if has_suite upstream-tls && [ ${#UTLS_PROXIES[@]} -gt 0 ]; then
+        printf '# upstream-tls: wrk -t1 -c%s -d%ss --latency URL; A: clear-text keep-alive to the origins, B: TLS to the origins (%s in the proxies; origins: %s) with keep-alive and session resumption, verifying against %s, SNI and name backend.test; origins'"'"' certificate ECDSA P-256, SAN DNS:backend.test (%s)\n' \
+            "$CONNS" "$DURATION" "$(openssl version | cut -d' ' -f1-2)" "$ORIGIN" "$UTLS_CA" "$UTLS_CERT"
     fi
     if [ "$TLS" = 1 ]; then
         printf '# %s; %s; TLS cells: wrk -t1 -c%s, h2load -t1 -c%s -m%s -D %s, %s x openssl s_time -new -tls1_3 -www / -time %s; warm-up %ss; certificate ECDSA P-256 (%s)\n' \
@@ -1064,6 +1337,74 @@ if has_suite budget && [ ${#BUDGET_ACTIVE[@]} -gt 0 ]; then
                 CELL_REP=$rep-$try
                 run_cell "$t" "$rep" $((try == RETRIES)) && break
                 wait_quiet
+            done
+        done
+    done
+    CELL_TSV=$RUN/cells.tsv
+    CELL_PREFIX=""
+    CELL_EXTRA=""
+    CELL_HOOK=""
+    CELL_NOTE=""
+fi
+
+# ---- upstream TLS: the h1 cell with clear-text or TLS connections to the origins -------------
+
+# The upstream-tls cells' CELL_HOOK: around each cell (after its warm-up, after the
+# measurement) it counts the connections the origins accepted (origin_conn_ids, on the
+# listeners the cell's proxy uses) and, for the B processes of HAProxy and Meridian, the TLS
+# handshakes with the origins the proxy counted itself. Columns of utls_cells.tsv after those of
+# cells.tsv: proxy, upstream (plain | tls), up_conns (connections the origins accepted from the
+# proxy during the cell: each one a TLS handshake in B; "-" when not counted), tls_full and
+# tls_resumed (the proxy's own counts; "-" where it has none).
+UTLS_IDS0=""
+UTLS_HS0=""
+utls_hook() {
+    local kind=plain ids conns hs=() full resumed
+    case $2 in *-utls) kind=tls ;; esac
+    case $1 in
+    before)
+        UTLS_IDS0=$(origin_conn_ids "$kind")
+        UTLS_HS0=$(proxy_upstream_handshakes "$2")
+        ;;
+    after)
+        ids=$(origin_conn_ids "$kind")
+        conns=-
+        [ "$ids" = - ] || [ "$UTLS_IDS0" = - ] || conns=$((ids - UTLS_IDS0 - 5))
+        read -r -a hs <<<"$UTLS_HS0 $(proxy_upstream_handshakes "$2")"
+        full=-
+        resumed=-
+        if [ "${hs[0]}" != - ] && [ "${hs[2]}" != - ]; then
+            full=$((hs[2] - hs[0]))
+            resumed=$((hs[3] - hs[1]))
+        fi
+        CELL_EXTRA="${2%-utls}$TAB$kind$TAB$conns$TAB$full$TAB$resumed"
+        CELL_NOTE="upstream $kind: $conns new connections"
+        [ "$full" = - ] || CELL_NOTE+=" ($full full + $resumed resumed TLS handshakes counted by the proxy)"
+        ;;
+    esac
+}
+
+# Per repetition, each proxy in turn (HAProxy, nginx, Meridian), its two cells next to each
+# other: A (its clear-text upstream process) before B (its PROXY-utls process) in odd
+# repetitions, B before A in even ones, so that a drift of the machine's speed favours neither.
+if has_suite upstream-tls && [ ${#UTLS_PROXIES[@]} -gt 0 ]; then
+    log "upstream-tls: ${UTLS_PROXIES[*]}, clear-text (A) and TLS (B) upstream, $REPS x ${DURATION}s each after ${WARMUP}s warm-up, interleaved"
+    CELL_TSV=$RUN/utls_cells.tsv
+    CELL_PREFIX=utls-
+    CELL_HOOK=utls_hook
+    printf '%s\tproxy\tupstream\tup_conns\ttls_full\ttls_resumed\n' "$(head -n 1 "$RUN/cells.tsv")" \
+        >"$CELL_TSV"
+    for rep in $(seq "$REPS"); do
+        for p in "${UTLS_PROXIES[@]}"; do
+            order=("$p")
+            if [ -n "${UTLS_B[$p]:-}" ]; then
+                if [ $((rep % 2)) = 1 ]; then order=("$p" "$p-utls"); else order=("$p-utls" "$p"); fi
+            fi
+            for t in "${order[@]}"; do
+                for try in $(seq 0 "$RETRIES"); do
+                    run_cell "$t" "$rep" $((try == RETRIES)) && break
+                    wait_quiet
+                done
             done
         done
     done
