@@ -2843,7 +2843,9 @@ test_backend_tls_each_file(void **state)
 }
 
 /* A reload after giving up root meets a CA file or client key only root may read: said at
- * the section's line, like a listener's certificate; a readable file is not mentioned. */
+ * the section's line, like a listener's certificate; a readable file is not mentioned. All
+ * files are in a directory of our own: the checkout may sit under one only root may enter
+ * (mktemp -d makes 0700 ones). */
 static void
 test_backend_tls_unreadable(void **state)
 {
@@ -2871,9 +2873,9 @@ test_backend_tls_unreadable(void **state)
     text_add(&t,
              TLS_REGION_HEAD "    tls: {ca_file: %s}\n"
                              "    backends: [\"127.0.0.1:9001\", {address: \"127.0.0.1:9002\",\n"
-                             "               tls: {ca_file: %scerts/rsa.pem, client_cert: %s, "
+                             "               tls: {ca_file: %s, client_cert: %s, "
                              "client_key: %s}}]\n",
-             ca, TESTDATA, cert, key);
+             ca, cert, cert, key);
 
     errors = load_as_unprivileged(t.buf, NULL);
     assert_non_null(errors);
