@@ -104,10 +104,20 @@ def node(shared_dir):
         assert rc in (0, None), f"meridian exited with {rc}: {err[-2000:]}"
 
 
+def runnable_bin(m):
+    """MERIDIAN_BIN as another user can run it: a copy in m's world-readable directory, since
+    the build tree may sit under one only root may enter (a clone in mktemp -d's 0700 one)."""
+    path = pathlib.Path(m.tmp) / "meridian"
+    if not path.exists():
+        shutil.copy2(MERIDIAN_BIN, path)
+        os.chmod(path, 0o755)
+    return str(path)
+
+
 def start_as(m, uid, gid, wait=True):
     """Start m's binary as uid/gid with no supplementary groups, as a service manager's
     User=/Group= would (the process never was root)."""
-    m.proc = subprocess.Popen([MERIDIAN_BIN, "-c", m.config_path],
+    m.proc = subprocess.Popen([runnable_bin(m), "-c", m.config_path],
                               stdout=open(m.stdout_path, "w"), stderr=open(m.stderr_path, "w"),
                               user=uid, group=gid, extra_groups=[])
     if wait:
@@ -298,9 +308,10 @@ def creds_calls(node, origin, sections, run_as=None):
     env = dict(os.environ)
     if os.environ.get("MERIDIAN_SANITIZED") == "1":
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"  # LSan ptraces
+    binary = runnable_bin(m)
     m.proc = subprocess.Popen(
         [strace, "-f", "-qq", "-o", str(trace), "-e", f"trace=execve,{CREDS}"]
-        + (["-u", run_as] if run_as else []) + [MERIDIAN_BIN, "-c", m.config_path],
+        + (["-u", run_as] if run_as else []) + [binary, "-c", m.config_path],
         stdout=open(m.stdout_path, "w"), stderr=open(m.stderr_path, "w"), env=env)
     wait_for(lambda: m.proc.poll() is None and m.healthy(), timeout=20,
              what="meridian under strace")
@@ -309,7 +320,7 @@ def creds_calls(node, origin, sections, run_as=None):
     os.kill(child, signal.SIGTERM)
     assert m.proc.wait(timeout=30 * SLOW) == 0, m.stderr()[-2000:]
     lines = trace.read_text().splitlines()
-    start = max(i for i, l in enumerate(lines) if "execve(" in l and MERIDIAN_BIN in l)
+    start = max(i for i, l in enumerate(lines) if "execve(" in l and binary in l)
     return [re.sub(r"\s+", " ", re.sub(r"^\d+\s+", "", l)) for l in lines[start + 1:]
             if re.match(r"^\d+\s+(" + CREDS.replace(",", "|") + r")\(", l)]
 
