@@ -5,12 +5,17 @@ clients, by name (SNI and the name check) or by IP (an IP SAN); a certificate fr
 or for another name is a 502 that counts against the backend (down, with the reason in the
 log, /status and /metrics) and never reaches it; sessions are resumed and keep-alive
 connections reused, counted on both sides; health checks go over TLS; client certificates;
-a backend's own `tls` over its region's; big bodies both ways; bad settings refused with
-file:line, at -t and on reload (which keeps the running generation).
+a backend's own `tls` over its region's; big bodies both ways; a backend that is no TLS
+server (answers in clear text, closes or stalls after the ClientHello) is a 502 with the
+reason, or a 504 at upstream_connect; bad settings refused with file:line, at -t and on
+reload (which keeps the running generation).
 
 One worker where counts must be exact: sessions are kept per backend per worker."""
 import os
+import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -264,6 +269,150 @@ def test_backend_overrides_region(tls_origins, origins, meridian, pki):
     assert got == [b"eu-plain\n"] * 2 + [b"eu-t\n"] * 2
     st = m.status()["regions"][0]["backends"]
     assert st[0]["tls"] is False and st[1]["sni"] == NAME
+
+
+# ---- hostile backends ------------------------------------------------------------------------
+
+
+class RawBackend:
+    """A TCP listener on loopback (a port from free_port()) that is no TLS server: each
+    connection, on a thread of its own, has its first TLS record read and noted in `hellos`
+    (True for a ClientHello), then is handed to `behave(conn)`, whose result is noted with
+    the time it came in `results`. Connections still open at close() are shut down."""
+
+    def __init__(self, behave):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.sock.listen(16)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.behave = behave
+        self.hellos = []
+        self.results = []
+        self.conns = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._serve, daemon=True)]
+        self.threads[0].start()
+
+    def _serve(self):
+        self.sock.settimeout(0.05)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10 * SLOW)
+            self.conns.append(conn)
+            t = threading.Thread(target=self._one, args=(conn,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _one(self, conn):
+        try:
+            head = read_exactly(conn, 5)  # type, version, length
+            body = read_exactly(conn, int.from_bytes(head[3:5], "big"))
+            self.hellos.append(head[0] == 0x16 and body[:1] == b"\x01")
+            result = self.behave(conn)
+            self.results.append((result, time.monotonic()))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stopping.set()
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(timeout=5)
+        self.sock.close()
+
+
+def read_exactly(conn, n):
+    data = b""
+    while len(data) < n:
+        got = conn.recv(n - len(data))
+        if not got:
+            raise ConnectionResetError(f"closed after {len(data)} of {n} bytes")
+        data += got
+    return data
+
+
+def answers_in_clear(conn):
+    """A plain HTTP server's answer where the ServerHello should be."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def closes_after_hello(conn):
+    """Nothing: the connection is closed (a FIN, every byte read) once the hello is in."""
+
+
+def stalls(conn):
+    """No answer: waits until the peer closes (True) or sends more (False)."""
+    return conn.recv(1) == b""
+
+
+@pytest.mark.parametrize("behave, reason", [
+    pytest.param(answers_in_clear, "wrong version number", id="clear_text"),
+    pytest.param(closes_after_hello, "closed by the backend", id="closed"),
+])
+def test_a_backend_that_breaks_the_handshake_is_502_with_the_reason(meridian, pki, behave,
+                                                                    reason):
+    """A backend that took a ClientHello (Meridian spoke TLS) and then answers in clear text
+    or closes is a failed connect: 502 (never its clear-text 200), the OpenSSL reason after
+    "TLS handshake: " in the log with the backend's address, and one TLS failure, one
+    connect failure and no handshake in /metrics. One connection: one backend, nowhere to
+    retry. Meridian keeps serving."""
+    b = RawBackend(behave)
+    try:
+        m = start(meridian, [b.address], {"ca_file": pki["ca"], "sni": NAME})
+        status, body = get(m)
+        assert status == 502, (status, body)
+        wait_for(lambda: f"to {b.address}: connect failed: TLS handshake: " in m.stderr(),
+                 what="the handshake failure logged")
+        line = next(l for l in m.stderr().splitlines() if "connect failed: TLS handshake: " in l)
+        assert reason in line, line
+        assert b.hellos == [True]
+        assert metric(m, "meridian_upstream_tls_failures_total") == 1
+        assert metric(m, "meridian_upstream_connect_failures_total") == 1
+        assert handshakes(m) == (0, 0)
+        assert m.healthy()
+    finally:
+        b.close()
+
+
+def test_a_handshake_that_stalls_ends_at_the_connect_timeout(meridian, pki):
+    """A backend that accepts, takes the ClientHello and never answers holds the request no
+    longer than upstream_connect (the handshake is part of connecting; upstream_response,
+    far longer here, does not apply yet): 504 at that timeout, "connect timed out" logged
+    with the backend's address and counted as a connect failure, and the connection closed
+    by Meridian then. One connection: one backend, nowhere to retry."""
+    timeout = 0.3 * SLOW
+    b = RawBackend(stalls)
+    try:
+        m = start(meridian, [b.address], {"ca_file": pki["ca"], "sni": NAME},
+                  timeouts={"upstream_connect": f"{int(timeout * 1000)}ms",
+                            "upstream_response": f"{int(20 * timeout * 1000)}ms"})
+        t0 = time.monotonic()
+        status, body = get(m)
+        took = time.monotonic() - t0
+        assert status == 504, (status, body)
+        assert timeout * 0.9 <= took < timeout * 2, f"504 after {took:.2f}s"
+        assert f"to {b.address}: connect timed out" in m.stderr(), m.stderr()
+        assert b.hellos == [True]
+        assert metric(m, "meridian_upstream_connect_failures_total") == 1
+        assert handshakes(m) == (0, 0)
+        # the stalled connection is closed, not left to the backend
+        (closed, at), = wait_for(lambda: b.results, timeout=2, what="the backend to see EOF")
+        assert closed is True and at - t0 < took + 0.5 * SLOW, (closed, at - t0, took)
+        assert m.healthy()
+    finally:
+        b.close()
 
 
 # ---- configuration --------------------------------------------------------------------------
