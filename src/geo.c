@@ -10,6 +10,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,6 +73,9 @@ struct geo_v4 {
 };
 
 struct geo_db {
+    atomic_int refs;   /* generations sharing it (geo_ref) */
+    struct stat st;    /* the file as opened, for geo_same_file() */
+    char *path;        /* owns: as given to geo_open() */
     MMDB_s mmdb;       /* owns the mapping of the file */
     struct geo_v4 *v4; /* owns: the flat IPv4 index, or NULL (see above) */
     char desc[160];    /* geo_describe()'s answer, built once at open */
@@ -862,10 +866,13 @@ geo_open(const char *path, char *err, size_t errlen)
     }
 
     db = calloc(1, sizeof(*db));
-    if (db == NULL) {
+    if (db == NULL || (db->path = strdup(path)) == NULL) {
+        free(db);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    atomic_init(&db->refs, 1);
+    db->st = st;
     errno = 0;
     status = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
     if (status != MMDB_SUCCESS) {
@@ -882,18 +889,42 @@ geo_open(const char *path, char *err, size_t errlen)
 close_mmdb:
     MMDB_close(&db->mmdb);
 free_db:
+    free(db->path);
     free(db);
     return NULL;
+}
+
+struct geo_db *
+geo_ref(struct geo_db *db)
+{
+    if (db != NULL)
+        atomic_fetch_add_explicit(&db->refs, 1, memory_order_relaxed);
+    return db;
+}
+
+/* The same path, and the file there is the one that was opened, unchanged: same inode,
+ * size and modification time (a database replaced by rename, as geoipupdate does, or
+ * rewritten in place, is opened anew). */
+bool
+geo_same_file(const struct geo_db *db, const char *path)
+{
+    struct stat st;
+    if (db == NULL || path == NULL || strcmp(db->path, path) != 0 || stat(path, &st) < 0)
+        return false;
+    return st.st_dev == db->st.st_dev && st.st_ino == db->st.st_ino &&
+           st.st_size == db->st.st_size && st.st_mtim.tv_sec == db->st.st_mtim.tv_sec &&
+           st.st_mtim.tv_nsec == db->st.st_mtim.tv_nsec;
 }
 
 void
 geo_close(struct geo_db *db)
 {
-    if (db == NULL) {
+    if (db == NULL || atomic_fetch_sub_explicit(&db->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
     v4_free(db->v4);
     MMDB_close(&db->mmdb);
+    free(db->path);
     free(db);
 }
 

@@ -23,7 +23,12 @@ struct geo_db;
  * records without error. Returns the database, or NULL with a one-line reason in `err`
  * ("cannot open: No such file", "not a MaxMind DB file", "corrupt search tree ..."). */
 struct geo_db *geo_open(const char *path, char *err, size_t errlen);
+/* Generations loaded from the same, unchanged file share one database: geo_ref() takes a
+ * reference and geo_close() lets one go (the last one closes). Any thread. */
+struct geo_db *geo_ref(struct geo_db *db);
 void geo_close(struct geo_db *db);
+/* Whether `db` was opened from `path` and the file there is still that one, unchanged. */
+bool geo_same_file(const struct geo_db *db, const char *path);
 
 /* IPv4 lookups are answered from a flat index of the database's IPv4 ranges built at
  * open (see geo.c); these say how many entries it holds (its distinct ranges; 0: no

@@ -171,6 +171,44 @@ slurp(const char *path, size_t *len)
     return buf;
 }
 
+/* Generations share a database while its file is unchanged: geo_ref and geo_close count
+ * (the last close frees it: ASan would see a leak or a double free), geo_same_file holds
+ * for the path it was opened from and not for another path, nor once the file is
+ * rewritten (new mtime) or replaced by rename (new inode). */
+static void
+test_shared_while_unchanged(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *data = slurp(CITY, &len);
+    char *path = temp_file(data, len);
+    struct geo_db *db = open_ok(path);
+
+    assert_true(geo_same_file(db, path));
+    assert_false(geo_same_file(db, CITY));
+    assert_false(geo_same_file(NULL, path));
+    assert_ptr_equal(geo_ref(db), db);
+    geo_close(db); /* one of two */
+    struct sockaddr_storage ss;
+    struct geo_info info;
+    make_sa("2.125.160.216", &ss);
+    assert_int_equal(geo_lookup(db, (struct sockaddr *)&ss, &info), 0);
+
+    struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 0}}; /* a rewrite's new mtime */
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_false(geo_same_file(db, path));
+
+    char *other = temp_file(data, len);
+    assert_int_equal(utimensat(AT_FDCWD, other, times, 0), 0);
+    assert_int_equal(rename(other, path), 0); /* same content and mtime, another inode */
+    assert_false(geo_same_file(db, path));
+    geo_close(db);
+    unlink(path);
+    free(path);
+    free(other);
+    free(data);
+}
+
 /* From GeoIP2-City-Test.json: country wins over registered_country; a record may hold
  * only a continent, or nothing we read (214.1.1.0/24 is only traits.is_anycast). */
 static const struct lookup_case city_v4[] = {
@@ -695,21 +733,14 @@ main(void)
         snprintf(shared_dir, sizeof(shared_dir), "%s", dir);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_city_ipv4),
-        cmocka_unit_test(test_city_ipv6),
-        cmocka_unit_test(test_geolite_city),
-        cmocka_unit_test(test_country),
-        cmocka_unit_test(test_describe),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_broken_refused),
-        cmocka_unit_test(test_missing_refused),
-        cmocka_unit_test(test_empty_refused),
-        cmocka_unit_test(test_text_refused),
-        cmocka_unit_test(test_truncated_refused),
-        cmocka_unit_test(test_damaged_refused),
-        cmocka_unit_test(test_sample),
-        cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_v4_index),
+        cmocka_unit_test(test_city_ipv4),       cmocka_unit_test(test_shared_while_unchanged),
+        cmocka_unit_test(test_city_ipv6),       cmocka_unit_test(test_geolite_city),
+        cmocka_unit_test(test_country),         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_bad_arguments),   cmocka_unit_test(test_broken_refused),
+        cmocka_unit_test(test_missing_refused), cmocka_unit_test(test_empty_refused),
+        cmocka_unit_test(test_text_refused),    cmocka_unit_test(test_truncated_refused),
+        cmocka_unit_test(test_damaged_refused), cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_cache),           cmocka_unit_test(test_v4_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
