@@ -41,7 +41,7 @@ MERIDIAN_BUILD="$top/_build" $py -m pytest -q -p no:cacheprovider tests/integrat
 
 echo "== fuzzing smoke (clang-14 libFuzzer)"
 CC=clang-14 CONFIGURE_FLAGS="--enable-fuzzing CC=clang-14" bash packaging/build.sh "$top/_build-fuzz"
-for f in h1_request h1_response cfg_load client_ip proxy_proto redis_redirect; do
+for f in h1_request h1_response cfg_load client_ip proxy_proto redis_redirect hosts_file; do
     case $f in
         h1_request) corpus=tests/fuzz/corpus/h1_request; dict=tests/fuzz/h1.dict ;;
         h1_response) corpus=tests/fuzz/corpus/h1_response; dict=tests/fuzz/h1.dict ;;
@@ -49,6 +49,7 @@ for f in h1_request h1_response cfg_load client_ip proxy_proto redis_redirect; d
         client_ip) corpus=tests/fuzz/corpus/client_ip; dict=tests/fuzz/client_ip.dict ;;
         proxy_proto) corpus=tests/fuzz/corpus/proxy_proto; dict=tests/fuzz/proxy.dict ;;
         redis_redirect) corpus=tests/fuzz/corpus/redis_redirect; dict=tests/fuzz/redis_redirect.dict ;;
+        hosts_file) corpus=tests/fuzz/corpus/hosts_file; dict=tests/fuzz/hosts_file.dict ;;
     esac
     work=$(mktemp -d)
     cp -r "$corpus"/. "$work"/
