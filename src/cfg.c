@@ -186,6 +186,12 @@ cfg_free(struct cfg *cfg)
                 free(r->backends[b].tls_own);
             }
         }
+        for (size_t n = 0; n < r->nnames; n++) {
+            cfg_backend_tls_deinit(&r->names[n].tls);
+            free(r->names[n].host);
+            free(r->names[n].text);
+        }
+        free(r->names);
         cfg_backend_tls_deinit(&r->tls);
         free(r->name);
         free(r->backends);
@@ -207,6 +213,9 @@ cfg_free(struct cfg *cfg)
     free(cfg->access_log_path);
     free(cfg->privileges.user);
     free(cfg->privileges.group);
+    free(cfg->resolvers.nameservers);
+    free(cfg->resolvers.hosts_file);
+    free(cfg->source);
     free(cfg->path);
     free(cfg);
 }
@@ -415,17 +424,24 @@ cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg)
     }
     for (size_t i = 0; i < cfg->nregions; i++) {
         const struct cfg_region *r = &cfg->regions[i];
-        for (size_t b = 0; b <= r->nbackends; b++) {
-            /* b == nbackends: the region's own section */
-            const struct cfg_backend_tls *t = b < r->nbackends ? r->backends[b].tls_own : &r->tls;
+        for (size_t b = 0; b <= r->nbackends + r->nnames; b++) {
+            /* Backends with their own section (an IP literal's), then the names', then
+             * (b == nbackends + nnames) the region's own. */
+            const struct cfg_backend_tls *t = b < r->nbackends ? r->backends[b].tls_own
+                                              : b < r->nbackends + r->nnames
+                                                  ? &r->names[b - r->nbackends].tls
+                                                  : &r->tls;
+            size_t in_file = b < r->nbackends               ? r->backends[b].file_index
+                             : b < r->nbackends + r->nnames ? r->names[b - r->nbackends].file_index
+                                                            : 0;
             char at[96];
             if (t == NULL || !t->enabled)
                 continue;
             /* Files a backend inherits are named once, as the region's. */
-            if (b < r->nbackends && r->tls.enabled && cfg_backend_tls_same_files(t, &r->tls))
+            if (t != &r->tls && r->tls.enabled && cfg_backend_tls_same_files(t, &r->tls))
                 continue;
-            if (b < r->nbackends)
-                snprintf(at, sizeof(at), "regions[%zu].backends[%zu].tls", i, b);
+            if (t != &r->tls)
+                snprintf(at, sizeof(at), "regions[%zu].backends[%zu].tls", i, in_file);
             else
                 snprintf(at, sizeof(at), "regions[%zu].tls", i);
             if (t->ca_file != NULL) {
@@ -442,6 +458,50 @@ cfg_each_file(const struct cfg *cfg, cfg_file_cb cb, void *arg)
     }
     if (cfg->geoip_path != NULL)
         cb(arg, "geoip.database", cfg->geoip_path, cfg->geoip_line);
+}
+
+uint64_t
+cfg_addrs_digest(const struct sockaddr_storage *addrs, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p;
+        size_t len;
+        if (addrs[i].ss_family == AF_INET6) {
+            p = (const unsigned char *)&((const struct sockaddr_in6 *)&addrs[i])->sin6_addr;
+            len = 16;
+        } else {
+            p = (const unsigned char *)&((const struct sockaddr_in *)&addrs[i])->sin_addr;
+            len = 4;
+        }
+        h = (h ^ (unsigned char)addrs[i].ss_family) * 1099511628211ull;
+        for (size_t k = 0; k < len; k++)
+            h = (h ^ p[k]) * 1099511628211ull;
+    }
+    return (h ^ n) * 1099511628211ull;
+}
+
+void
+cfg_addr_set(struct cfg_addr *addr, const struct sockaddr_storage *ip, uint16_t port)
+{
+    char ntop[INET6_ADDRSTRLEN];
+
+    memset(addr, 0, sizeof(*addr));
+    if (ip->ss_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&addr->sa;
+        *sin6 = *(const struct sockaddr_in6 *)ip;
+        sin6->sin6_port = htons(port);
+        addr->salen = sizeof(*sin6);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ntop, sizeof(ntop));
+        snprintf(addr->text, sizeof(addr->text), "[%s]:%u", ntop, (unsigned)port);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&addr->sa;
+        *sin = *(const struct sockaddr_in *)ip;
+        sin->sin_port = htons(port);
+        addr->salen = sizeof(*sin);
+        inet_ntop(AF_INET, &sin->sin_addr, ntop, sizeof(ntop));
+        snprintf(addr->text, sizeof(addr->text), "%s:%u", ntop, (unsigned)port);
+    }
 }
 
 int

@@ -153,16 +153,51 @@ struct cfg_backend_tls {
     struct tls_upstream *runtime;
 };
 
+struct cfg_backend_name;
+
 struct cfg_backend {
     struct cfg_addr addr;
+    /* Borrows: the name this backend is one address of (its region's names[]), NULL for an
+     * IP literal. */
+    const struct cfg_backend_name *name;
+    size_t file_index; /* its entry in the region's backends in the file, for messages */
     uint32_t weight; /* 0..CFG_WEIGHT_MAX as configured */
     bool drain;      /* drain: true */
     /* Owns: the backend's own `tls` keys over its region's; NULL: the region's. Use
      * cfg_backend_tls_of(). */
     struct cfg_backend_tls *tls_own;
+    /* Borrows: for a backend from a name, its name's TLS section (cfg_backend_name.tls);
+     * NULL otherwise. */
+    const struct cfg_backend_tls *tls_name;
     /* Holds a ref: the backend's shared health, found or made by address when the
      * generation is applied (health.c); NULL before that and when no check applies. */
     struct health_target *health;
+};
+
+/* A backend given as "host:port" with a DNS name. The name is resolved by resolver.c on the
+ * main thread, never on a request; each generation is built with the addresses known when
+ * it is loaded, each one a cfg_backend of the region with the name's weight, drain and TLS
+ * settings, and a new generation is built from the same text when the answers change.
+ * Without an answer yet (at start, under `meridian -t`) a name stands for no backend. */
+#define CFG_NAME_MAX 253      /* a DNS name's longest text form */
+#define CFG_NAME_ADDRS_MAX 64 /* addresses one name may contribute to its region */
+
+struct cfg_backend_name {
+    char *host;        /* owns: lower-cased, no trailing dot */
+    char *text;        /* owns: "host:port", for messages and /status */
+    uint16_t port;     /* host byte order */
+    size_t file_index; /* its entry in the region's backends in the file */
+    uint32_t weight;
+    bool drain;
+    int line;
+    /* Owns: the TLS settings of the name's backends when TLS is on (the backend's own keys
+     * over the region's), with `sni` set to the host when the file sets none, so that the
+     * certificate is checked against the name; enabled == false otherwise. */
+    struct cfg_backend_tls tls;
+    size_t naddrs; /* how many backends it stands for in this generation */
+    /* cfg_addrs_digest() of the answer this generation was built with, so that a change
+     * notice that changes nothing for it makes no new generation. */
+    uint64_t answer_digest;
 };
 
 enum cfg_balance {
@@ -173,8 +208,10 @@ enum cfg_balance {
 struct cfg_region {
     char *name; /* owns */
     double lat, lon;
-    struct cfg_backend *backends; /* owns */
-    size_t nbackends;
+    struct cfg_backend *backends;   /* owns: the IP literals, then each name's addresses */
+    size_t nbackends;               /* may be 0 while a region's names are unresolved */
+    struct cfg_backend_name *names; /* owns: the backends given by DNS name, in file order */
+    size_t nnames;
     bool is_default;
     char *countries; /* owns: two-letter codes run together ("GBIE"), or NULL */
     enum cfg_balance balance;
@@ -286,6 +323,28 @@ struct cfg_rate_limit {
 #define CFG_RL_PHASES_MAX 16
 #define CFG_REDIS_SEEDS_MAX 16
 
+/* resolvers: how backend names are resolved (resolver.c). */
+struct cfg_resolvers {
+    struct cfg_addr *nameservers; /* owns; none: those of /etc/resolv.conf */
+    size_t nnameservers;
+    char *hosts_file;    /* owns; default "/etc/hosts"; NULL: none */
+    uint32_t timeout_ms; /* one query attempt; default 1s */
+    uint32_t attempts;   /* sends per query before it fails; default 2 */
+    uint32_t min_ttl_ms; /* an answer is asked again no sooner than this (default 5s) */
+    uint32_t max_ttl_ms; /* and no later than this, whatever its TTL (default 5m) */
+    uint32_t retry_ms;   /* after a failure (default 5s); the last good answer is kept */
+    bool ipv4, ipv6;     /* families asked for (default both) */
+    int line;            /* the section's, 0 when absent */
+};
+
+#define CFG_DEFAULT_DNS_TIMEOUT_MS 1000
+#define CFG_DEFAULT_DNS_ATTEMPTS 2
+#define CFG_DEFAULT_DNS_MIN_TTL_MS 5000
+#define CFG_DEFAULT_DNS_MAX_TTL_MS (300u * 1000)
+#define CFG_DEFAULT_DNS_RETRY_MS 5000
+#define CFG_DEFAULT_HOSTS_FILE "/etc/hosts"
+#define CFG_DNS_NAMESERVERS_MAX 8
+
 /* Whom the process runs as once its listeners are bound and its files open
  * (privileges.c). Read at start only: a reload cannot change who the process is. */
 struct cfg_privileges {
@@ -332,6 +391,13 @@ struct cfg {
     struct route_table route;             /* built by the loader from the regions */
     struct route_places places; /* owns: the GeoIP places' region orders (route_places.h) */
     struct cfg_rate_limit rate_limit;
+    struct cfg_resolvers resolvers;
+    size_t nnames; /* backend names in all regions together */
+
+    /* Owns: the YAML text this generation was loaded from, so that a new generation can be
+     * built from it when DNS answers change, whatever the file holds by then. */
+    char *source;
+    size_t source_len;
 };
 
 /* Defaults for keys the file leaves out. */
@@ -364,6 +430,12 @@ int cfg_parse_size(const char *text, uint64_t *bytes);
 /* An IP literal with a port 1..65535 (see struct cfg_addr). No name lookups. */
 int cfg_parse_addr(const char *text, struct cfg_addr *addr);
 
+/* `ip` (an AF_INET or AF_INET6 address; its port ignored) with `port`, text and all. */
+void cfg_addr_set(struct cfg_addr *addr, const struct sockaddr_storage *ip, uint16_t port);
+
+/* A digest of `n` addresses (family and address bytes; ports ignored), order included. */
+uint64_t cfg_addrs_digest(const struct sockaddr_storage *addrs, size_t n);
+
 /* A health_check section's defaults (not enabled); freeing its strings. */
 void cfg_health_check_defaults(struct cfg_health_check *hc);
 void cfg_health_check_deinit(struct cfg_health_check *hc);
@@ -392,7 +464,7 @@ cfg_backend_weight(const struct cfg_backend *b)
 static inline const struct cfg_backend_tls *
 cfg_backend_tls_of(const struct cfg_region *r, const struct cfg_backend *b)
 {
-    return b->tls_own ? b->tls_own : &r->tls;
+    return b->tls_own ? b->tls_own : b->tls_name ? b->tls_name : &r->tls;
 }
 
 /* Whether two sections name the same files (CA, client certificate and key). */

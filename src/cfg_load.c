@@ -1438,12 +1438,45 @@ load_location(struct loader *ld, const yaml_node_t *node, const char *path, stru
     }
 }
 
-/* One entry of a region's backends: an address string, or a mapping { address, weight,
- * drain, tls }. Returns the node whose line names the address for the uniqueness check, or
- * NULL when the address was refused. */
+/* A backend's address: an IP literal into b->addr, or a DNS name into *name (*is_name).
+ * Returns false when it is refused (reported). */
+static bool
+load_backend_address(struct loader *ld, const yaml_node_t *node, const char *path,
+                     struct cfg_backend *b, struct cfg_backend_name *name, bool *is_name)
+{
+    const char *text = ld_scalar(ld, node, path);
+
+    if (text == NULL)
+        return false;
+    if (cfg_parse_addr(text, &b->addr) == 0)
+        return true;
+    if (cfg_load_dns_is_name(text)) {
+        *is_name = true;
+        return cfg_load_dns_name(ld, node, path, text, name);
+    }
+    /* Letters before the port but not a name: a typo in one (ld_addr would only say it is
+     * not an IP address). */
+    const char *colon = strrchr(text, ':');
+    if (colon != NULL && text[0] != '[' && memchr(text, ':', (size_t)(colon - text)) == NULL &&
+        strcspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") <
+            (size_t)(colon - text)) {
+        char buf[QUOTE_BUF];
+        ld_report(ld, ld_node_line(node),
+                  "%s: %s is neither an IP address nor a host name (labels of letters, digits "
+                  "and '-', up to 63 bytes each, 253 in all), like api-eu.internal.example:443",
+                  path, ld_quote(text, (size_t)(colon - text), buf));
+        return false;
+    }
+    return ld_addr(ld, node, path, &b->addr); /* says what is wrong with it */
+}
+
+/* One entry of a region's backends: an address string (an IP literal or a DNS name with a
+ * port), or a mapping { address, weight, drain, tls }. Returns the node whose line names
+ * the address for the uniqueness check, or NULL when the address was refused. */
 static const yaml_node_t *
 load_backend(struct loader *ld, const yaml_node_t *node, const char *path,
-             const struct cfg_region *r, struct cfg_backend *b)
+             const struct cfg_region *r, struct cfg_backend *b, struct cfg_backend_name *name,
+             bool *is_name)
 {
     static const char *const keys[] = {"address", "weight", "drain", "tls"};
     struct field f[4];
@@ -1452,11 +1485,12 @@ load_backend(struct loader *ld, const yaml_node_t *node, const char *path,
 
     b->weight = CFG_DEFAULT_WEIGHT;
     if (node->type == YAML_SCALAR_NODE)
-        return ld_addr(ld, node, path, &b->addr) ? node : NULL;
+        return load_backend_address(ld, node, path, b, name, is_name) ? node : NULL;
     if (node->type != YAML_MAPPING_NODE) {
         ld_report(ld, ld_node_line(node),
-                  "%s: expected a backend address like \"127.0.0.1:9001\" or a mapping "
-                  "{ address, weight, drain, tls }, got %s",
+                  "%s: expected a backend address like \"127.0.0.1:9001\" or "
+                  "\"api-eu.internal.example:443\", or a mapping { address, weight, drain, tls }, "
+                  "got %s",
                   path, ld_describe(node, buf));
         return NULL;
     }
@@ -1479,13 +1513,18 @@ load_backend(struct loader *ld, const yaml_node_t *node, const char *path,
     if (f[0].value == NULL)
         return NULL;
     ld_subpath(sub, path, "address");
-    return ld_addr(ld, f[0].value, sub, &b->addr) ? f[0].value : NULL;
+    return load_backend_address(ld, f[0].value, sub, b, name, is_name) ? f[0].value : NULL;
 }
 
+/* The entries are read into `parsed` (and `names` for DNS names), checked for duplicates
+ * as written, then made into the region's backends by cfg_load_dns_expand. */
 static void
 load_backends(struct loader *ld, const yaml_node_t *node, const char *path, struct cfg_region *r)
 {
     struct uniq *addrs;
+    struct cfg_backend *parsed;
+    struct cfg_backend_name *names;
+    bool *is_name;
     size_t n, naddrs = 0;
     char sub[PATH_BUF];
 
@@ -1497,26 +1536,42 @@ load_backends(struct loader *ld, const yaml_node_t *node, const char *path, stru
                   path);
         return;
     }
-    r->backends = calloc(n, sizeof(*r->backends));
+    parsed = calloc(n, sizeof(*parsed));
+    names = calloc(n, sizeof(*names));
+    is_name = calloc(n, sizeof(*is_name));
     addrs = calloc(n, sizeof(*addrs));
-    if (r->backends == NULL || addrs == NULL) {
+    if (parsed == NULL || names == NULL || is_name == NULL || addrs == NULL) {
         ld->oom = true;
-        goto free_uniq;
+        goto out;
     }
-    r->nbackends = n;
 
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = ld_node_at(ld, node->data.sequence.items.start[i]);
         const yaml_node_t *at;
         if (item == NULL)
-            goto free_uniq;
+            break;
         ld_subpath_index(sub, path, i);
-        if ((at = load_backend(ld, item, sub, r, &r->backends[i])) != NULL)
-            addrs[naddrs++] = (struct uniq){r->backends[i].addr.text, ld_node_line(at), i};
+        at = load_backend(ld, item, sub, r, &parsed[i], &names[i], &is_name[i]);
+        if (at != NULL)
+            addrs[naddrs++] = (struct uniq){is_name[i] ? names[i].text : parsed[i].addr.text,
+                                            ld_node_line(at), i};
     }
     ld_check_unique(ld, addrs, naddrs, path, NULL, "backend");
+    cfg_load_dns_expand(ld, r, parsed, names, is_name, n);
 
-free_uniq:
+out:
+    /* What the expansion did not take (all of it when it did not run). */
+    for (size_t i = 0; parsed != NULL && names != NULL && i < n; i++) {
+        if (parsed[i].tls_own != NULL) {
+            cfg_backend_tls_deinit(parsed[i].tls_own);
+            free(parsed[i].tls_own);
+        }
+        free(names[i].host);
+        free(names[i].text);
+    }
+    free(parsed);
+    free(names);
+    free(is_name);
     free(addrs);
 }
 
@@ -1687,6 +1742,7 @@ static const struct cfg_section sections[] = {
     {"geoip", cfg_load_routing_geoip, NULL, false},
     {"routing", cfg_load_routing_section, cfg_load_routing_absent, false},
     {"health_check", cfg_load_health_section, NULL, false},
+    {"resolvers", cfg_load_dns_resolvers, cfg_load_dns_resolvers_absent, false},
     {"regions", load_regions, NULL, true},
     {"rate_limit", cfg_load_ratelimit_section, NULL, false}, /* after regions: names them */
 };
@@ -1834,8 +1890,10 @@ prepare_tls(struct loader *ld)
 
 /* The loader proper. `dir` ("" or ending in "/") is prepended to relative file paths. */
 static struct cfg *
-load_text(const char *name, const char *dir, const char *text, size_t len, char **errors)
+load_text(const char *name, const char *dir, const char *text, size_t len,
+          const struct cfg_load_opts *opts, char **errors)
 {
+    static const struct cfg_load_opts no_opts;
     struct loader ld;
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -1845,13 +1903,18 @@ load_text(const char *name, const char *dir, const char *text, size_t len, char 
     memset(&ld, 0, sizeof(ld));
     ld.name = name;
     ld.dir = dir;
+    ld.opts = opts != NULL ? opts : &no_opts;
     *errors = NULL;
 
     ld.cfg = cfg_new();
-    if (ld.cfg == NULL || (ld.cfg->path = strdup(name)) == NULL) {
+    if (ld.cfg == NULL || (ld.cfg->path = strdup(name)) == NULL ||
+        (ld.cfg->source = malloc(len + 1)) == NULL) {
         ld.oom = true;
         goto done;
     }
+    memcpy(ld.cfg->source, text, len);
+    ld.cfg->source[len] = '\0';
+    ld.cfg->source_len = len;
     if (!yaml_parser_initialize(&parser)) {
         ld.oom = true;
         goto done;
@@ -1907,7 +1970,14 @@ done:
 struct cfg *
 cfg_load_text(const char *name, const char *text, size_t len, char **errors)
 {
-    return load_text(name, "", text, len, errors);
+    return load_text(name, "", text, len, NULL, errors);
+}
+
+struct cfg *
+cfg_load_text_opts(const char *name, const char *text, size_t len, const struct cfg_load_opts *opts,
+                   char **errors)
+{
+    return load_text(name, "", text, len, opts, errors);
 }
 
 /* Reads the whole file into a malloc'd buffer. Returns 0, or -1 with a message in `ld`. */
@@ -1966,12 +2036,21 @@ free_buf:
     return rc;
 }
 
+/* The file's directory as written ("conf/", "/etc/"; "" for a bare name): joined to a
+ * relative certificate path it names the same file from the current directory. NULL when
+ * out of memory. */
+static char *
+dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return strndup(path, slash != NULL ? (size_t)(slash - path) + 1 : 0);
+}
+
 struct cfg *
-cfg_load_file(const char *path, char **errors)
+cfg_load_file_opts(const char *path, const struct cfg_load_opts *opts, char **errors)
 {
     struct loader ld;
     char *text = NULL, *dir;
-    const char *slash;
     size_t len = 0;
     struct cfg *cfg;
 
@@ -1983,10 +2062,7 @@ cfg_load_file(const char *path, char **errors)
         loader_deinit(&ld);
         return NULL;
     }
-    /* The file's directory as written ("conf/", "/etc/"; "" for a bare name): joined to a
-     * relative certificate path it names the same file from the current directory. */
-    slash = strrchr(path, '/');
-    dir = strndup(path, slash != NULL ? (size_t)(slash - path) + 1 : 0);
+    dir = dir_of(path);
     if (dir == NULL) {
         ld.oom = true;
         *errors = errors_join(&ld);
@@ -1995,8 +2071,31 @@ cfg_load_file(const char *path, char **errors)
         return NULL;
     }
     loader_deinit(&ld);
-    cfg = load_text(path, dir, text, len, errors);
+    cfg = load_text(path, dir, text, len, opts, errors);
     free(dir);
     free(text);
+    return cfg;
+}
+
+struct cfg *
+cfg_load_file(const char *path, char **errors)
+{
+    return cfg_load_file_opts(path, NULL, errors);
+}
+
+struct cfg *
+cfg_load_again(const struct cfg *prev, const struct cfg_load_opts *opts, char **errors)
+{
+    char *dir = dir_of(prev->path);
+    struct cfg *cfg;
+
+    *errors = NULL;
+    if (dir == NULL || prev->source == NULL) {
+        free(dir);
+        *errors = strdup("out of memory\n");
+        return NULL;
+    }
+    cfg = load_text(prev->path, dir, prev->source, prev->source_len, opts, errors);
+    free(dir);
     return cfg;
 }

@@ -189,6 +189,18 @@ copy_or_null(struct loader *ld, const char *s)
 }
 
 void
+cfg_load_backend_tls_copy(struct loader *ld, struct cfg_backend_tls *to,
+                          const struct cfg_backend_tls *from)
+{
+    *to = *from;
+    to->runtime = NULL;
+    to->ca_file = copy_or_null(ld, from->ca_file);
+    to->sni = copy_or_null(ld, from->sni);
+    to->client_cert = copy_or_null(ld, from->client_cert);
+    to->client_key = copy_or_null(ld, from->client_key);
+}
+
+void
 cfg_load_backend_tls_backend(struct loader *ld, const yaml_node_t *node, const char *path,
                              const struct cfg_backend_tls *region, struct cfg_backend *b)
 {
@@ -199,12 +211,7 @@ cfg_load_backend_tls_backend(struct loader *ld, const yaml_node_t *node, const c
         return;
     }
     /* The region's settings, strings copied: the backend owns its own. */
-    *t = *region;
-    t->runtime = NULL;
-    t->ca_file = copy_or_null(ld, region->ca_file);
-    t->sni = copy_or_null(ld, region->sni);
-    t->client_cert = copy_or_null(ld, region->client_cert);
-    t->client_key = copy_or_null(ld, region->client_key);
+    cfg_load_backend_tls_copy(ld, t, region);
     b->tls_own = t;
     load_over(ld, node, path, t);
 }

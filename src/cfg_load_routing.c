@@ -246,7 +246,12 @@ cfg_load_routing_open_geoip(struct loader *ld)
     if (cfg->geoip_path == NULL)
         return 0;
     err[0] = '\0';
-    cfg->geo = geo_open(cfg->geoip_path, err, sizeof(err));
+    /* The running generation's database when it is the same file, unchanged: opening one
+     * walks and indexes the whole file, too slow to repeat for every DNS change. */
+    if (ld->opts->prev != NULL && geo_same_file(ld->opts->prev->geo, cfg->geoip_path))
+        cfg->geo = geo_ref(ld->opts->prev->geo);
+    else
+        cfg->geo = geo_open(cfg->geoip_path, err, sizeof(err));
     if (cfg->geo != NULL) {
         /* Each place's region order, once for every request of the generation. Without
          * it (out of memory) requests are ranked as they come: slower, still right. */

@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "cfg.h"
+#include "cfg_load.h"
 
 /* Listener and region names end up in logs, metrics labels and headers. */
 #define LOAD_NAME_MAX 63
@@ -40,6 +41,7 @@ struct loader {
     bool oom;
     size_t visits, max_visits;
     bool aborted; /* the visit budget ran out: stop walking */
+    const struct cfg_load_opts *opts; /* borrows; never NULL (an empty one) */
 
     /* Where sections were, for the checks after the walk (0: absent). */
     size_t admin_line;   /* the admin mapping */
@@ -217,6 +219,26 @@ void cfg_load_backend_tls_region(struct loader *ld, const yaml_node_t *node, con
                                  struct cfg_backend_tls *t);
 void cfg_load_backend_tls_backend(struct loader *ld, const yaml_node_t *node, const char *path,
                                   const struct cfg_backend_tls *region, struct cfg_backend *b);
+
+/* cfg_load_dns.c: backends given by DNS name, and the resolvers section. */
+void cfg_load_dns_resolvers(struct loader *ld, const yaml_node_t *node);
+void cfg_load_dns_resolvers_absent(struct loader *ld);
+/* Whether `text` is "host:port" with a DNS name as host (not an IP literal, good or bad). */
+bool cfg_load_dns_is_name(const char *text);
+/* Splits a name backend's address into n->host, n->text and n->port. Returns false when
+ * it is refused (reported). */
+bool cfg_load_dns_name(struct loader *ld, const yaml_node_t *node, const char *path,
+                       const char *text, struct cfg_backend_name *n);
+/* Builds r->names and r->backends from the file's `n` entries (in file order): where
+ * is_name[i], names[i] (from cfg_load_dns_name) with the weight, drain and tls_own of
+ * parsed[i] becomes a name of the region, standing for the addresses ld->opts->resolve
+ * gives it (one the region has already is left out); elsewhere parsed[i] is an IP
+ * literal's backend. Takes what the entries own; the arrays are the caller's to free. */
+void cfg_load_dns_expand(struct loader *ld, struct cfg_region *r, struct cfg_backend *parsed,
+                         struct cfg_backend_name *names, const bool *is_name, size_t n);
+/* A copy of `from` (strings duplicated, no runtime) into `to`. */
+void cfg_load_backend_tls_copy(struct loader *ld, struct cfg_backend_tls *to,
+                               const struct cfg_backend_tls *from);
 
 /* cfg_load_ratelimit.c: the rate_limit section (phases, budgets, Redis). A phase's region
  * shares name regions, so it is loaded after the regions section. */

@@ -242,11 +242,21 @@ health_registry_free(struct health_registry *reg)
     free(reg);
 }
 
+/* The check's Host header: health_check.host, else a named backend's name (with its port
+ * unless it is the scheme's), else empty (the address is sent). */
 static void
-settings_from_cfg(struct hc_settings *s, const struct cfg_health_check *hc)
+settings_from_cfg(struct hc_settings *s, const struct cfg_health_check *hc,
+                  const struct cfg_backend *be, bool tls)
 {
     snprintf(s->path, sizeof(s->path), "%s", hc->path ? hc->path : "/");
-    snprintf(s->host, sizeof(s->host), "%s", hc->host ? hc->host : "");
+    if (hc->host != NULL)
+        snprintf(s->host, sizeof(s->host), "%s", hc->host);
+    else if (be->name != NULL && be->name->port == (tls ? 443 : 80))
+        snprintf(s->host, sizeof(s->host), "%s", be->name->host);
+    else if (be->name != NULL)
+        snprintf(s->host, sizeof(s->host), "%s", be->name->text);
+    else
+        s->host[0] = '\0';
     s->interval_ms = hc->interval_ms;
     s->timeout_ms = hc->timeout_ms;
     s->rise = hc->rise ? hc->rise : 1;
@@ -327,7 +337,7 @@ health_apply(struct health_registry *reg, struct cfg *next)
             struct tls_upstream *tls = cfg_backend_tls_of(r, &r->backends[b])->runtime;
             struct tls_upstream *old;
             pthread_mutex_lock(&t->lock);
-            settings_from_cfg(&t->settings, &r->health_check);
+            settings_from_cfg(&t->settings, &r->health_check, &r->backends[b], tls != NULL);
             old = t->settings.tls;
             t->settings.tls = tls_upstream_ref(tls);
             pthread_mutex_unlock(&t->lock);

@@ -17,6 +17,7 @@
 #include "budget.h"
 #include "cfg.h"
 #include "health.h"
+#include "resolver.h"
 #include "server.h"
 #include "status.h"
 #include "version.h"
@@ -405,6 +406,54 @@ render_rate_limit(struct status_buf *b, const struct cfg *cfg, const struct serv
           (double)SUM(rl_redis_connected));
 }
 
+/* Backend names: each name's state (one per region entry), the resolver's totals, and the
+ * generations a change of addresses made. */
+struct name_states {
+    unsigned count[RESOLVER_EMPTY + 1];
+};
+
+static void
+name_state_cb(void *arg, const struct resolver_view *v)
+{
+    struct name_states *ns = arg;
+    ns->count[v->state]++;
+}
+
+static void
+render_dns(struct status_buf *b, const struct server_view *v)
+{
+    struct name_states ns = {{0}};
+    struct resolver_totals t = {0};
+    if (v->resolver != NULL) {
+        resolver_each(v->resolver, name_state_cb, &ns);
+        resolver_totals(v->resolver, &t);
+    }
+    family(b, "meridian_dns_names", "gauge",
+           "Backend names by resolver state: pending (no answer yet), ok, failed (the last "
+           "good addresses kept), empty (no such name or no address: no backend).");
+    for (enum resolver_state s = RESOLVER_PENDING; s <= RESOLVER_EMPTY; s++)
+        status_printf(b, "meridian_dns_names{state=\"%s\"} %u\n", resolver_state_name(s),
+                      ns.count[s]);
+    counter(b, "meridian_dns_queries_total",
+            "DNS queries sent for backend names (one per address family asked).", t.queries);
+    family(b, "meridian_dns_resolutions_total", "counter",
+           "Resolutions of backend names by result: ok (addresses), empty (no such name or no "
+           "address), failed (timeout, refusal, no nameserver: the last good set kept).");
+    status_printf(b, "meridian_dns_resolutions_total{result=\"ok\"} %llu\n",
+                  (unsigned long long)t.answers);
+    status_printf(b, "meridian_dns_resolutions_total{result=\"empty\"} %llu\n",
+                  (unsigned long long)t.empty);
+    status_printf(b, "meridian_dns_resolutions_total{result=\"failed\"} %llu\n",
+                  (unsigned long long)t.failures);
+    family(b, "meridian_dns_generations_total", "counter",
+           "Configuration generations built because backend addresses changed: ok (live) or "
+           "failed (the running one kept).");
+    status_printf(b, "meridian_dns_generations_total{result=\"ok\"} %llu\n",
+                  (unsigned long long)v->dns_rebuilds);
+    status_printf(b, "meridian_dns_generations_total{result=\"failed\"} %llu\n",
+                  (unsigned long long)v->dns_rebuilds_failed);
+}
+
 char *
 metrics_render(struct server *srv)
 {
@@ -495,6 +544,7 @@ metrics_render(struct server *srv)
     status_printf(&b, "meridian_geoip_lookups_total{result=\"error\"} %llu\n",
                   (unsigned long long)SUM(geo_errors));
 
+    render_dns(&b, v);
     render_rate_limit(&b, cfg, v);
     render_process(&b);
 

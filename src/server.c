@@ -28,6 +28,7 @@
 #include "log.h"
 #include "notify.h"
 #include "privileges.h"
+#include "resolver.h"
 #include "sock.h"
 #include "status.h"
 #include "tls.h"
@@ -54,6 +55,9 @@ struct server {
     struct worker *workers;         /* owns */
     struct admin *admin;            /* owns */
     struct health_registry *health; /* owns: backend health across generations */
+    struct resolver *resolver;      /* owns: backend names (main thread) */
+    bool serving;                   /* start-up is over: DNS changes make new generations */
+    uint64_t dns_rebuilds, dns_rebuilds_failed; /* generations made for DNS changes */
     int signal_fd;                  /* the process signals, read as data: see server_run */
     struct event *signal_ev;
     struct event *tick;        /* owns: once a second (ticket key rotation) */
@@ -288,37 +292,67 @@ str_eq(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
-static void
-server_reload(struct server *srv)
+/* What a load asks the resolver: the addresses each backend name has now. */
+static size_t
+resolve_name(const void *ctx, const char *host, struct sockaddr_storage *out, size_t max)
 {
-    char *errors = NULL;
-    log_info("reloading configuration from %s", srv->cfg_path);
-    notify_reloading(srv->generation);
-    struct cfg *next = cfg_load_file(srv->cfg_path, &errors);
-    if (!next) {
-        log_cfg_errors("reload refused", errors);
-        log_error("reload refused: keeping configuration generation %u", srv->generation);
-        notify_reload_failed(errors);
-        free(errors);
-        srv->reloads_failed++;
-        srv->last_reload_failed = true;
+    return resolver_addrs(ctx, host, out, max);
+}
+
+static void
+load_opts(const struct server *srv, const struct cfg *prev, struct cfg_load_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->prev = prev;
+    o->resolve = resolve_name;
+    o->resolve_ctx = srv->resolver;
+}
+
+/* Hands the resolver the settings and names of the generation now running. */
+static void
+resolver_follow(struct server *srv, const struct cfg *cfg)
+{
+    char err[256];
+    if (resolver_configure(srv->resolver, &cfg->resolvers, err, sizeof(err)) < 0)
+        log_error("resolvers: %s; keeping the previous settings", err);
+    const char **hosts = calloc(cfg->nnames ? cfg->nnames : 1, sizeof(*hosts));
+    if (hosts == NULL) {
+        log_error("out of memory for the backend names: they are not re-resolved");
         return;
     }
-    struct cfg *prev = server_current_cfg(srv);
-    if (next->workers != prev->workers)
-        log_warn("workers changed from %u to %u: takes effect on restart", prev->workers,
-                 next->workers);
-    if (!str_eq(next->privileges.user, prev->privileges.user) ||
-        !str_eq(next->privileges.group, prev->privileges.group) ||
-        next->privileges.run_as_root != prev->privileges.run_as_root) {
-        char who[256];
-        privileges_describe_self(who, sizeof(who));
-        log_warn("user, group or run_as_root changed: takes effect on restart; meridian runs "
-                 "as %s",
-                 who);
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nregions; i++)
+        for (size_t k = 0; k < cfg->regions[i].nnames; k++)
+            hosts[n++] = cfg->regions[i].names[k].host;
+    resolver_sync(srv->resolver, hosts, n);
+    free(hosts);
+}
+
+/* Closes the sockets `next` opened that `prev` does not share, after a refusal. */
+static void
+close_new_listeners(struct server *srv, struct cfg *next, const struct cfg *prev)
+{
+    for (size_t i = 0; i < next->nlisteners; i++) {
+        bool shared = false;
+        for (size_t j = 0; j < prev->nlisteners; j++)
+            if (strcmp(prev->listeners[j].addr.text, next->listeners[i].addr.text) == 0)
+                shared = true;
+        if (!shared)
+            close_fds(&next->listeners[i], srv->nworkers);
     }
-    if (open_listeners(srv, next, prev) < 0)
-        goto refuse;
+}
+
+/* Makes `next` (loaded, checked) the running generation in place of `prev`: its listeners,
+ * access log, admin endpoint, ticket keys, region counters and backend health, then the
+ * pointer swap. Returns 0, or -1 with the reason logged and `next` freed, `prev` running
+ * as before. Takes `next`'s reference either way. */
+static int
+server_apply(struct server *srv, struct cfg *prev, struct cfg *next)
+{
+    if (open_listeners(srv, next, prev) < 0) {
+        cfg_unref(next);
+        return -1;
+    }
     if (!str_eq(next->access_log_path, prev->access_log_path) && next->access_log_path &&
         access_log_open(next->access_log_path) < 0) {
         int e = errno;
@@ -343,33 +377,170 @@ server_reload(struct server *srv)
         log_error("reload refused: out of memory for health checks");
         goto refuse_listeners;
     }
-    if (next->geo)
+    if (next->geo && next->geo != prev->geo)
         log_info("GeoIP database %s: %s", next->geoip_path, geo_describe(next->geo));
     log_set_level(next->log_level);
-    server_release_cfg(prev);
     publish(srv, next);
+    resolver_follow(srv, next);
+    return 0;
+
+refuse_listeners:
+    close_new_listeners(srv, next, prev);
+    cfg_unref(next);
+    return -1;
+}
+
+static void
+server_reload(struct server *srv)
+{
+    char *errors = NULL;
+    log_info("reloading configuration from %s", srv->cfg_path);
+    notify_reloading(srv->generation);
+    struct cfg *prev = server_current_cfg(srv);
+    struct cfg_load_opts opts;
+    load_opts(srv, prev, &opts);
+    struct cfg *next = cfg_load_file_opts(srv->cfg_path, &opts, &errors);
+    if (!next) {
+        log_cfg_errors("reload refused", errors);
+        log_error("reload refused: keeping configuration generation %u", srv->generation);
+        notify_reload_failed(errors);
+        free(errors);
+        server_release_cfg(prev);
+        srv->reloads_failed++;
+        srv->last_reload_failed = true;
+        return;
+    }
+    if (next->workers != prev->workers)
+        log_warn("workers changed from %u to %u: takes effect on restart", prev->workers,
+                 next->workers);
+    if (!str_eq(next->privileges.user, prev->privileges.user) ||
+        !str_eq(next->privileges.group, prev->privileges.group) ||
+        next->privileges.run_as_root != prev->privileges.run_as_root) {
+        char who[256];
+        privileges_describe_self(who, sizeof(who));
+        log_warn("user, group or run_as_root changed: takes effect on restart; meridian runs "
+                 "as %s",
+                 who);
+    }
+    if (server_apply(srv, prev, next) < 0) {
+        log_error("reload refused: keeping configuration generation %u", srv->generation);
+        notify_reload_failed(NULL);
+        server_release_cfg(prev);
+        srv->reloads_failed++;
+        srv->last_reload_failed = true;
+        return;
+    }
+    server_release_cfg(prev);
     log_info("configuration generation %u is live", srv->generation);
     notify_reloaded(next);
     srv->reloads_ok++;
     srv->last_reload_failed = false;
-    return;
+}
 
-refuse_listeners:
-    for (size_t i = 0; i < next->nlisteners; i++) {
-        bool shared = false;
-        for (size_t j = 0; j < prev->nlisteners; j++)
-            if (strcmp(prev->listeners[j].addr.text, next->listeners[i].addr.text) == 0)
-                shared = true;
-        if (!shared)
-            close_fds(&next->listeners[i], srv->nworkers);
+/* A backend name's addresses changed: the same configuration text again, with the new
+ * addresses, as a new generation (the resolver calls this at most once per loop pass). A
+ * reload in all but name: requests in flight finish on the generation they started on,
+ * backends that stay keep their health and pooled connections, and a failure (a
+ * certificate file gone unreadable meanwhile) keeps the running generation and is tried
+ * again at the next change. */
+/* Whether some name of `cfg` has addresses other than those `cfg` was built with. */
+static bool
+names_differ(const struct server *srv, const struct cfg *cfg)
+{
+    struct sockaddr_storage addrs[CFG_NAME_ADDRS_MAX];
+    for (size_t i = 0; i < cfg->nregions; i++)
+        for (size_t k = 0; k < cfg->regions[i].nnames; k++) {
+            const struct cfg_backend_name *nm = &cfg->regions[i].names[k];
+            size_t n = resolver_addrs(srv->resolver, nm->host, addrs, CFG_NAME_ADDRS_MAX);
+            if (cfg_addrs_digest(addrs, n) != nm->answer_digest)
+                return true;
+        }
+    return false;
+}
+
+static void
+names_changed_cb(void *arg)
+{
+    struct server *srv = arg;
+    if (!srv->serving || server_is_stopping(srv))
+        return; /* start-up loads once every name is settled; a stop needs nothing new */
+    struct cfg *prev = server_current_cfg(srv);
+    /* A first answer equal to what the generation has, a name's failure (its set kept), or
+     * a notice from start-up: nothing to build. */
+    if (!names_differ(srv, prev)) {
+        server_release_cfg(prev);
+        return;
     }
-refuse:
-    log_error("reload refused: keeping configuration generation %u", srv->generation);
-    notify_reload_failed(NULL);
+    struct cfg_load_opts opts;
+    load_opts(srv, prev, &opts);
+    char *errors = NULL;
+    uint64_t t0 = clock_mono_us();
+    struct cfg *next = cfg_load_again(prev, &opts, &errors);
+    if (next == NULL) {
+        log_cfg_errors("backend addresses changed, but the new generation failed", errors);
+        free(errors);
+    } else if (server_apply(srv, prev, next) == 0) {
+        srv->dns_rebuilds++;
+        log_info("configuration generation %u is live: backend addresses changed (built in "
+                 "%.1f ms)",
+                 srv->generation, (double)(clock_mono_us() - t0) / 1000.0);
+        server_release_cfg(prev);
+        return;
+    }
+    srv->dns_rebuilds_failed++;
+    log_error("keeping configuration generation %u with the backend addresses it has",
+              srv->generation);
     server_release_cfg(prev);
-    cfg_unref(next);
-    srv->reloads_failed++;
-    srv->last_reload_failed = true;
+}
+
+/* Start-up with backend names: wait, at most one query's full time, for each name's first
+ * answer, so that the first requests find their backends; a name still unanswered then
+ * stands for no backend until it is (the other backends serve meanwhile). Returns the
+ * generation to start with: `cfg`, or a new one with the addresses. */
+static void
+settle_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+static struct cfg *
+resolve_at_start(struct server *srv, struct cfg *cfg)
+{
+    if (cfg->nnames == 0) {
+        resolver_follow(srv, cfg);
+        return cfg;
+    }
+    resolver_follow(srv, cfg);
+    bool late = false;
+    const struct cfg_resolvers *rs = &cfg->resolvers;
+    uint64_t wait_ms = (uint64_t)rs->timeout_ms * rs->attempts + 500;
+    struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
+    struct event *deadline = evtimer_new(srv->base, settle_deadline_cb, &late);
+    if (deadline == NULL || evtimer_add(deadline, &tv) < 0) {
+        if (deadline)
+            event_free(deadline);
+        return cfg;
+    }
+    while (!late && !resolver_settled(srv->resolver))
+        event_base_loop(srv->base, EVLOOP_ONCE);
+    event_free(deadline);
+    if (late)
+        log_warn("backend names: not every name answered within %llu ms; starting without "
+                 "the ones that did not, which are tried again",
+                 (unsigned long long)wait_ms);
+    struct cfg_load_opts opts;
+    load_opts(srv, cfg, &opts);
+    char *errors = NULL;
+    struct cfg *next = cfg_load_again(cfg, &opts, &errors);
+    if (next == NULL) {
+        log_cfg_errors("loading with the backend names' addresses failed", errors);
+        free(errors);
+        return cfg;
+    }
+    cfg_unref(cfg);
+    return next;
 }
 
 /* While stopping: the main loop ends once every worker has drained and ended. */
@@ -543,6 +714,9 @@ server_view(struct server *srv, struct server_view *out)
     out->last_reload_failed = srv->last_reload_failed;
     out->rl_admitted_per_s = atomic_load(&srv->rl_admitted_rate);
     out->rl_rejected_per_s = atomic_load(&srv->rl_rejected_rate);
+    out->resolver = srv->resolver;
+    out->dns_rebuilds = srv->dns_rebuilds;
+    out->dns_rebuilds_failed = srv->dns_rebuilds_failed;
 }
 
 char *
@@ -590,7 +764,16 @@ server_status_json(struct server *srv)
     status_printf(&b, ",\"description\":");
     status_json_str(&b, cfg->geo ? geo_describe(cfg->geo) : NULL);
     status_printf(&b, ",\"lookup_errors\":%llu},", (unsigned long long)geo_errors);
-    status_regions_json(&b, cfg, srv->nworkers);
+    struct resolver_totals dns;
+    resolver_totals(srv->resolver, &dns);
+    status_printf(&b,
+                  "\"dns\":{\"names\":%zu,\"queries\":%llu,\"answers\":%llu,\"empty\":%llu,"
+                  "\"failures\":%llu,\"generations\":%llu,\"generations_failed\":%llu},",
+                  cfg->nnames, (unsigned long long)dns.queries, (unsigned long long)dns.answers,
+                  (unsigned long long)dns.empty, (unsigned long long)dns.failures,
+                  (unsigned long long)srv->dns_rebuilds,
+                  (unsigned long long)srv->dns_rebuilds_failed);
+    status_regions_json(&b, cfg, srv->nworkers, srv->resolver);
     status_printf(&b, ",");
     status_rate_limit_json(&b, cfg, srv->workers, srv->nworkers,
                            atomic_load(&srv->rl_admitted_rate),
@@ -652,10 +835,12 @@ server_run(const char *cfg_path)
     srv->nworkers = cfg->workers ? cfg->workers : cpu_count();
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     srv->base = event_base_new();
-    if (!srv->workers || !srv->base) {
+    srv->resolver = srv->base ? resolver_new(srv->base, names_changed_cb, srv) : NULL;
+    if (!srv->workers || !srv->base || !srv->resolver) {
         log_error("out of memory at start");
         goto out_cfg;
     }
+    cfg = resolve_at_start(srv, cfg);
     if (open_listeners(srv, cfg, NULL) < 0)
         goto out_cfg;
     if (cfg->access_log_path && access_log_open(cfg->access_log_path) < 0) {
@@ -720,6 +905,7 @@ server_run(const char *cfg_path)
     struct timeval one_second = {1, 0};
     event_add(srv->tick, &one_second);
 
+    srv->serving = true;
     log_info("meridian %s started: %u workers, %zu listeners, %zu regions", version_string(),
              srv->nworkers, cfg->nlisteners, cfg->nregions);
     for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -748,6 +934,7 @@ out_workers:
         event_free(srv->drain_watch);
     tls_ticket_shutdown();
     admin_free(srv->admin);
+    resolver_free(srv->resolver);
     cfg_unref(srv->current);
     health_registry_free(srv->health);
     free(srv->workers);
@@ -756,6 +943,7 @@ out_workers:
     return rc;
 
 out_cfg:
+    resolver_free(srv->resolver);
     cfg_unref(cfg);
     health_registry_free(srv->health);
     free(srv->workers);

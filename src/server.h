@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct cfg;
+struct resolver;
 struct server;
 
 /* Run until stopped. Returns the process exit code. */
@@ -41,6 +42,8 @@ struct server_view {
     uint64_t reloads_ok, reloads_failed;
     bool last_reload_failed;
     double rl_admitted_per_s, rl_rejected_per_s; /* rate_limit, over the last 10 s */
+    const struct resolver *resolver;             /* borrows: backend names (main thread only) */
+    uint64_t dns_rebuilds, dns_rebuilds_failed;  /* generations made for DNS changes */
 };
 
 /* Fills *out. Main thread (the admin endpoint's), where reloads happen. */

@@ -11,9 +11,11 @@
 
 #include "budget.h"
 #include "cfg.h"
+#include "clock.h"
 #include "client_ip.h"
 #include "geo.h"
 #include "health.h"
+#include "resolver.h"
 #include "route.h"
 #include "worker-t.h"
 
@@ -91,8 +93,61 @@ admin_region_health(const void *ctx, size_t region, struct route_health *out)
     }
 }
 
+/* resolver_each's view of one name, found by host. */
+struct name_lookup {
+    const char *host;
+    struct resolver_view view;
+    bool found;
+};
+
+static void
+name_lookup_cb(void *arg, const struct resolver_view *v)
+{
+    struct name_lookup *l = arg;
+    if (!l->found && strcmp(v->host, l->host) == 0) {
+        l->view = *v;
+        l->found = true;
+    }
+}
+
+static void
+names_json(struct status_buf *b, const struct cfg_region *r, const struct resolver *res)
+{
+    uint64_t now = clock_mono_ms();
+    status_printf(b, ",\"names\":[");
+    for (size_t k = 0; k < r->nnames; k++) {
+        const struct cfg_backend_name *nm = &r->names[k];
+        struct name_lookup l = {nm->host, {0}, false};
+        if (res != NULL)
+            resolver_each(res, name_lookup_cb, &l);
+        status_printf(b, "%s{\"name\":", k ? "," : "");
+        status_json_str(b, nm->host);
+        status_printf(b, ",\"port\":%u,\"backends\":%zu", (unsigned)nm->port, nm->naddrs);
+        if (!l.found) {
+            status_printf(b, ",\"state\":\"pending\"}");
+            continue;
+        }
+        const struct resolver_view *v = &l.view;
+        status_printf(b,
+                      ",\"state\":\"%s\",\"source\":\"%s\",\"addresses\":%zu,\"ttl_s\":%u,"
+                      "\"error\":",
+                      resolver_state_name(v->state), v->from_hosts_file ? "hosts_file" : "dns",
+                      v->naddrs, (unsigned)v->ttl_s);
+        status_json_str(b, v->error);
+        status_printf(b,
+                      ",\"resolved_ago_ms\":%lld,\"changed_ago_ms\":%lld,\"next_in_ms\":%lld,"
+                      "\"answers\":%llu,\"failures\":%llu}",
+                      v->resolved_ms ? (long long)(now - v->resolved_ms) : -1LL,
+                      v->changed_ms ? (long long)(now - v->changed_ms) : -1LL,
+                      v->next_ms ? (long long)v->next_ms - (long long)now : -1LL,
+                      (unsigned long long)v->answers, (unsigned long long)v->failures);
+    }
+    status_printf(b, "]");
+}
+
 void
-status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers)
+status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers,
+                    const struct resolver *res)
 {
     status_printf(b, "\"regions\":[");
     for (size_t i = 0; i < cfg->nregions; i++) {
@@ -121,14 +176,31 @@ status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers)
                                                                   : "round_robin",
                       r->health_check.enabled ? "true" : "false", h.up, h.unchecked, h.total,
                       requests, fin, fout);
+        size_t shown = 0;
+        /* A name that stands for no backend yet (unanswered, failing with nothing kept, or
+         * answered with no address) is shown as one, resolving. */
+        for (size_t k = 0; k < r->nnames; k++) {
+            if (r->names[k].naddrs > 0)
+                continue;
+            status_printf(b, "%s{\"address\":", shown++ ? "," : "");
+            status_json_str(b, r->names[k].text);
+            status_printf(b, ",\"name\":");
+            status_json_str(b, r->names[k].host);
+            status_printf(b, ",\"weight\":%u,\"drain\":%s,\"state\":\"resolving\"}",
+                          (unsigned)r->names[k].weight, r->names[k].drain ? "true" : "false");
+        }
         for (size_t k = 0; k < r->nbackends; k++) {
             const struct cfg_backend *be = &r->backends[k];
             struct health_target *t = be->health;
             /* state: what the balancer makes of it (draining before any health);
              * health: what the checks say, which a draining backend still gets. */
             bool draining = cfg_backend_weight(be) == 0;
-            status_printf(b, "%s{\"address\":", k ? "," : "");
+            status_printf(b, "%s{\"address\":", shown++ ? "," : "");
             status_json_str(b, be->addr.text);
+            if (be->name != NULL) {
+                status_printf(b, ",\"name\":");
+                status_json_str(b, be->name->host);
+            }
             status_printf(b, ",\"weight\":%u,\"drain\":%s", (unsigned)be->weight,
                           be->drain ? "true" : "false");
             const struct cfg_backend_tls *tls = cfg_backend_tls_of(r, be);
@@ -162,7 +234,9 @@ status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers)
                           (unsigned long long)v.passive_failures,
                           (unsigned long long)v.transitions);
         }
-        status_printf(b, "]}");
+        status_printf(b, "]");
+        names_json(b, r, res);
+        status_printf(b, "}");
     }
     status_printf(b, "]");
 }

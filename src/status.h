@@ -22,8 +22,12 @@ void status_printf(struct status_buf *b, const char *fmt, ...)
 /* A JSON string: quotes and escapes. NULL gives null. */
 void status_json_str(struct status_buf *b, const char *s);
 
-/* "regions":[...] for /status. */
-void status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers);
+struct resolver;
+
+/* "regions":[...] for /status; each region's backend names with what the resolver (main
+ * thread) knows of them, and a name without an address as a backend "resolving". */
+void status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers,
+                         const struct resolver *res);
 
 struct worker;
 

@@ -219,8 +219,19 @@ tls_upstream_prepare(struct cfg *cfg, char **errors)
             /* Files it inherits from a region that failed with them: said once, there. */
             if (region_failed && cfg_backend_tls_same_files(own, &r->tls))
                 continue;
-            snprintf(path, sizeof(path), "regions[%zu].backends[%zu].tls", i, b);
+            snprintf(path, sizeof(path), "regions[%zu].backends[%zu].tls", i,
+                     r->backends[b].file_index);
             if (build(cfg, own, path, errors) < 0)
+                rc = -1;
+        }
+        /* A name's section: its own keys or the region's, with the name as SNI. */
+        for (size_t n = 0; n < r->nnames; n++) {
+            struct cfg_backend_tls *t = &r->names[n].tls;
+            if (!t->enabled || (region_failed && cfg_backend_tls_same_files(t, &r->tls)))
+                continue;
+            snprintf(path, sizeof(path), "regions[%zu].backends[%zu].tls", i,
+                     r->names[n].file_index);
+            if (build(cfg, t, path, errors) < 0)
                 rc = -1;
         }
     }

@@ -61,7 +61,8 @@ snapshot_new(struct worker *w, struct cfg *cfg)
     for (size_t i = 0; i < cfg->nregions; i++) {
         const struct cfg_region *cr = &cfg->regions[i];
         struct snapshot_region *r = &snap->regions[i];
-        r->pools = calloc(cr->nbackends, sizeof(*r->pools));
+        /* A region whose names are all unresolved has no backend (yet). */
+        r->pools = calloc(cr->nbackends ? cr->nbackends : 1, sizeof(*r->pools));
         if (!r->pools)
             goto fail_regions;
         for (size_t b = 0; b < cr->nbackends; b++) {

@@ -799,7 +799,7 @@ static const struct bad_case bad_cases[] = {
      {"bad_unknown_key.yaml:2: missing required key \"listeners\" in the top level\n",
       "bad_unknown_key.yaml:3: unknown key \"listner\" in the top level (expected one of: "
       "workers, log_level, user, group, run_as_root, listeners, admin, timeouts, limits, http2, "
-      "access_log, client_ip, geoip, routing, health_check, regions, rate_limit)\n"}},
+      "access_log, client_ip, geoip, routing, health_check, resolvers, regions, rate_limit)\n"}},
     {"bad_duration.yaml",
      4,
      {"bad_duration.yaml:5: timeouts.client_header: must be longer than 0\n",
@@ -1266,12 +1266,20 @@ static const struct weight_error_case weight_errors[] = {
      "inline:6: unknown key \"wieght\" in regions[0].backends[1] (expected one of: address, "
      "weight, drain, tls)\n"},
     {"[{weight: 2}]", "inline:6: missing required key \"address\" in regions[0].backends[0]\n"},
-    {"[{address: \"localhost:80\", weight: 2}]", "inline:6: regions[0].backends[0].address: "},
+    {"[{address: \"local_host:80\", weight: 2}]",
+     "inline:6: regions[0].backends[0].address: \"local_host\" is neither an IP address nor a "
+     "host name"},
+    {"[\"api.example:0\"]", "inline:6: regions[0].backends[0]: port \"0\" is not a number "
+                            "1..65535"},
+    {"[\"api.example:80\", \"API.example.:80\"]",
+     "inline:6: regions[0].backends[1]: duplicate backend \"api.example:80\""},
+    {"[\"-api.example:80\"]", "inline:6: regions[0].backends[0]: \"-api.example\" is neither"},
     {"[{address: \"127.0.0.1:9001\"}, \"127.0.0.1:9001\"]",
      "inline:6: regions[0].backends[1]: duplicate backend \"127.0.0.1:9001\""},
     {"[[\"127.0.0.1:9001\"]]",
-     "inline:6: regions[0].backends[0]: expected a backend address like \"127.0.0.1:9001\" or a "
-     "mapping { address, weight, drain, tls }, got a sequence\n"},
+     "inline:6: regions[0].backends[0]: expected a backend address like \"127.0.0.1:9001\" or "
+     "\"api-eu.internal.example:443\", or a mapping { address, weight, drain, tls }, got a "
+     "sequence\n"},
 };
 
 /* Every error of the new keys says file:line, which key, and what was expected. */
@@ -1961,6 +1969,181 @@ load_text_or_fail(const char *fmt, ...)
     assert_null(errors);
     free(t.buf);
     return cfg;
+}
+
+/* ---- backends by DNS name ------------------------------------------------------------ */
+
+/* A resolver stand-in: "two.example" has 127.0.0.2 and ::2 (IPv4 first, as resolver.c
+ * sorts), "dup.example" has 127.0.0.1 (which the region has as a literal too), and any
+ * other name nothing. Counts the questions. */
+static unsigned fake_resolve_calls;
+
+static size_t
+fake_resolve(const void *ctx, const char *host, struct sockaddr_storage *out, size_t max)
+{
+    (void)ctx;
+    fake_resolve_calls++;
+    static const char *const two[] = {"127.0.0.2", "::2"};
+    size_t n = 0;
+    if (strcmp(host, "two.example") == 0) {
+        for (size_t i = 0; i < 2 && n < max; i++, n++) {
+            memset(&out[n], 0, sizeof(out[n]));
+            if (strchr(two[i], ':')) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out[n];
+                s6->sin6_family = AF_INET6;
+                inet_pton(AF_INET6, two[i], &s6->sin6_addr);
+            } else {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)&out[n];
+                s4->sin_family = AF_INET;
+                inet_pton(AF_INET, two[i], &s4->sin_addr);
+            }
+        }
+    } else if (strcmp(host, "dup.example") == 0 && max > 0) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&out[0];
+        memset(&out[0], 0, sizeof(out[0]));
+        s4->sin_family = AF_INET;
+        inet_pton(AF_INET, "127.0.0.1", &s4->sin_addr);
+        n = 1;
+    }
+    return n;
+}
+
+#define NAMES_YAML                                                                                 \
+    WEIGHTS_HEAD                                                                                   \
+    "  - name: eu\n"                                                                               \
+    "    location: {lat: 50, lon: 8}\n"                                                            \
+    "    default: true\n"                                                                          \
+    "    tls: {ca_file: %scerts/rsa.pem}\n"                                                        \
+    "    backends:\n"                                                                              \
+    "      - \"127.0.0.1:9001\"\n"                                                                 \
+    "      - {address: \"Two.Example.:8443\", weight: 3}\n"                                        \
+    "      - {address: \"dup.example:9001\", tls: {sni: other.example}}\n"                         \
+    "      - \"none.example:9002\"\n"                                                              \
+    "  - name: us\n"                                                                               \
+    "    location: {lat: 40, lon: -77}\n"                                                          \
+    "    backends: [\"only.example:80\"]\n"                                                        \
+    "resolvers:\n"                                                                                 \
+    "  nameservers: [\"127.0.0.1:5353\", \"::1\"]\n"                                               \
+    "  hosts_file: false\n"                                                                        \
+    "  min_ttl: 250ms\n"                                                                           \
+    "  max_ttl: 1m\n"                                                                              \
+    "  families: [ipv4]\n"
+
+static struct cfg *
+load_names(const struct cfg_load_opts *opts)
+{
+    struct text t = {NULL, 0, 0};
+    char *errors = NULL;
+    text_add(&t, NAMES_YAML, TESTDATA);
+    struct cfg *cfg = cfg_load_text_opts("inline", t.buf, t.len, opts, &errors);
+    if (cfg == NULL)
+        fail_msg("did not load:\n%s\nerrors:\n%s", t.buf, errors);
+    free(t.buf);
+    return cfg;
+}
+
+/* Without answers (meridian -t, the first load at start) a name stands for no backend and
+ * a region of names only loads with none; with answers each address is a backend with
+ * the name's weight, port and TLS (SNI and the name checked: the name, unless the file
+ * says), an address the region has already is not added twice, and the text is kept for
+ * the loads that follow DNS changes. */
+static void
+test_backend_names(void **state)
+{
+    (void)state;
+    struct cfg *cfg = load_names(NULL);
+    const struct cfg_region *eu = &cfg->regions[0], *us = &cfg->regions[1];
+    assert_int_equal(cfg->nnames, 4);
+    assert_int_equal(eu->nnames, 3);
+    assert_int_equal(eu->nbackends, 1);
+    assert_string_equal(eu->backends[0].addr.text, "127.0.0.1:9001");
+    assert_null(eu->backends[0].name);
+    assert_int_equal(us->nbackends, 0);
+    assert_int_equal(us->nnames, 1);
+    assert_int_equal(us->nserving, 0);
+    assert_string_equal(eu->names[0].host, "two.example");
+    assert_string_equal(eu->names[0].text, "two.example:8443");
+    assert_int_equal(eu->names[0].port, 8443);
+    assert_int_equal(eu->names[0].weight, 3);
+    assert_int_equal(eu->names[0].file_index, 1);
+    assert_true(eu->names[0].tls.enabled);
+    assert_string_equal(eu->names[0].tls.sni, "two.example");
+    assert_non_null(eu->names[0].tls.runtime);
+    assert_string_equal(eu->names[1].tls.sni, "other.example");
+    assert_false(us->names[0].tls.enabled);
+    const struct cfg_resolvers *rs = &cfg->resolvers;
+    assert_int_equal(rs->nnameservers, 2);
+    assert_string_equal(rs->nameservers[0].text, "127.0.0.1:5353");
+    assert_string_equal(rs->nameservers[1].text, "[::1]:53");
+    assert_null(rs->hosts_file);
+    assert_int_equal(rs->min_ttl_ms, 250);
+    assert_int_equal(rs->max_ttl_ms, 60000);
+    assert_int_equal(rs->retry_ms, CFG_DEFAULT_DNS_RETRY_MS);
+    assert_true(rs->ipv4);
+    assert_false(rs->ipv6);
+    assert_non_null(cfg->source);
+
+    struct cfg_load_opts opts = {.prev = cfg, .resolve = fake_resolve};
+    char *errors = NULL;
+    fake_resolve_calls = 0;
+    struct cfg *next = cfg_load_again(cfg, &opts, &errors);
+    if (next == NULL)
+        fail_msg("did not load again:\n%s", errors);
+    assert_int_equal(fake_resolve_calls, 4);
+    eu = &next->regions[0];
+    us = &next->regions[1];
+    assert_int_equal(eu->nbackends, 3); /* 9001, then two.example's two */
+    assert_string_equal(eu->backends[1].addr.text, "127.0.0.2:8443");
+    assert_string_equal(eu->backends[2].addr.text, "[::2]:8443");
+    for (size_t i = 1; i < 3; i++) {
+        assert_ptr_equal(eu->backends[i].name, &eu->names[0]);
+        assert_int_equal(eu->backends[i].weight, 3);
+        assert_int_equal(eu->backends[i].file_index, 1);
+        assert_ptr_equal(cfg_backend_tls_of(eu, &eu->backends[i]), &eu->names[0].tls);
+    }
+    assert_int_equal(eu->names[0].naddrs, 2);
+    assert_int_equal(eu->names[1].naddrs, 0); /* dup.example: 127.0.0.1:9001 is a literal */
+    assert_int_equal(eu->names[2].naddrs, 0);
+    assert_int_equal(eu->nserving, 3);
+    assert_non_null(eu->schedule); /* 1:3:3 */
+    assert_int_equal(us->nbackends, 0);
+    cfg_unref(next);
+    cfg_unref(cfg);
+}
+
+static const struct weight_error_case name_errors[] = {
+    {"[\"api.example:80\"]\nresolvers: {nameservers: []}",
+     "inline:7: resolvers.nameservers: expected 1..8 addresses, got 0"},
+    {"[\"api.example:80\"]\nresolvers: {nameservers: [\"dns.example\"]}",
+     "inline:7: resolvers.nameservers[0]: expected a nameserver's IP address"},
+    {"[\"api.example:80\"]\nresolvers: {min_ttl: 10m, max_ttl: 1m}",
+     "inline:7: resolvers: min_ttl (600000ms) is longer than max_ttl (60000ms)"},
+    {"[\"api.example:80\"]\nresolvers: {families: [ipv5]}",
+     "inline:7: resolvers.families[0]: expected ipv4 or ipv6, got \"ipv5\""},
+    {"[\"api.example:80\"]\nresolvers: {retry: 10ms}",
+     "inline:7: resolvers.retry: \"10ms\" is out of range 100ms..24h"},
+    {"[\"api.example:80\"]\nresolvers: {attempts: 0}",
+     "inline:7: resolvers.attempts: expected a number 1..10, got \"0\""},
+    {"[\"a.b.c.toolonglabelxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:80\"]",
+     "inline:6: regions[0].backends[0]: \"a.b.c.toolonglabel"},
+    {"[\"api.example:http\"]", "inline:6: regions[0].backends[0]: port \"http\" is not a number"},
+};
+
+static void
+test_backend_name_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(name_errors) / sizeof(name_errors[0]); i++) {
+        struct text t = {NULL, 0, 0};
+        text_add(&t,
+                 WEIGHTS_HEAD "  - name: eu\n"
+                              "    location: {lat: 50, lon: 8}\n"
+                              "    default: true\n"
+                              "    backends: %s\n",
+                 name_errors[i].backends);
+        expect_error(t.buf, t.len, name_errors[i].fragment);
+        free(t.buf);
+    }
 }
 
 /* ---- privileges and the admin endpoint's exposure --------------------------------- */
@@ -3530,6 +3713,8 @@ main(void)
         cmocka_unit_test(test_text_cases),
         cmocka_unit_test(test_backend_weights),
         cmocka_unit_test(test_backend_weight_errors),
+        cmocka_unit_test(test_backend_names),
+        cmocka_unit_test(test_backend_name_errors),
         cmocka_unit_test(test_tls_absolute_paths),
         cmocka_unit_test(test_tls_http2_limits),
         cmocka_unit_test(test_tls_prepare_contract),
