@@ -194,7 +194,8 @@ struct cfg_backend_name {
      * over the region's), with `sni` set to the host when the file sets none, so that the
      * certificate is checked against the name; enabled == false otherwise. */
     struct cfg_backend_tls tls;
-    size_t naddrs; /* how many backends it stands for in this generation */
+    size_t naddrs;  /* how many backends it stands for in this generation */
+    size_t nanswer; /* addresses it had (some may be another backend's already) */
     /* cfg_addrs_digest() of the answer this generation was built with, so that a change
      * notice that changes nothing for it makes no new generation. */
     uint64_t answer_digest;

@@ -1873,8 +1873,9 @@ prepare_tls(struct loader *ld)
 {
     char *tls_errors = NULL;
 
-    int rc = tls_prepare(ld->cfg, &tls_errors);
-    if (tls_upstream_prepare(ld->cfg, &tls_errors) < 0)
+    const struct cfg *reuse = ld->opts->reuse_files ? ld->opts->prev : NULL;
+    int rc = tls_prepare(ld->cfg, reuse, &tls_errors);
+    if (tls_upstream_prepare(ld->cfg, reuse, &tls_errors) < 0)
         rc = -1;
     if (rc == 0) {
         free(tls_errors); /* nothing is expected on success; ignore a stray text */
@@ -1943,7 +1944,7 @@ load_text(const char *name, const char *dir, const char *text, size_t len,
      * for a file that is otherwise right: reading them for a file with a typo would only
      * add noise to the real error. Both are read, so one run reports both; first, those
      * this process may not read at all are named, with who it is. */
-    if (ld_clean(&ld))
+    if (ld_clean(&ld) && !ld.opts->reuse_files)
         cfg_each_file(ld.cfg, check_readable, &ld);
     if (ld_clean(&ld)) {
         int geo_rc = cfg_load_routing_open_geoip(&ld);

@@ -24,6 +24,10 @@ struct cfg_load_opts {
      * every name. */
     size_t (*resolve)(const void *ctx, const char *host, struct sockaddr_storage *out, size_t max);
     const void *resolve_ctx;
+    /* The load only follows DNS: what `prev` read from files (certificates, CAs, the GeoIP
+     * database) is shared rather than read again, so that only a reload (SIGHUP) picks up
+     * files changed on disk. */
+    bool reuse_files;
 };
 
 /* cfg_load_file and cfg_load_text with options (NULL: none). */

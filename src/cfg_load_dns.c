@@ -152,6 +152,7 @@ cfg_load_dns_expand(struct loader *ld, struct cfg_region *r, struct cfg_backend 
         if (ld->opts->resolve != NULL && nm->host != NULL)
             nm->naddrs =
                 ld->opts->resolve(ld->opts->resolve_ctx, nm->host, addrs[k], CFG_NAME_ADDRS_MAX);
+        nm->nanswer = nm->naddrs;
         nm->answer_digest = cfg_addrs_digest(addrs[k], nm->naddrs);
         total += nm->naddrs;
         k++;

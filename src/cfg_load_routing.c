@@ -248,7 +248,10 @@ cfg_load_routing_open_geoip(struct loader *ld)
     err[0] = '\0';
     /* The running generation's database when it is the same file, unchanged: opening one
      * walks and indexes the whole file, too slow to repeat for every DNS change. */
-    if (ld->opts->prev != NULL && geo_same_file(ld->opts->prev->geo, cfg->geoip_path))
+    const struct cfg *prev = ld->opts->prev;
+    if (prev != NULL && prev->geo != NULL &&
+        ((ld->opts->reuse_files && strcmp(prev->geoip_path, cfg->geoip_path) == 0) ||
+         geo_same_file(prev->geo, cfg->geoip_path)))
         cfg->geo = geo_ref(ld->opts->prev->geo);
     else
         cfg->geo = geo_open(cfg->geoip_path, err, sizeof(err));

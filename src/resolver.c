@@ -774,15 +774,15 @@ name_free(struct rs_name *e)
 /* ---- the API ---- */
 
 /* evdns's own messages ("Nameserver 10.0.0.2:53 has failed: request timed out.") into our
- * log, with our prefix, rather than libevent's default of bare stderr lines. Its "debug"
- * chatter comes through as not-warn. */
+ * log, with our prefix, rather than libevent's default of bare stderr lines. (Its debug
+ * messages are dropped before they get here unless libevent's debug logging is on.) */
 static void
 evdns_log(int is_warn, const char *msg)
 {
     if (is_warn)
         log_warn("resolver: %s", msg);
     else
-        log_debug("resolver: %s", msg);
+        log_info("resolver: %s", msg);
 }
 
 struct resolver *

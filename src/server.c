@@ -440,9 +440,10 @@ server_reload(struct server *srv)
 /* A backend name's addresses changed: the same configuration text again, with the new
  * addresses, as a new generation (the resolver calls this at most once per loop pass). A
  * reload in all but name: requests in flight finish on the generation they started on,
- * backends that stay keep their health and pooled connections, and a failure (a
- * certificate file gone unreadable meanwhile) keeps the running generation and is tried
- * again at the next change. */
+ * and backends that stay keep their health and pooled connections. Nothing is read from
+ * files: certificates, CAs and the GeoIP database are the running generation's (only a
+ * reload picks up files changed on disk), so it takes a millisecond or two. A failure
+ * (out of memory) keeps the running generation and is tried again at the next change. */
 /* Whether some name of `cfg` has addresses other than those `cfg` was built with. */
 static bool
 names_differ(const struct server *srv, const struct cfg *cfg)
@@ -473,6 +474,7 @@ names_changed_cb(void *arg)
     }
     struct cfg_load_opts opts;
     load_opts(srv, prev, &opts);
+    opts.reuse_files = true;
     char *errors = NULL;
     uint64_t t0 = clock_mono_us();
     struct cfg *next = cfg_load_again(prev, &opts, &errors);
@@ -532,6 +534,7 @@ resolve_at_start(struct server *srv, struct cfg *cfg)
                  (unsigned long long)wait_ms);
     struct cfg_load_opts opts;
     load_opts(srv, cfg, &opts);
+    opts.reuse_files = true;
     char *errors = NULL;
     struct cfg *next = cfg_load_again(cfg, &opts, &errors);
     if (next == NULL) {

@@ -177,10 +177,11 @@ status_regions_json(struct status_buf *b, struct cfg *cfg, unsigned nworkers,
                       r->health_check.enabled ? "true" : "false", h.up, h.unchecked, h.total,
                       requests, fin, fout);
         size_t shown = 0;
-        /* A name that stands for no backend yet (unanswered, failing with nothing kept, or
-         * answered with no address) is shown as one, resolving. */
+        /* A name without an address (unanswered, failing with nothing kept, or answered
+         * with none) is shown as a backend, resolving; one whose addresses are all another
+         * entry's backends already is not. */
         for (size_t k = 0; k < r->nnames; k++) {
-            if (r->names[k].naddrs > 0)
+            if (r->names[k].nanswer > 0)
                 continue;
             status_printf(b, "%s{\"address\":", shown++ ? "," : "");
             status_json_str(b, r->names[k].text);

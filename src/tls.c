@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct tls_ctx {
 };
 
 struct tls_listener {
+    atomic_int refs;      /* generations sharing it (tls_prepare's reuse) */
     struct tls_ctx *ctxs; /* owns */
     size_t nctxs;
     size_t default_ctx;
@@ -368,6 +370,8 @@ listener_build(const struct cfg *cfg, const struct cfg_listener *l, char **error
 {
     const struct cfg_tls *t = l->tls;
     struct tls_listener *tl = calloc(1, sizeof(*tl));
+    if (tl != NULL)
+        atomic_init(&tl->refs, 1);
     if (!tl)
         return NULL;
     tl->ctxs = calloc(t->ncerts, sizeof(*tl->ctxs));
@@ -451,8 +455,21 @@ fail:
     return NULL;
 }
 
+/* The runtime of `reuse`'s listener on the same address with the same settings. */
+static struct tls_listener *
+find_listener(const struct cfg *reuse, const struct cfg_listener *l)
+{
+    for (size_t i = 0; reuse != NULL && i < reuse->nlisteners; i++) {
+        const struct cfg_listener *o = &reuse->listeners[i];
+        if (o->tls != NULL && o->tls->runtime != NULL && strcmp(o->addr.text, l->addr.text) == 0 &&
+            tls_settings_equal(o->tls, l->tls))
+            return o->tls->runtime;
+    }
+    return NULL;
+}
+
 int
-tls_prepare(struct cfg *cfg, char **errors)
+tls_prepare(struct cfg *cfg, const struct cfg *reuse, char **errors)
 {
     if (tls_listener_index < 0)
         tls_listener_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
@@ -472,6 +489,12 @@ tls_prepare(struct cfg *cfg, char **errors)
                 continue;
             }
             key_file = l->tls->ticket_key_file;
+        }
+        struct tls_listener *same = find_listener(reuse, l);
+        if (same != NULL) {
+            atomic_fetch_add_explicit(&same->refs, 1, memory_order_relaxed);
+            l->tls->runtime = same;
+            continue;
         }
         l->tls->runtime = listener_build(cfg, l, errors);
         if (!l->tls->runtime)
@@ -529,7 +552,7 @@ tls_settings_equal(const struct cfg_tls *a, const struct cfg_tls *b)
 void
 tls_listener_free(struct tls_listener *tl)
 {
-    if (!tl)
+    if (!tl || atomic_fetch_sub_explicit(&tl->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < tl->nctxs; i++) {
         SSL_CTX_free(tl->ctxs[i].ctx);

@@ -24,8 +24,10 @@ struct tls_listener;
 /* Build the runtime of every TLS listener of `cfg` (each certificate loaded and checked
  * against its key, SNI names read from its SAN list, protocol and cipher settings applied,
  * key file read). On failure appends "file:line: message\n" lines to *errors (malloc'd,
- * NULL or an earlier text) and returns -1. */
-int tls_prepare(struct cfg *cfg, char **errors);
+ * NULL or an earlier text) and returns -1. A listener of `reuse` (NULL: none) on the same
+ * address with the same settings lends its runtime instead (a new generation for DNS
+ * changes, which reads no file again). */
+int tls_prepare(struct cfg *cfg, const struct cfg *reuse, char **errors);
 
 /* Main thread, when `cfg` becomes the running generation: install its ticket keys. */
 int tls_activate(const struct cfg *cfg);
@@ -36,7 +38,8 @@ int tls_activate(const struct cfg *cfg);
  * old one stay up (as a TLS session would), new handshakes get the new one. */
 bool tls_settings_equal(const struct cfg_tls *a, const struct cfg_tls *b);
 
-/* Free a listener's runtime (called when its generation is freed). */
+/* Let a generation's reference to a listener's runtime go (called when the generation is
+ * freed); the last one frees it. */
 void tls_listener_free(struct tls_listener *tl);
 
 /* A server-side SSL for an accepted socket. NULL when out of memory. */

@@ -166,12 +166,39 @@ fail:
     return NULL;
 }
 
+/* A runtime of `reuse` (any region's, backend's or name's section) made under `key`. */
+static struct tls_upstream *
+find_runtime(const struct cfg *reuse, const char *key)
+{
+    for (size_t i = 0; reuse != NULL && i < reuse->nregions; i++) {
+        const struct cfg_region *r = &reuse->regions[i];
+        if (r->tls.runtime != NULL && strcmp(r->tls.runtime->key, key) == 0)
+            return r->tls.runtime;
+        for (size_t b = 0; b < r->nbackends; b++) {
+            const struct cfg_backend_tls *t = r->backends[b].tls_own;
+            if (t != NULL && t->runtime != NULL && strcmp(t->runtime->key, key) == 0)
+                return t->runtime;
+        }
+        for (size_t n = 0; n < r->nnames; n++)
+            if (r->names[n].tls.runtime != NULL && strcmp(r->names[n].tls.runtime->key, key) == 0)
+                return r->names[n].tls.runtime;
+    }
+    return NULL;
+}
+
 static int
-build(const struct cfg *cfg, struct cfg_backend_tls *s, const char *path, char **errors)
+build(const struct cfg *cfg, const struct cfg *reuse, struct cfg_backend_tls *s, const char *path,
+      char **errors)
 {
     char where[512];
     snprintf(where, sizeof(where), "%s:%d: %s", cfg->path, s->line, path);
     char *key = settings_key(s);
+    struct tls_upstream *same = key ? find_runtime(reuse, key) : NULL;
+    if (same != NULL) {
+        free(key);
+        s->runtime = tls_upstream_ref(same);
+        return 0;
+    }
     struct tls_upstream *t = key ? calloc(1, sizeof(*t) + strlen(key) + 1) : NULL;
     if (t == NULL) {
         free(key);
@@ -196,7 +223,7 @@ build(const struct cfg *cfg, struct cfg_backend_tls *s, const char *path, char *
 }
 
 int
-tls_upstream_prepare(struct cfg *cfg, char **errors)
+tls_upstream_prepare(struct cfg *cfg, const struct cfg *reuse, char **errors)
 {
     int rc = 0;
     char path[96];
@@ -209,7 +236,7 @@ tls_upstream_prepare(struct cfg *cfg, char **errors)
     for (size_t i = 0; i < cfg->nregions; i++) {
         struct cfg_region *r = &cfg->regions[i];
         snprintf(path, sizeof(path), "regions[%zu].tls", i);
-        bool region_failed = r->tls.enabled && build(cfg, &r->tls, path, errors) < 0;
+        bool region_failed = r->tls.enabled && build(cfg, reuse, &r->tls, path, errors) < 0;
         if (region_failed)
             rc = -1;
         for (size_t b = 0; b < r->nbackends; b++) {
@@ -221,7 +248,7 @@ tls_upstream_prepare(struct cfg *cfg, char **errors)
                 continue;
             snprintf(path, sizeof(path), "regions[%zu].backends[%zu].tls", i,
                      r->backends[b].file_index);
-            if (build(cfg, own, path, errors) < 0)
+            if (build(cfg, reuse, own, path, errors) < 0)
                 rc = -1;
         }
         /* A name's section: its own keys or the region's, with the name as SNI. */
@@ -231,7 +258,7 @@ tls_upstream_prepare(struct cfg *cfg, char **errors)
                 continue;
             snprintf(path, sizeof(path), "regions[%zu].backends[%zu].tls", i,
                      r->names[n].file_index);
-            if (build(cfg, t, path, errors) < 0)
+            if (build(cfg, reuse, t, path, errors) < 0)
                 rc = -1;
         }
     }

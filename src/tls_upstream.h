@@ -24,11 +24,13 @@ struct cfg;
 struct cfg_addr;
 struct tls_upstream;
 
-/* Build the runtime of every enabled `tls` section of `cfg`'s regions and backends (CA file
+/* `reuse` (NULL: none) is a generation whose runtimes are taken, by reference, for sections
+ * with the same key instead of reading the files again (a new generation for DNS changes).
+ * Build the runtime of every enabled `tls` section of `cfg`'s regions and backends (CA file
  * or the system's CAs loaded, client certificate checked against its key). On failure
  * appends "file:line: message\n" lines to *errors and returns -1; runtimes built so far stay
  * with the generation, which frees them. */
-int tls_upstream_prepare(struct cfg *cfg, char **errors);
+int tls_upstream_prepare(struct cfg *cfg, const struct cfg *reuse, char **errors);
 
 /* Any thread. NULL is accepted. */
 struct tls_upstream *tls_upstream_ref(struct tls_upstream *t);

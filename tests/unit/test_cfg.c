@@ -2107,7 +2107,20 @@ test_backend_names(void **state)
     assert_int_equal(eu->nserving, 3);
     assert_non_null(eu->schedule); /* 1:3:3 */
     assert_int_equal(us->nbackends, 0);
-    cfg_unref(next);
+    /* A load for DNS reads no file: the TLS runtimes are the previous generation's. A
+     * load without reuse_files (a reload) builds its own. */
+    assert_ptr_not_equal(eu->names[0].tls.runtime, cfg->regions[0].names[0].tls.runtime);
+    opts.prev = next;
+    opts.reuse_files = true;
+    struct cfg *again = cfg_load_again(next, &opts, &errors);
+    if (again == NULL)
+        fail_msg("did not load again:\n%s", errors);
+    assert_ptr_equal(again->regions[0].names[0].tls.runtime, eu->names[0].tls.runtime);
+    assert_ptr_equal(again->regions[0].tls.runtime, eu->tls.runtime);
+    assert_int_equal(again->regions[0].nbackends, 3);
+    cfg_unref(next); /* the runtimes stay with `again` */
+    assert_non_null(again->regions[0].names[0].tls.runtime);
+    cfg_unref(again);
     cfg_unref(cfg);
 }
 
