@@ -82,12 +82,17 @@ echo "== black-box tests (thread sanitizer build: where threads meet)"
 # reload_h2, metrics, systemd, privileges), state shared by the workers (health, the
 # budget's local bucket and Redis links, TLS ticket keys, backend TLS contexts held by pools
 # and health checks across reloads, GeoIP databases swapped on
-# reload) and a smoke run. The protocol suites (HTTP/1 errors and rejections, HTTP/2
+# reload; TLS contexts and GeoIP databases lent from one generation to the next for DNS
+# changes) and a smoke run. The protocol suites (HTTP/1 errors and rejections, HTTP/2
 # conformance and attacks, client identity, proxying) run each connection on one worker
 # thread, and run under ASan+UBSan above; here they would add five minutes and no thread.
 tsan_tests=()
 for t in lifecycle reload_h2 metrics systemd privileges health rate_limit tls backend_tls geo smoke; do
     tsan_tests+=("tests/integration/test_$t.py")
+done
+for t in an_address_change_moves_traffic_without_a_failed_request a_dns_generation_reads_no_file \
+    reload_and_stop_while_a_query_is_in_flight; do
+    tsan_tests+=("tests/integration/test_dns.py::test_$t")
 done
 TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" MERIDIAN_TEST_SLOWDOWN=3 \
     MERIDIAN_SANITIZED=1 $py -m pytest -q -p no:cacheprovider "${tsan_tests[@]}"
