@@ -792,7 +792,9 @@ def utls_report(run):
         "backend.test`, `http-reuse always`; nginx: `proxy_pass https://`, `proxy_ssl_verify "
         "on`, `proxy_ssl_trusted_certificate`, `proxy_ssl_name backend.test`, "
         "`proxy_ssl_server_name on`, `proxy_ssl_session_reuse on`, upstream `keepalive 128`; "
-        "Meridian: the region's `tls: {ca_file, sni: backend.test}`. The two cells of a proxy "
+        "Meridian: the origins given by name, backend.test:PORT (its hosts file says "
+        "127.0.0.1), and the region's `tls: {ca_file}` (SNI and name: the backends' name). "
+        "The two cells of a proxy "
         "run next to each other, A first in odd repetitions and B first in even ones; \"per "
         "repetition\" is the range of the ratios of those pairs.")
     notes.append(

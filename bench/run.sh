@@ -896,15 +896,19 @@ start_nginx_utls() {
 
 start_meridian_utls() { # returns 1 when meridian -t rejects the configuration
     local t=meridian-utls backends="" i
+    # By name, as a region's load balancer is reached: backend.test, which the hosts file
+    # (read by Meridian's resolver, no DNS query) says is 127.0.0.1.
     for i in 0 1 2 3 4; do
-        backends+="\"127.0.0.1:${ORIGIN_TLS_PORTS[i]}\", "
+        backends+="\"backend.test:${ORIGIN_TLS_PORTS[i]}\", "
     done
+    printf '127.0.0.1 backend.test\n' >"$RUN/conf/$t.hosts"
     pick_port
     TPORT[$t]=$PORT
     pick_port
     UTLS_ADMIN[$t]=$PORT
     RENDER_UPSTREAM=tls render bench/meridian.yaml.in "$RUN/conf/$t.yaml" PORT="${TPORT[$t]}" \
-        ADMIN_PORT="${UTLS_ADMIN[$t]}" UPSTREAM_CA="$UTLS_CA" BACKENDS="${backends%, }"
+        ADMIN_PORT="${UTLS_ADMIN[$t]}" UPSTREAM_CA="$UTLS_CA" BACKENDS="${backends%, }" \
+        HOSTS_FILE="$RUN_ABS/conf/$t.hosts"
     # TLS to backends is recent: a binary that does not accept the region's `tls` section has
     # only this cell skipped (its cell A still runs)
     if ! "$MERIDIAN" -t -c "$RUN/conf/$t.yaml" >"$RUN/logs/$t-check.log" 2>&1; then
