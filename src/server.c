@@ -313,7 +313,9 @@ static void
 resolver_follow(struct server *srv, const struct cfg *cfg)
 {
     char err[256];
-    if (resolver_configure(srv->resolver, &cfg->resolvers, err, sizeof(err)) < 0)
+    /* Without names nothing is asked, so no nameserver is needed (a container may have
+     * none): the settings wait for a generation with names. */
+    if (cfg->nnames > 0 && resolver_configure(srv->resolver, &cfg->resolvers, err, sizeof(err)) < 0)
         log_error("resolvers: %s; keeping the previous settings", err);
     const char **hosts = calloc(cfg->nnames ? cfg->nnames : 1, sizeof(*hosts));
     if (hosts == NULL) {
