@@ -746,10 +746,16 @@ def test_cluster_budget_holds_and_survives_a_master_failover(redis, origins, mer
     slot = int(cnodes[0].cli("CLUSTER", "KEYSLOT", BUCKET1))
     owner = wait_for(lambda: slot_owner(cnodes[0], slot), what="the bucket slot's master")
     by_port = {n.port: n for n in cnodes}
-    replicas = [n["port"] for n in cluster_nodes(cnodes[0])
-                if n["master"] == next(x["id"] for x in cluster_nodes(cnodes[0])
-                                       if x["port"] == owner)]
-    assert len(replicas) == 1, cluster_nodes(cnodes[0])
+
+    def replicas_of_owner():
+        view = cluster_nodes(cnodes[0])
+        owner_id = next(x["id"] for x in view if x["port"] == owner)
+        return [n["port"] for n in view if n["master"] == owner_id]
+
+    # cluster_state:ok comes before every node has heard (by gossip) which replica follows
+    # which master: wait for the owner's replica to be known, rather than read it once.
+    replicas = wait_for(lambda: (lambda r: r if len(r) == 1 else None)(replicas_of_owner()),
+                        timeout=20, interval=0.1, what="the bucket master's replica known")
 
     origin = origins("eu")
     seed = [f"127.0.0.1:{cnodes[0].port}"]
