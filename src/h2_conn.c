@@ -85,6 +85,11 @@ struct h2_session {
     bool goaway;               /* we sent the final GOAWAY: new streams are refused; close
                                   when the streams are done */
     bool in_recv;              /* inside nghttp2_session_mem_recv */
+    int32_t max_client_stream; /* the highest stream id the client opened (on_begin_frame) */
+    /* At the start of a SETTINGS frame: the client's INITIAL_WINDOW_SIZE and the largest
+     * send window of our streams, for the overflow check when the frame is done. */
+    int32_t iws_before;
+    int64_t max_send_window;
 };
 
 struct h2_stream {
@@ -320,6 +325,55 @@ hbuf_add(struct h2_stream *hs, const uint8_t *p, size_t n, uint32_t *off)
 }
 
 /* ---- nghttp2 callbacks: receiving ---- */
+
+/* Rules of RFC 9113 that nghttp2 1.52 leaves unenforced, checked on each frame's header:
+ * - 5.1.1: a new stream's id must be above every one the client opened; nghttp2 drops a
+ *   HEADERS on a lower id it does not know without a word, so the client would wait for
+ *   ever. A connection error PROTOCOL_ERROR, as h2spec expects (a lower id it knows, open
+ *   or closed, is nghttp2's to judge: trailers, STREAM_CLOSED).
+ * - 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change that takes a stream's send window over
+ *   2^31-1 is a connection error FLOW_CONTROL_ERROR (nghttp2 resets only that stream): the
+ *   windows are noted here and checked once the frame is applied (on_frame_recv). */
+static int
+on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2_session *sess = user;
+    if (hd->type == NGHTTP2_HEADERS && (hd->stream_id & 1) != 0) {
+        if (hd->stream_id > sess->max_client_stream) {
+            sess->max_client_stream = hd->stream_id;
+        } else if (hd->stream_id < sess->max_client_stream &&
+                   nghttp2_session_find_stream(ng, hd->stream_id) == NULL) {
+            log_debug("client %u: HEADERS on stream %d after stream %d: GOAWAY PROTOCOL_ERROR",
+                      sess->c->id, hd->stream_id, sess->max_client_stream);
+            nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+        }
+    } else if (hd->type == NGHTTP2_SETTINGS && (hd->flags & NGHTTP2_FLAG_ACK) == 0) {
+        sess->iws_before =
+            (int32_t)nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+        sess->max_send_window = INT64_MIN;
+        for (struct h2_stream *hs = sess->streams; hs; hs = hs->next) {
+            int32_t w = nghttp2_session_get_stream_remote_window_size(ng, hs->id);
+            if (w > sess->max_send_window)
+                sess->max_send_window = w;
+        }
+    }
+    return 0;
+}
+
+/* After a SETTINGS frame was applied: see on_begin_frame. */
+static void
+settings_check_windows(struct h2_session *sess)
+{
+    int64_t now =
+        nghttp2_session_get_remote_settings(sess->ng, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+    if (sess->max_send_window == INT64_MIN ||
+        sess->max_send_window + (now - sess->iws_before) <= NGHTTP2_MAX_WINDOW_SIZE)
+        return;
+    log_debug("client %u: SETTINGS_INITIAL_WINDOW_SIZE %lld overflows a stream window: GOAWAY "
+              "FLOW_CONTROL_ERROR",
+              sess->c->id, (long long)now);
+    nghttp2_session_terminate_session(sess->ng, NGHTTP2_FLOW_CONTROL_ERROR);
+}
 
 static int
 on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
@@ -691,6 +745,8 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
     case NGHTTP2_SETTINGS:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK)
             h2_settings_acked(sess);
+        else
+            settings_check_windows(sess);
         h2_count(sess, &sess->control_frames, H2_CONTROL_FRAMES_PER_10S);
         return 0;
     case NGHTTP2_PING:
@@ -1119,6 +1175,7 @@ h2_conn_start(struct conn *c)
     if (!sess || nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);

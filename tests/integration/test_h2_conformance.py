@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """HTTP/2 server conformance, h2spec style: RFC 9113 (HTTP/2) and RFC 7541 (HPACK).
 
-Raw frames on the h2c listener (m.plain_port; the TLS listener with ALPN h2 for the preface
-cases), one Meridian and one origin per test. Every test names the RFC section it checks
+Raw frames on the h2c listener (m.plain_port) and, every case again, on the TLS listener with
+ALPN h2 (m.port; the transport fixture below), one Meridian and one origin per test. Every test names the RFC section it checks
 and, in its docstring, what the RFC requires.
 
 How answers are judged:
@@ -22,6 +22,7 @@ How answers are judged:
 Known deviations are marked xfail(strict=True) with what Meridian actually sent, so that
 the list of deviations is explicit and a fix turns into an XPASS failure.
 """
+import os
 import socket
 import ssl
 import struct
@@ -92,10 +93,35 @@ def m(server):
 # --- a raw connection, and judging what came back ----------------------------------------------
 
 
-def connect(m, settings=(), tls=False):
+# Every case runs over h2c (prior knowledge, m.plain_port) and over TLS with ALPN h2 (m.port):
+# connect() takes the transport of the run unless a test names one (the preface tests, which
+# are parametrized over both themselves and run once).
+TRANSPORT_TLS = False
+
+
+# MERIDIAN_H2_TRANSPORTS=h2c narrows it (tests/run.sh does for the sanitizer build).
+TRANSPORTS = os.environ.get("MERIDIAN_H2_TRANSPORTS", "h2c,tls").split(",")
+
+
+@pytest.fixture(autouse=True, params=["h2c", "tls"])
+def transport(request):
+    global TRANSPORT_TLS
+    own = getattr(request.node, "callspec", None)
+    if own is not None and "tls" in own.params and request.param == "tls":
+        pytest.skip("the test chooses its transports itself")
+    if request.param not in TRANSPORTS:
+        pytest.skip(f"MERIDIAN_H2_TRANSPORTS={','.join(TRANSPORTS)}")
+    TRANSPORT_TLS = request.param == "tls"
+    yield request.param
+    TRANSPORT_TLS = False
+
+
+def connect(m, settings=(), tls=None):
     """A RawH2 connection whose handshake is done: the server's SETTINGS received (and
     acknowledged), our SETTINGS acknowledged by the server (RFC 9113 3.4, 6.5.3).
-    c.sid is the next client stream id; c.mark where the test's frames start."""
+    c.sid is the next client stream id; c.mark where the test's frames start. `tls`: the
+    run's transport unless given."""
+    tls = TRANSPORT_TLS if tls is None else tls
     c = RawH2(m.port if tls else m.plain_port, settings=settings, tls=tls)
     ok = c.until(lambda c: c.of_type(SETTINGS) and any(f.flags & ACK for f in c.of_type(SETTINGS)),
                  5)
@@ -626,11 +652,6 @@ def test_5_1_1_even_stream_id(m):
     assert_not_forwarded(m, "/?even")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="HEADERS on stream 3 after stream 5 is silently "
-                   "discarded (stream 5 open or closed alike): no GOAWAY, no RST_STREAM, no "
-                   "response, not forwarded, the connection keeps serving (nghttp2 ignores a "
-                   "lower stream id it does not know as closed); the client waits forever")
 def test_5_1_1_decreasing_stream_id(m):
     """5.1.1: a new stream id MUST be greater than all the client opened; a smaller one:
     connection error PROTOCOL_ERROR. (h2spec 5.1.1/2)"""
@@ -640,6 +661,27 @@ def test_5_1_1_decreasing_stream_id(m):
         c.send(headers(3, req_block(b"/?three")))
         expect_connection_error(c, PROTOCOL_ERROR)
     assert_not_forwarded(m, "/?three")
+
+
+def test_5_1_1_decreasing_stream_id_while_the_higher_is_open(m):
+    """5.1.1 as above, with stream 5 still open (its response delayed): the connection error
+    comes at once, and stream 3 is not forwarded."""
+    with connect(m) as c:
+        c.send(headers(5, req_block(b"/delay/2000?five-open")))
+        c.send(headers(3, req_block(b"/?three-open")))
+        expect_connection_error(c, PROTOCOL_ERROR)
+    assert_not_forwarded(m, "/?three-open")
+
+
+def test_5_1_1_trailers_on_an_older_open_stream_are_fine(m):
+    """5.1.1 concerns new streams only: trailers (a second HEADERS with END_STREAM) on stream
+    3 after stream 5 was opened end stream 3's request, which is served."""
+    with connect(m) as c:
+        c.send(headers(3, req_block(b"/echo?older", method=b"POST"), end_stream=False))
+        c.send(headers(5, req_block(b"/?newer")))
+        assert wait_response(c, 5) == 200, describe(c)
+        c.send(headers(3, fields([(b"x-trailer", b"1")])))
+        assert wait_response(c, 3) == 200, describe(c)
 
 
 def test_5_1_1_skipped_stream_ids_are_fine(m):
@@ -1095,10 +1137,6 @@ def test_6_9_2_negative_window(m):
         assert c.data_len(sid) == 13, describe(c)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a stream error instead of the connection error: "
-                   "RST_STREAM FLOW_CONTROL_ERROR on the overflowing stream (nghttp2), no "
-                   "GOAWAY, the connection stays open")
 def test_6_9_2_initial_window_change_overflowing_a_stream(m):
     """6.9.2: a change to SETTINGS_INITIAL_WINDOW_SIZE that makes any flow-control window
     exceed 2^31-1 MUST be a connection error FLOW_CONTROL_ERROR."""
