@@ -356,6 +356,18 @@ stream_backend_failed(struct stream *s)
     health_report_failure(stream_health(s));
 }
 
+/* The backend broke HTTP (a head that cannot be read or is too large, framing that does not
+ * add up, a close in the middle of a response): the client gets a 502, or a cut response
+ * once the head went out, the connection is never reused, and it counts against the
+ * backend's health as a failed connect does (passive checks), since a backend that
+ * answers garbage serves nobody. */
+static void
+stream_backend_broke(struct stream *s)
+{
+    health_report_failure(stream_health(s));
+    stream_fail(s, 502);
+}
+
 static struct upstream_pool *
 stream_pool(const struct stream *s)
 {
@@ -978,14 +990,14 @@ stream_response_head(struct stream *s)
     if (r == H1_PARTIAL) {
         if (buf_room(&s->up_in) == 0) {
             stream_log_msg(CFG_LOG_WARN, s, "response head exceeds %u bytes", s->up_in.cap);
-            stream_fail(s, 502);
+            stream_backend_broke(s);
             return FLOW_GONE;
         }
         return FLOW_WAIT;
     }
     if (r == H1_INVALID) {
         stream_log_msg(CFG_LOG_WARN, s, "invalid response head");
-        stream_fail(s, 502);
+        stream_backend_broke(s);
         return FLOW_GONE;
     }
     if (!s->t_head_us) {
@@ -1006,7 +1018,7 @@ stream_response_head(struct stream *s)
     }
     if (resp.status == 101 && !s->websocket) {
         stream_log_msg(CFG_LOG_WARN, s, "101 Switching Protocols without an upgrade request");
-        stream_fail(s, 502);
+        stream_backend_broke(s);
         return FLOW_GONE;
     }
     s->status = resp.status;
@@ -1114,7 +1126,7 @@ stream_response_body(struct stream *s)
             ssize_t c = h1_chunked_feed(&s->resp_chunked, p, n, &data);
             if (c < 0) {
                 stream_log_msg(CFG_LOG_WARN, s, "bad chunked framing in the response");
-                stream_fail(s, 502);
+                stream_backend_broke(s);
                 return FLOW_GONE;
             }
             consumed = (uint32_t)c;
@@ -1270,7 +1282,7 @@ stream_upstream_readable(struct stream *s)
                 return;
             stream_log_msg(CFG_LOG_WARN, s, "closed before a complete response: %s",
                            err ? strerror(err) : "EOF");
-            stream_fail(s, 502);
+            stream_backend_broke(s);
             return;
         }
         if (s->resp_state == STREAM_RESP_BODY && s->resp_body == H1_BODY_CLOSE) {
@@ -1291,7 +1303,9 @@ stream_upstream_readable(struct stream *s)
             stream_finish(s, false);
             return;
         }
-        stream_fail(s, 502);
+        stream_log_msg(CFG_LOG_WARN, s, "closed in the middle of the response body: %s",
+                       err ? strerror(err) : "EOF");
+        stream_backend_broke(s);
         return;
     }
     if (s->resp_state != STREAM_RESP_DONE)

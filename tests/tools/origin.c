@@ -29,6 +29,17 @@
  *   /close               closes the connection without answering
  *   /ws + Upgrade: websocket   101 with Sec-WebSocket-Accept, then echoes every byte raw
  *   /slowbody/N/MS       Content-Length N, then one body byte every MS ms
+ *   /hostile/CASE        a response no proxy should pass on as it is (for the hostile-backend
+ *                        tests); the connection stays open unless said:
+ *     cl-te              Content-Length and Transfer-Encoding: chunked together
+ *     two-cl             two different Content-Lengths (5 and 6), 5 body bytes
+ *     bare-lf            status line and header lines ended by LF alone
+ *     204-body, 304-body that status, then 5 bytes that no such response can have
+ *     head-body          (to HEAD) Content-Length 5 and the 5 bytes a HEAD response never has
+ *     long-status        a status line of 70,000 bytes
+ *     many-headers       1,000 header lines
+ *     endless-header     a header line that never ends (bytes until the peer closes)
+ *     truncated          Content-Length 100, then 10 bytes and a close
  *
  * Record file (-r): one JSON line per complete request, written with one write() on an O_APPEND
  * descriptor:
@@ -1239,6 +1250,8 @@ resp_ws(struct conn *c)
 }
 
 /* Answers the complete request in c->req (its body is in c->body when it was kept). */
+static void resp_hostile(struct conn *c, const char *rest, size_t rl);
+
 static void
 respond(struct conn *c)
 {
@@ -1316,6 +1329,8 @@ respond(struct conn *c)
         }
     } else if (path_is(r, "/close", &rest, &rl)) {
         conn_close(c);
+    } else if (path_is(r, "/hostile", &rest, &rl)) {
+        resp_hostile(c, rest, rl);
     } else if (path_is(r, "/ws", &rest, &rl) && r->upgrade_ws) {
         resp_ws(c);
     } else if (path_is(r, "/slowbody", &rest, &rl)) {
@@ -1335,6 +1350,56 @@ respond(struct conn *c)
     } else {
         resp_default(c);
     }
+}
+
+/* /hostile/CASE: see the top of the file. Built by hand, not with resp_start(), which would
+ * get them right. */
+static void
+resp_hostile(struct conn *c, const char *rest, size_t rl)
+{
+    struct buf *o = &c->out;
+    const char *name = rl > 0 && rest[0] == '/' ? rest + 1 : "";
+    size_t nl = rl > 0 ? rl - 1 : 0;
+#define IS(s) (nl == sizeof(s) - 1 && memcmp(name, s, nl) == 0)
+    if (IS("cl-te")) {
+        buf_adds(o, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n0\r\n\r\n");
+    } else if (IS("two-cl")) {
+        buf_adds(o, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello");
+    } else if (IS("bare-lf")) {
+        buf_adds(o, "HTTP/1.1 200 OK\nContent-Length: 2\n\nok");
+    } else if (IS("204-body")) {
+        buf_adds(o, "HTTP/1.1 204 No Content\r\n\r\nhello");
+    } else if (IS("304-body")) {
+        buf_adds(o, "HTTP/1.1 304 Not Modified\r\n\r\nhello");
+    } else if (IS("head-body")) {
+        buf_adds(o, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    } else if (IS("long-status")) {
+        buf_adds(o, "HTTP/1.1 200 ");
+        for (int i = 0; i < 70000; i++)
+            buf_addc(o, 'x');
+        buf_adds(o, "\r\nContent-Length: 2\r\n\r\nok");
+    } else if (IS("many-headers")) {
+        buf_adds(o, "HTTP/1.1 200 OK\r\n");
+        for (unsigned i = 0; i < 1000; i++) {
+            buf_adds(o, "X-H-");
+            buf_addu(o, i);
+            buf_adds(o, ": v\r\n");
+        }
+        buf_adds(o, "Content-Length: 2\r\n\r\nok");
+    } else if (IS("endless-header")) {
+        buf_adds(o, "HTTP/1.1 200 OK\r\nX-Endless: ");
+        c->gen = GEN_BYTES; /* 'a'..'z' and never a line end */
+        c->gen_left = BIG_N;
+        c->gen_pos = 0;
+        c->close_after = true;
+    } else if (IS("truncated")) {
+        buf_adds(o, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+        c->close_after = true;
+    } else {
+        resp_bad_param(c);
+    }
+#undef IS
 }
 
 /* Feeds request body bytes from c->in. Returns 1 when the body is complete, 0 when more bytes
