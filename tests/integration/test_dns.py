@@ -37,6 +37,7 @@ import pytest
 from conftest import (MERIDIAN_BIN, ORIGIN_BIN, SLOW, Origin, config_line, free_port,
                       geo_config, region_status, wait_for)
 from test_backend_tls import Pki
+from test_weights import names, who
 from util_http import RawConn, build, request
 from util_lifecycle import Background, http_get
 
@@ -218,18 +219,6 @@ def start(meridian, backends, rs, workers=1, region=None, **sections):
     return m.start()
 
 
-def who(m, path="/"):
-    r = request(m.port, "GET", path, timeout=10 * SLOW)
-    return r.status, r.body.decode(errors="replace").strip()
-
-
-def names(m, n):
-    out = []
-    for _ in range(n):
-        status, body = who(m)
-        assert status == 200, (status, body)
-        out.append(body)
-    return out
 
 
 def name_status(m, host, region="eu"):
