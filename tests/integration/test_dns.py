@@ -38,7 +38,7 @@ from conftest import (MERIDIAN_BIN, ORIGIN_BIN, SLOW, Origin, config_line, free_
                       geo_config, region_status, wait_for)
 from test_backend_tls import Pki
 from test_weights import names, who
-from util_http import RawConn, build, request
+from util_http import RawConn, build
 from util_lifecycle import Background, http_get
 
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
