@@ -22,8 +22,15 @@ check_cfg(const struct cfg *cfg)
             abort();
     for (size_t i = 0; i < cfg->nregions; i++) {
         const struct cfg_region *r = &cfg->regions[i];
-        if (r->name == NULL || r->nbackends == 0 || cfg_region_index(cfg, r->name) != (int)i)
+        /* A region may have no backend yet only when names stand for them (a load
+         * without a resolver, as here, gives names no address). */
+        if (r->name == NULL || (r->nbackends == 0 && r->nnames == 0) ||
+            cfg_region_index(cfg, r->name) != (int)i)
             abort();
+        for (size_t n = 0; n < r->nnames; n++)
+            if (r->names[n].host == NULL || r->names[n].text == NULL ||
+                r->names[n].naddrs != 0 || strlen(r->names[n].host) > CFG_NAME_MAX)
+                abort();
         if (!(r->lat >= -90 && r->lat <= 90 && r->lon >= -180 && r->lon <= 180))
             abort();
     }
