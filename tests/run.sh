@@ -42,22 +42,20 @@ MERIDIAN_BUILD="$top/_build" $py -m pytest -q -p no:cacheprovider tests/integrat
 echo "== fuzzing smoke (clang-14 libFuzzer)"
 CC=clang-14 CONFIGURE_FLAGS="--enable-fuzzing CC=clang-14" bash packaging/build.sh "$top/_build-fuzz"
 # Two fuzzers at a time (each is one process on one core; the machine has two).
+# shellcheck source=tests/fuzz/targets.sh
+. tests/fuzz/targets.sh
 fuzz_one() {
     local f=$1 corpus dict work
-    case $f in
-        h1_request) corpus=tests/fuzz/corpus/h1_request; dict=tests/fuzz/h1.dict ;;
-        h1_response) corpus=tests/fuzz/corpus/h1_response; dict=tests/fuzz/h1.dict ;;
-        cfg_load) corpus=tests/fuzz/corpus/cfg; dict=tests/fuzz/yaml.dict ;;
-        client_ip) corpus=tests/fuzz/corpus/client_ip; dict=tests/fuzz/client_ip.dict ;;
-        proxy_proto) corpus=tests/fuzz/corpus/proxy_proto; dict=tests/fuzz/proxy.dict ;;
-        redis_redirect) corpus=tests/fuzz/corpus/redis_redirect; dict=tests/fuzz/redis_redirect.dict ;;
-        hosts_file) corpus=tests/fuzz/corpus/hosts_file; dict=tests/fuzz/hosts_file.dict ;;
-    esac
+    fuzz_target_files "$f"
     work=$(mktemp -d)
     cp -r "$corpus"/. "$work"/
     if ! "$top/_build-fuzz/tests/fuzz/fuzz_$f" -max_total_time="${FUZZ_SECONDS:-20}" \
-            -dict="$dict" -print_final_stats=1 "$work" > "$work.log" 2>&1; then
+            -dict="$dict" -print_final_stats=1 -artifact_prefix="$work." "$work" \
+            > "$work.log" 2>&1; then
         tail -50 "$work.log"
+        for a in "$work".crash-* "$work".leak-* "$work".timeout-* "$work".oom-*; do
+            [ -f "$a" ] && echo "the input, base64: $(base64 -w0 "$a" | head -c 16000)"
+        done
         echo "fuzz_$f: crashed" >&2
         return 1
     fi
@@ -65,7 +63,7 @@ fuzz_one() {
     echo "fuzz_$f: $runs runs in ${FUZZ_SECONDS:-20}s, no crash"
     rm -rf "$work" "$work.log"
 }
-set -- h1_request h1_response cfg_load client_ip proxy_proto redis_redirect hosts_file
+set -- "${fuzz_targets[@]}"
 while [ $# -gt 0 ]; do
     fuzz_one "$1" & first=$!
     second=""
