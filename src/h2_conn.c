@@ -318,7 +318,8 @@ hbuf_add(struct h2_stream *hs, const uint8_t *p, size_t n, uint32_t *off)
         hs->hbuf = grown;
         hs->hcap = cap;
     }
-    memcpy(hs->hbuf + hs->hlen, p, n);
+    if (n > 0) /* an empty name or value may come before any buffer exists */
+        memcpy(hs->hbuf + hs->hlen, p, n);
     *off = hs->hlen;
     hs->hlen += (uint32_t)n;
     return 0;
