@@ -531,7 +531,7 @@ metrics_render(struct server *srv)
                   (unsigned long long)SUM(up_tls_resumed));
     counter(&b, "meridian_upstream_tls_failures_total",
             "TLS handshakes with backends that failed: certificate not verified (wrong CA or "
-            "name), protocol error, or closed by the backend.",
+            "name), protocol error, closed by the backend, or not done by upstream_connect.",
             SUM(up_tls_failures));
 
     family(&b, "meridian_geoip_lookups_total", "counter",

@@ -1213,8 +1213,15 @@ void
 stream_upstream_timeout(struct stream *s)
 {
     if (s->uc && s->uc->connecting) {
-        stream_log_msg(CFG_LOG_WARN, s, "connect timed out");
+        /* A backend that took the connection and not the handshake failed both: the
+         * connect (the handshake is part of it) and TLS (so that the TLS counter tells an
+         * operator which backends fail there, as HAProxy's L6TOUT does). */
+        bool in_tls = s->uc->handshaking;
+        stream_log_msg(CFG_LOG_WARN, s, in_tls ? "connect timed out in the TLS handshake"
+                                               : "connect timed out");
         metrics_inc(&s->w->stats.up_connect_failures);
+        if (in_tls)
+            metrics_inc(&s->w->stats.up_tls_failures);
         if (stream_retry(s, true))
             return;
         stream_fail(s, 504);

@@ -389,9 +389,10 @@ def test_a_backend_that_breaks_the_handshake_is_502_with_the_reason(meridian, pk
 def test_a_handshake_that_stalls_ends_at_the_connect_timeout(meridian, pki):
     """A backend that accepts, takes the ClientHello and never answers holds the request no
     longer than upstream_connect (the handshake is part of connecting; upstream_response,
-    far longer here, does not apply yet): 504 at that timeout, "connect timed out" logged
-    with the backend's address and counted as a connect failure, and the connection closed
-    by Meridian then. One connection: one backend, nowhere to retry."""
+    far longer here, does not apply yet): 504 at that timeout, "connect timed out in the TLS
+    handshake" logged with the backend's address and counted as a connect failure and as a
+    TLS failure, and the connection closed by Meridian then. One connection: one backend,
+    nowhere to retry."""
     timeout = 0.3 * SLOW
     b = RawBackend(stalls)
     try:
@@ -403,9 +404,11 @@ def test_a_handshake_that_stalls_ends_at_the_connect_timeout(meridian, pki):
         took = time.monotonic() - t0
         assert status == 504, (status, body)
         assert timeout * 0.9 <= took < timeout * 2, f"504 after {took:.2f}s"
-        assert f"to {b.address}: connect timed out" in m.stderr(), m.stderr()
+        assert f"to {b.address}: connect timed out in the TLS handshake" in m.stderr(), \
+            m.stderr()
         assert b.hellos == [True]
         assert metric(m, "meridian_upstream_connect_failures_total") == 1
+        assert metric(m, "meridian_upstream_tls_failures_total") == 1
         assert handshakes(m) == (0, 0)
         # the stalled connection is closed, not left to the backend
         (closed, at), = wait_for(lambda: b.results, timeout=2, what="the backend to see EOF")
