@@ -1217,8 +1217,8 @@ stream_upstream_timeout(struct stream *s)
          * connect (the handshake is part of it) and TLS (so that the TLS counter tells an
          * operator which backends fail there, as HAProxy's L6TOUT does). */
         bool in_tls = s->uc->handshaking;
-        stream_log_msg(CFG_LOG_WARN, s, in_tls ? "connect timed out in the TLS handshake"
-                                               : "connect timed out");
+        stream_log_msg(CFG_LOG_WARN, s,
+                       in_tls ? "connect timed out in the TLS handshake" : "connect timed out");
         metrics_inc(&s->w->stats.up_connect_failures);
         if (in_tls)
             metrics_inc(&s->w->stats.up_tls_failures);
