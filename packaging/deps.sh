@@ -10,7 +10,7 @@ set -euo pipefail
 build=(build-essential autoconf automake libtool pkg-config
        libevent-dev libssl-dev libhiredis-dev libmaxminddb-dev libnghttp2-dev libyaml-dev
        libcmocka-dev libmaxmind-db-writer-perl libsystemd-dev curl ca-certificates)
-test=(python3 python3-pytest python3-h2 clang-14 libclang-rt-14-dev openssl nghttp2-client testssl.sh wrk
+test=(python3 python3-pytest python3-h2 clang-14 libclang-rt-14-dev openssl nghttp2-client testssl.sh wrk slowhttptest
       redis-server mmdb-bin iproute2 procps systemd logrotate prometheus debhelper lintian)
 bench=(haproxy nginx-light wrk nghttp2-client util-linux procps iproute2 openssl python3)
 

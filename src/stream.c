@@ -1239,6 +1239,19 @@ stream_upstream_timeout(struct stream *s)
         stream_fail(s, 0);
         return;
     }
+    /* A backend that took every byte of the request it was given and waits for the rest
+     * of a body the client is still sending is not at fault: the client is slow. Counting
+     * that against the backend would let slow uploads (or a slow-body attack trickling a
+     * byte a second, under client_idle) take healthy backends down; and the answer is
+     * the client's 408, not a gateway timeout. */
+    bool client_slow = s->resp_state == STREAM_RESP_HEAD && s->req_state != STREAM_REQ_DONE &&
+                       buf_len(&s->up_out) == s->out_sent;
+    if (client_slow) {
+        stream_log_msg(CFG_LOG_WARN, s,
+                       "request body still arriving at upstream_response: the client is too slow");
+        stream_fail(s, 408);
+        return;
+    }
     stream_log_msg(CFG_LOG_WARN, s, "no response within upstream_response");
     if (s->resp_state == STREAM_RESP_HEAD)
         health_report_failure(stream_health(s)); /* accepts, never answers */
