@@ -19,6 +19,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "redis_link.h"
+#include "redis_reply.h"
 #include "server.h"
 #include "worker.h"
 
@@ -350,8 +351,7 @@ on_lease(void *ctx, const redisReply *reply, const char *why)
     struct budget_bucket *bk = ctx;
     struct budget *b = bk->b;
     uint64_t now = clock_mono_us();
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !bk->sent_eval &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+    if (redis_reply_is_noscript(reply) && !bk->sent_eval) {
         bk->sent_eval = true; /* a restarted or new Redis: EVAL loads the script */
         send_lease(bk);
         return;
@@ -359,22 +359,19 @@ on_lease(void *ctx, const redisReply *reply, const char *why)
     bk->refilling = false;
     bk->sent_eval = false;
     publish_link(b);
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_INTEGER ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+    uint32_t got, wait_ms;
+    if (redis_reply_lease(reply, &got, &wait_ms) != 0) {
         rl_breaker_failure(&b->breaker, now, worker_random(b->w));
         note_failure(b, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : why);
         wake(bk, WAKE_DEGRADED, now);
         return;
     }
     note_success(b);
-    long long got = reply->element[0]->integer, wait_ms = reply->element[1]->integer;
     if (got > 0) {
-        bk->tokens =
-            got >= (long long)(UINT32_MAX - bk->tokens) ? UINT32_MAX : bk->tokens + (uint32_t)got;
+        bk->tokens = got >= UINT32_MAX - bk->tokens ? UINT32_MAX : bk->tokens + got;
         bk->lease_until_us = now + (uint64_t)BUDGET_LEASE_TTL_MS * 1000;
     }
-    if (got < (long long)bk->want) {
+    if (got < bk->want) {
         /* The fleet's bucket is empty: answer 429 here until it has a token again, and
          * not sooner than half the time it takes to fill (at most half a lease), so that
          * the workers of a fleet over budget do not poll Redis for every token. The
@@ -511,15 +508,15 @@ on_heartbeat(void *ctx, const redisReply *reply, const char *why)
 {
     struct budget *b = ctx;
     (void)why;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+    if (redis_reply_is_noscript(reply)) {
         send_heartbeat(b, true);
         return;
     }
     b->heartbeat_out = false;
     publish_link(b);
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-        atomic_store_explicit(&live_nodes, (unsigned)reply->integer, memory_order_relaxed);
+    unsigned nodes;
+    if (redis_reply_nodes(reply, &nodes) == 0) {
+        atomic_store_explicit(&live_nodes, nodes, memory_order_relaxed);
         note_success(b); /* Redis is back: worker 0 need not wait for its backoff */
         return;
     }

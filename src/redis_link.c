@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "redis_reply.h"
 #include "redis_slot.h"
 #include "sock.h"
 
@@ -371,41 +372,20 @@ cmd_arm_deadline(struct redis_cmd *c)
 
 /* ---- the cluster's map ---- */
 
-/* Fills slot_server from a CLUSTER SLOTS reply: [[start, end, [ip, port, id], replicas...]...].
- * Returns 0, or -1 when the reply is not of that shape. */
+/* redis_reply_slot_map()'s lookup: a master the map names, as the index of its server (added
+ * when new). No address (a NULL or empty endpoint) is the server the CLUSTER SLOTS went to,
+ * which is map_cmd's until on_map() returns. */
 static int
-map_parse(struct redis_link *l, const redisReply *r)
+map_server(void *ctx, const char *ip, size_t len, uint16_t port)
 {
-    if (r->type != REDIS_REPLY_ARRAY)
-        return -1;
-    memset(l->slot_server, REDIS_NO_SERVER, sizeof(l->slot_server));
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+    struct redis_link *l = ctx;
+    if (len == 0) {
+        if (l->map_cmd == NULL || l->map_cmd->to < 0)
             return -1;
-        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-        const redisReply *ip = e->element[2]->element[0], *port = e->element[2]->element[1];
-        if (lo < 0 || hi >= REDIS_SLOTS || lo > hi || ip->type != REDIS_REPLY_STRING ||
-            port->type != REDIS_REPLY_INTEGER || port->integer < 1 || port->integer > 65535)
-            return -1;
-        unsigned char bin[sizeof(struct in6_addr)];
-        char text[INET6_ADDRSTRLEN];
-        if (ip->len == 0 || ip->len >= sizeof(text))
-            continue; /* no address (a node still joining): its slots stay unknown */
-        memcpy(text, ip->str, ip->len);
-        text[ip->len] = '\0';
-        if (inet_pton(AF_INET, text, bin) != 1 && inet_pton(AF_INET6, text, bin) != 1)
-            continue;
-        int s = server_find(l, text, ip->len, (uint16_t)port->integer);
-        if (s < 0)
-            continue;
-        for (long long k = lo; k <= hi; k++)
-            l->slot_server[k] = (int8_t)s;
+        ip = l->servers[l->map_cmd->to].host;
+        len = strlen(ip);
     }
-    return 0;
+    return server_find(l, ip, len, port);
 }
 
 static void
@@ -414,7 +394,10 @@ on_map(void *ctx, const redisReply *reply, const char *why)
     struct redis_link *l = ctx;
     char cause[sizeof(l->last_error)];
     snprintf(cause, sizeof(cause), "%s", why ? why : ""); /* why may be l->last_error */
-    if (reply != NULL && reply->type != REDIS_REPLY_ERROR && map_parse(l, reply) == 0) {
+    /* A reply of the wrong shape leaves the map whole: stale, it still sends commands to the
+     * masters we are connected to (cmd_dispatch()) until a good one comes. */
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR &&
+        redis_reply_slot_map(reply, map_server, l, l->slot_server) == 0) {
         l->map_known = true;
     } else {
         if (reply != NULL && reply->type == REDIS_REPLY_ERROR)

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # The libFuzzer targets and their seeds, sourced by tests/run.sh (the CI smoke run) and
 # tests/fuzz/long_run.sh (the long runs). A new target is added here and in Makefile.am.
-fuzz_targets=(h1_request h1_response cfg_load client_ip proxy_proto redis_redirect hosts_file
-    h2_session)
+fuzz_targets=(h1_request h1_response cfg_load client_ip proxy_proto redis_redirect redis_reply
+    hosts_file h2_session)
 
 # Sets corpus and dict for target $1.
 fuzz_target_files() {
