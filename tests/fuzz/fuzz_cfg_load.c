@@ -28,8 +28,8 @@ check_cfg(const struct cfg *cfg)
             cfg_region_index(cfg, r->name) != (int)i)
             abort();
         for (size_t n = 0; n < r->nnames; n++)
-            if (r->names[n].host == NULL || r->names[n].text == NULL ||
-                r->names[n].naddrs != 0 || strlen(r->names[n].host) > CFG_NAME_MAX)
+            if (r->names[n].host == NULL || r->names[n].text == NULL || r->names[n].naddrs != 0 ||
+                strlen(r->names[n].host) > CFG_NAME_MAX)
                 abort();
         if (!(r->lat >= -90 && r->lat <= 90 && r->lon >= -180 && r->lon <= 180))
             abort();

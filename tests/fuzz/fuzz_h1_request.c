@@ -8,18 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "h1_parse.h"
 
 #define MAX_HEAD 4096
 #define MAX_HEADERS 24
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static void
 check_span_in(struct span s, const char *lo, const char *hi)

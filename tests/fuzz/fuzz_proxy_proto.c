@@ -9,15 +9,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "fuzz_check.h"
 #include "proxy_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 /* A parse after more than a header's worth of bytes can no longer change. */
 #define MAX_PREFIX 640

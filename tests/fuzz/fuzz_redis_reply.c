@@ -15,16 +15,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "redis_reply.h"
 #include "redis_slot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 /* hiredis 0.14 nests arrays at most 7 deep (fixed) and has no limit of its own on an array's
  * length: "*2147483647\r\n" makes it calloc 16 GiB at once, which libFuzzer's malloc limit
