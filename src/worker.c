@@ -192,6 +192,15 @@ worker_conn_release(struct worker *w)
 {
     server_conn_release(w->srv, w);
     worker_accept_resume_if_room(w);
+    /* Out of descriptors: the one this connection held is free now (conn_close closed
+     * it), so a client waiting in the backlog is taken at once, not when the backoff
+     * ends. The timer stays the way back for descriptors freed elsewhere (a backend
+     * connection, another worker's client). At most one accept() per close: no spin. */
+    if (w->accept_backoff) {
+        event_del(&w->accept_resume_ev);
+        w->accept_backoff = false;
+        worker_accept_apply(w);
+    }
 }
 
 static void
