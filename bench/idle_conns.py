@@ -16,6 +16,18 @@ session), then sends its request over TLS and stays open, idle, like the plain o
 The last line of output is machine-readable:
   RESULT conns=N ok=.. failed=.. non200=.. closed_early=.. rss_before_kb=.. rss_idle_kb=..
          rss_after_close_kb=.. bytes_per_conn=..
+
+With --hold, for a driver that spreads more connections than one process may hold over several
+of these (bench/idle_19k.sh), the connections stay open after the measurement: it prints
+  HOLD open=.. failed=.. non200=.. closed_early=.. rss_before_kb=.. rss_idle_kb=..
+and then answers commands read from stdin, one a line, with one line each:
+  check     CHECK open=.. closed=..  the held connections the proxy closed (or wrote to) since
+                                     are counted in closed= and let go; open= is what is left
+  close K   CLOSED K open=.. at=T    closes K held connections; T is time.monotonic() right
+                                     after the last close() (CLOCK_MONOTONIC: comparable with
+                                     other processes' clocks on the same machine)
+At the end of stdin it closes the rest and finishes as without --hold (the RESULT line's
+figures are those of the measurement, before any command).
 """
 import argparse
 import os
@@ -196,6 +208,48 @@ def open_batch(sel, host, port, request, count, timeout, ctx=None, sni=None):
     return done, failed, non200
 
 
+def closed_by_proxy(sel, clients, tls):
+    """The clients whose socket is readable now: the proxy closed it (or wrote to it) while it
+    was idle. Over TLS, a late record that carries no data (a session ticket) does not count."""
+    for c in clients:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    gone = []
+    for key, _ in sel.select(timeout=0):
+        if tls:
+            try:
+                key.data.sock.recv(1)
+            except ssl.SSLWantReadError:
+                continue
+            except OSError:
+                pass
+        gone.append(key.data)
+    for c in clients:
+        sel.unregister(c.sock)
+    return gone
+
+
+def hold(sel, clients, tls):
+    """--hold: answers the commands on stdin (see the module's comment) about the open idle
+    clients, closing those it is told to, until the end of stdin."""
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["check"]:
+            gone = closed_by_proxy(sel, clients, tls)
+            for c in gone:
+                c.sock.close()
+            gone = set(gone)
+            clients = [c for c in clients if c not in gone]
+            print(f"CHECK open={len(clients)} closed={len(gone)}", flush=True)
+        elif len(words) == 2 and words[0] == "close" and words[1].isdigit():
+            k = min(int(words[1]), len(clients))
+            for c in clients[len(clients) - k:]:
+                c.sock.close()
+            del clients[len(clients) - k:]
+            print(f"CLOSED {k} open={len(clients)} at={time.monotonic():.6f}", flush=True)
+        elif words:
+            print(f"ERROR unknown command {line.strip()!r}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, required=True, help="proxy port on 127.0.0.1")
@@ -208,6 +262,8 @@ def main():
     ap.add_argument("--tls", action="store_true",
                     help="TLS 1.3 connections (no verification, no resumption)")
     ap.add_argument("--sni", default="bench.test", help="server name sent with --tls")
+    ap.add_argument("--hold", action="store_true",
+                    help="keep the connections open after measuring; take commands on stdin")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -237,23 +293,16 @@ def main():
 
     time.sleep(args.wait)
     idle = rss_kb(pids)
-    # any socket readable now was closed (or written to) by the proxy while "idle"; over TLS,
-    # a late TLS record that carries no data (a session ticket) does not count
+    gone = closed_by_proxy(sel, clients, ctx is not None)
+    closed_early = len(gone)
+    if args.hold:
+        print(f"HOLD open={len(clients) - closed_early} failed={failed} non200={non200} "
+              f"closed_early={closed_early} rss_before_kb={before} rss_idle_kb={idle}",
+              flush=True)
+        gone = set(gone)
+        hold(sel, [c for c in clients if c not in gone], ctx is not None)
     for c in clients:
-        sel.register(c.sock, selectors.EVENT_READ, c)
-    closed_early = 0
-    for key, _ in sel.select(timeout=0):
-        if ctx is not None:
-            try:
-                key.data.sock.recv(1)
-            except ssl.SSLWantReadError:
-                continue
-            except OSError:
-                pass
-        closed_early += 1
-    for c in clients:
-        sel.unregister(c.sock)
-        c.sock.close()
+        c.sock.close()  # a no-op on those closed by a command
     time.sleep(1.0)
     after_close = rss_kb(tree_pids(args.pid))
 

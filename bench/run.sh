@@ -56,6 +56,8 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 MERIDIAN=${MERIDIAN:-_build/src/meridian}
 ORIGIN=${ORIGIN:-_build/tests/tools/origin}
 REPS=${REPS:-3}
@@ -87,13 +89,6 @@ PY=/usr/bin/python3
 NOFILE=20000
 CLK_TCK=$(getconf CLK_TCK)
 
-die() {
-    echo "run.sh: $*" >&2
-    exit 1
-}
-log() {
-    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
-}
 
 ALL_SUITES="h1 geo budget upstream-tls idle tls h2 handshake idle-tls"
 for s in $SUITES; do
@@ -225,12 +220,6 @@ fi
 PIDS=()     # everything to stop, children or not (nginx's worker is its master's child)
 CHILDREN=() # our own background children, to reap
 
-is_alive() { # a zombie is not alive
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st%% *}" != Z ]
-}
 
 cleanup() {
     local pid i any
@@ -258,24 +247,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Proxy ports come from below the ephemeral range (where wrk's and the proxies' own outgoing
-# connections take their local ports), checked free with ss. Origins bind port 0 and say
-# which port they got.
-USED_PORTS=" "
-EPH_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-pick_port() { # sets PORT
-    local lo=20000 hi=$((EPH_LO - 1)) try
-    [ "$hi" -gt $((lo + 1000)) ] || hi=60000
-    for try in $(seq 200); do
-        PORT=$((lo + ((RANDOM << 15) | RANDOM) % (hi - lo + 1)))
-        case "$USED_PORTS" in *" $PORT "*) continue ;; esac
-        if [ -z "$(ss -Hltn "sport = :$PORT")" ]; then
-            USED_PORTS+="$PORT "
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
 # Replaces @KEY@ by VALUE for each KEY=VALUE argument. Without a TLS suite (TLS=0), drops the
 # template's lines from "# tls-begin" to "# tls-end". The upstream-tls suite's proxies are
