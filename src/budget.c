@@ -24,10 +24,13 @@
 #include "worker.h"
 
 /* The bucket, changed atomically. KEYS[1]: a hash {tokens, ts}; ARGV: rate (tokens per
- * second), burst, want. Time is Redis's own (TIME, in microseconds). A bucket nobody has
- * used for a while expires and comes back full: a Redis restart that loses it is
- * harmless, and lets at most one burst through at once. Returns {granted, wait_ms}:
- * wait_ms, when less than `want` was granted, is when the next token will be there. */
+ * second, above 0: send_lease()), burst, want. Time is Redis's own (TIME, in microseconds).
+ * A bucket nobody has used for a while expires and comes back full: a Redis restart that
+ * loses it is harmless, and lets at most one burst through at once. Returns {granted,
+ * wait_ms}: wait_ms, when less than `want` was granted, is when the next token will be
+ * there. The expiry stops at 1e15 ms (31,700 years): Redis writes a Lua number of 1e17 or
+ * more as "1e+17", which PEXPIRE refuses (a burst of 1e9 at 0.00001/s would need 1e17),
+ * and a script that fails after its HSET leaves the bucket with no expiry at all. */
 static const char lease_script[] =
     "redis.replicate_commands()\n"
     "local rate = tonumber(ARGV[1])\n"
@@ -47,7 +50,7 @@ static const char lease_script[] =
     "tokens = tokens - got\n"
     "redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts',\n"
     "           string.format('%.0f', ts))\n"
-    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 10000)\n"
+    "redis.call('PEXPIRE', KEYS[1], math.min(math.ceil(burst / rate * 1000) + 10000, 1e15))\n"
     "local wait_ms = 0\n"
     "if got < want then wait_ms = math.ceil((1 - tokens) / rate * 1000) end\n"
     "if wait_ms < 1 and got < want then wait_ms = 1 end\n"
@@ -71,6 +74,7 @@ static atomic_uint live_nodes = 1;
 /* on_redis_failure: local: the node's own buckets, one per bucket of the budget, shared
  * by its workers (GCRA: one compare-and-swap per request, and only while Redis fails),
  * so that the node admits budget / nodes however its connections fall on its workers. */
+#define BUDGET_NO_SHARE_RETRY_S 60 /* Retry-After for a region with no share */
 #define BUDGET_BUCKETS_MAX 64
 static _Atomic uint64_t local_tat[BUDGET_BUCKETS_MAX];
 
@@ -376,9 +380,9 @@ on_lease(void *ctx, const redisReply *reply, const char *why)
          * not sooner than half the time it takes to fill (at most half a lease), so that
          * the workers of a fleet over budget do not poll Redis for every token. The
          * bucket keeps what comes in meanwhile, up to burst. */
-        uint64_t floor_us = (uint64_t)(bk->burst / bk->rps * 500000.0);
-        if (floor_us > (uint64_t)BUDGET_LEASE_MS * 500)
-            floor_us = (uint64_t)BUDGET_LEASE_MS * 500;
+        double fill_us = bk->burst / bk->rps * 500000.0; /* a tiny rate's: past any uint64_t */
+        uint64_t floor_us =
+            fill_us < BUDGET_LEASE_MS * 500.0 ? (uint64_t)fill_us : (uint64_t)BUDGET_LEASE_MS * 500;
         floor_us = floor_us * (768 + worker_random(b->w) % 512) / 1024; /* +-25%: no herd */
         uint64_t wait_us = (uint64_t)(wait_ms > 0 ? wait_ms : 1) * 1000;
         bk->dry_until_us = now + (wait_us > floor_us ? wait_us : floor_us);
@@ -394,7 +398,13 @@ send_lease(struct budget_bucket *bk)
 {
     struct budget *b = bk->b;
     char rate[32], burst[32], want[16];
-    int rl = snprintf(rate, sizeof(rate), "%.6f", bk->rps);
+    /* The script divides by the rate: "0.000000", what "%.6f" makes of a rate below
+     * 0.0000005/s (a tiny share of a small budget), would be PEXPIRE inf there, an error
+     * that opens the breaker all of this worker's buckets share. 0.000001/s, a token every
+     * 11.6 days, is the least we send: the script's wait stays within what
+     * redis_reply_lease() takes (at most 1e9 ms), and a smaller rate differs from it by
+     * less than that token. A bucket with no share never gets here (refill()). */
+    int rl = snprintf(rate, sizeof(rate), "%.6f", bk->rps > 0.000001 ? bk->rps : 0.000001);
     int bl = snprintf(burst, sizeof(burst), "%.6f", bk->burst);
     int wl = snprintf(want, sizeof(want), "%u", bk->want);
     const char *argv[] = {bk->sent_eval ? "EVAL" : "EVALSHA",
@@ -420,8 +430,8 @@ refill(struct budget_bucket *bk, uint64_t now)
     struct budget *b = bk->b;
     if (bk->refilling)
         return true;
-    if (b->link == NULL || !rl_breaker_allows(&b->breaker, now))
-        return false;
+    if (b->link == NULL || !(bk->rps > 0.0) || !rl_breaker_allows(&b->breaker, now))
+        return false; /* no share: budget_admit() answers for it, Redis never hears of it */
     if (bk->rate_since_us == 0)
         bk->rate_since_us = now;
     if (now > bk->rate_since_us) {
@@ -447,6 +457,16 @@ budget_admit(struct budget *b, size_t region, struct budget_wait *wt)
     struct budget_bucket *bk = &b->buckets[b->nbuckets > 1 && region < b->nbuckets ? region : 0];
     uint64_t now = clock_mono_us();
     enum budget_verdict v;
+    if (!(bk->rps > 0.0)) {
+        /* A region with no share of the phase (the shares listed add up to 100% and it was
+         * left out) is given nothing: every request is over budget, and that is known here
+         * without Redis, whatever Redis does. So on_redis_failure does not apply either (open
+         * would admit everything where the budget says nothing, closed answer 503 for what is
+         * a plain 429), and its requests neither cost a round trip nor, were Redis to fail
+         * them, open the breaker that the worker's other buckets share. */
+        count(b, BUDGET_OVER);
+        return BUDGET_OVER;
+    }
     if (bk->tokens > 0 && now < bk->lease_until_us) {
         spend(bk);
         if (bk->tokens <= bk->want / 2 && !bk->refilling)
@@ -492,6 +512,13 @@ budget_refusal(const struct budget *b, size_t region, struct budget_refusal *out
     const struct budget_bucket *bk =
         &b->buckets[b->nbuckets > 1 && region < b->nbuckets ? region : 0];
     out->rps = bk->rps;
+    if (!(bk->rps > 0.0)) {
+        /* No share: nothing comes until the phase changes (a reload), which no wait can
+         * predict. Ask again in a minute, in every failure mode, rather than never (the
+         * local limiter's wait at rate 0 is forever: a Retry-After of 136 years). */
+        out->retry_after_s = BUDGET_NO_SHARE_RETRY_S;
+        return;
+    }
     uint64_t wait = bk->dry_until_us > now ? bk->dry_until_us - now : 0;
     if (b->rl.on_redis_failure == CFG_RL_FAIL_LOCAL && wait == 0)
         wait = rl_gcra_wait_us(&local_tat[(unsigned)(bk - b->buckets) % BUDGET_BUCKETS_MAX],
@@ -571,6 +598,8 @@ on_probe_timer(evutil_socket_t fd, short what, void *arg)
      * (bk->refilling) instead of being decided by the failure mode while Redis may
      * already be back. Its answer closes or reopens the breaker (on_lease). */
     struct budget_bucket *bk = &b->buckets[0];
+    while (!(bk->rps > 0.0) && bk < &b->buckets[b->nbuckets - 1])
+        bk++; /* not one with no share: it never asks (some region has a share) */
     if (!bk->refilling && !refill(bk, clock_mono_us()))
         probe_arm(b); /* a request's probe is out: look again after its answer */
 }
@@ -622,10 +651,8 @@ build_buckets(struct budget *b)
             len = snprintf(bk->key, sizeof(bk->key), "{%s:%s}:bucket", prefix, ph->name);
         }
         bk->keylen = len > 0 && (size_t)len < sizeof(bk->key) ? (size_t)len : strlen(bk->key);
-        bk->rps = ph->rps * share;
+        bk->rps = ph->rps * share; /* 0: a region with no share, refused (budget_admit()) */
         bk->burst = ph->burst * share;
-        if (bk->rps <= 0.0) /* a region with no share: nothing is admitted there */
-            bk->rps = 1e-9;
         if (bk->burst < 1.0)
             bk->burst = 1.0;
         evtimer_assign(&bk->wait_ev, b->w->base, on_wait_deadline, bk);

@@ -450,4 +450,4 @@ def access_log_by_client(path, n, timeout=5.0):
 
 def pytest_configure(config):
     # `-m cluster` (or `-k cluster`) selects the Redis Cluster tests, the slowest ones.
-    config.addinivalue_line("markers", "cluster: needs a 6-node Redis Cluster (slow)")
+    config.addinivalue_line("markers", "cluster: builds a Redis Cluster (one to six nodes)")

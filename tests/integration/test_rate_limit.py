@@ -25,7 +25,8 @@ import time
 
 import pytest
 
-from conftest import MERIDIAN_BIN, SLOW, config_line, free_port, wait_for, yaml_config
+from conftest import (MERIDIAN_BIN, SLOW, config_line, free_port, geo_config, wait_for,
+                      yaml_config)
 from util_http import ConnectionClosed, RawConn, build
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -243,13 +244,17 @@ def sleep_until(t):
 
 
 def rl_yaml(redis_addr, phase="phase1", phases=None, on_failure="local", timeout="50ms",
-            cluster=False, password=None):
-    """A rate_limit section, with `phase:` on a line of its own."""
+            cluster=False, password=None, scope="global"):
+    """A rate_limit section, with `phase:` on a line of its own. A phase is (rps, burst), or
+    (rps, burst, {region: share}) for the regions' shares of it."""
     phases = phases or {"phase1": (100, 5), "phase2": (400, 40)}
     lines = ["rate_limit:", f"  phase: {phase}", "  phases:"]
-    lines += [f"    {name}: {{ rps: {rps}, burst: {burst} }}"
-              for name, (rps, burst) in phases.items()]
-    lines.append("  scope: global")
+    for name, (rps, burst, *shares) in phases.items():
+        spec = f"rps: {rps}, burst: {burst}"
+        if shares:
+            spec += ", regions: { " + ", ".join(f"{r}: {s}" for r, s in shares[0].items()) + " }"
+        lines.append(f"    {name}: {{ {spec} }}")
+    lines.append(f"  scope: {scope}")
     if cluster:
         addrs = ", ".join(f'"{a}"' for a in redis_addr)
         redis = f"{{ cluster: true, address: [{addrs}], timeout: {timeout}"
@@ -640,6 +645,71 @@ def test_wrong_password_log_names_the_refused_password(redis, origins, meridian)
     assert re.search(r"WRONGPASS|AUTH refused|invalid (username-)?password", err), err
 
 
+# ---- a region's share ------------------------------------------------------------------------
+
+EU_PLACE = [("CloudFront-Viewer-Latitude", "50.1"), ("CloudFront-Viewer-Longitude", "8.7")]
+US_PLACE = [("CloudFront-Viewer-Latitude", "39.0"), ("CloudFront-Viewer-Longitude", "-77.5")]
+
+
+@pytest.mark.parametrize("share,on_failure", [
+    ("none", "local"), ("none", "open"), ("none", "closed"), ("tiny", "closed")])
+def test_a_region_without_a_share_harms_no_other(redis, origins, meridian, share, on_failure):
+    """scope: region; phase1 gives eu all of itself and us none (left out of 100%), or a
+    share so tiny (1e-9) that us's rate is 1e-7/s. One worker, one keep-alive connection, us
+    and eu in turn: us is refused with 429 (at most one token admitted with the tiny share);
+    with no share, whatever on_redis_failure says, and without asking Redis. eu is admitted,
+    the worker stays shared, Redis is never said to fail. (Before: us's rate went as
+    "0.000000", the lease script failed on PEXPIRE inf, and the breaker that the worker's
+    buckets share opened for eu too: degraded, 503 when closed, and open admitted us.)"""
+    r = redis()
+    eu, us = origins("eu", "us")
+    shares = {"none": {"eu": "100%"}, "tiny": {"eu": "99.9999999%", "us": "0.0000001%"}}
+    m = meridian(start=False)
+    regions = [{"name": "eu", "lat": 50.11, "lon": 8.68, "backends": [eu.address],
+                "default": True},
+               {"name": "us", "lat": 39.04, "lon": -77.49, "backends": [us.address]}]
+    m.write_config(geo_config(m.port, m.admin_port, regions, workers=1,
+                              client_ip={"trusted_proxies": ["127.0.0.1/32"],
+                                         "use_cdn_location": True})
+                   + rl_yaml(f"127.0.0.1:{r.port}", scope="region", on_failure=on_failure,
+                             phases={"phase1": (100, 100, shares[share])}, timeout="1s"))
+    m.start()
+    got = {"eu": [], "us": []}
+    c = RawConn(m.port, timeout=3)
+    for _ in range(20):
+        for region, place in (("us", US_PLACE), ("eu", EU_PLACE)):
+            c.send(build("GET", "/", headers=place, host=f"127.0.0.1:{m.port}"))
+            got[region].append(c.read_response())
+            if (got[region][-1].header("connection") or "").lower() == "close":  # a 503
+                c.close()
+                c = RawConn(m.port, timeout=3)
+    c.close()
+    us_statuses = [x.status for x in got["us"]]
+    eu_statuses = [x.status for x in got["eu"]]
+    admitted_us = 0 if share == "none" else 1
+    assert us_statuses == [200] * admitted_us + [429] * (20 - admitted_us), \
+        (us_statuses, m.stderr()[-2000:])
+    assert eu_statuses == [200] * 20, (eu_statuses, m.stderr()[-2000:])
+    for resp in got["us"][admitted_us:]:
+        # no share: ask again in a minute (the phase may change), whatever the failure mode
+        assert resp.header("retry-after", "").isdigit(), resp
+        if share == "none":
+            assert resp.header("retry-after") == "60", resp
+        assert resp.header("ratelimit-policy", "").startswith('"phase1";q='), resp
+    assert modes(m) == ["shared"], rl_status(m)
+    assert rl_totals(m) == (20 + admitted_us, 20 - admitted_us, 0)
+    assert "Redis failed" not in m.stderr(), m.stderr()[-2000:]
+    wait_for(lambda: len(eu.records()) == 20, timeout=5, what="eu's origin to have 20 records")
+    assert len(us.records()) == admitted_us
+    # A region with no share never asks Redis; a tiny one's bucket is there, and expires.
+    assert r.cli("EXISTS", "{meridian:phase1:eu}:bucket").strip() == "1"
+    us_ttl = int(r.cli("PTTL", "{meridian:phase1:us}:bucket"))
+    if share == "none":
+        assert us_ttl == -2, us_ttl  # no such key
+    else:
+        assert us_ttl > 0, us_ttl
+
+
 # ---- admin, config --------------------------------------------------------------------------
 
 
@@ -722,27 +792,35 @@ def cluster_ok(node):
     return "cluster_state:ok" in node.cli("CLUSTER", "INFO")
 
 
+def cluster_node(redis, *args):
+    """A cluster-enabled redis-server. The cluster bus gets a free port of its own (by default
+    it is port + 10000, which may be taken, or inside the kernel's ephemeral range)."""
+    port, bus = free_port(), free_port()
+    return redis(port=port, args=["--cluster-enabled", "yes", "--cluster-port", str(bus),
+                                  "--cluster-config-file", f"nodes-{port}.conf",
+                                  "--cluster-node-timeout", "1000", *args])
+
+
+def cluster_create(cnodes, replicas=0):
+    """`redis-cli --cluster create` over cnodes (at least 3 masters), then every node ok."""
+    res = subprocess.run([REDIS_CLI, "--cluster", "create"]
+                         + [f"127.0.0.1:{n.port}" for n in cnodes]
+                         + ["--cluster-replicas", str(replicas), "--cluster-yes"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for n in cnodes:
+        wait_for(lambda n=n: cluster_ok(n), timeout=20, interval=0.1,
+                 what=f"cluster_state:ok on {n.port}")
+
+
 @pytest.mark.cluster
 def test_cluster_budget_holds_and_survives_a_master_failover(redis, origins, meridian):
     """A 3-master + 3-replica Redis Cluster, three nodes given one seed, offered 300, 100
     and 100 req/s: together 100/s +-5%, each worker knows the 3 masters. Then the master of
     the bucket's slot is killed: its replica takes over, no request fails, and over the
     whole run the admitted total stays within 10% of the budget (plus one burst)."""
-    # The cluster bus gets a free port of its own (by default it is port + 10000, which
-    # may be taken, or inside the kernel's ephemeral range).
-    ports = [(free_port(), free_port()) for _ in range(6)]
-    cnodes = [redis(port=p, args=["--cluster-enabled", "yes", "--cluster-port", str(bus),
-                                  "--cluster-config-file", f"nodes-{p}.conf",
-                                  "--cluster-node-timeout", "1000"])
-              for p, bus in ports]
-    res = subprocess.run([REDIS_CLI, "--cluster", "create"]
-                         + [f"127.0.0.1:{n.port}" for n in cnodes]
-                         + ["--cluster-replicas", "1", "--cluster-yes"],
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stdout + res.stderr
-    for n in cnodes:
-        wait_for(lambda n=n: cluster_ok(n), timeout=20, interval=0.1,
-                 what=f"cluster_state:ok on {n.port}")
+    cnodes = [cluster_node(redis) for _ in range(6)]
+    cluster_create(cnodes, replicas=1)
     slot = int(cnodes[0].cli("CLUSTER", "KEYSLOT", BUCKET1))
     owner = wait_for(lambda: slot_owner(cnodes[0], slot), what="the bucket slot's master")
     by_port = {n.port: n for n in cnodes}
@@ -810,3 +888,90 @@ def test_cluster_budget_holds_and_survives_a_master_failover(redis, origins, mer
              what=f"origin to have {total_ok} records")
     # The promoted replica holds the bucket now.
     assert by_port[replicas[0]].cli("EXISTS", BUCKET1).strip() == "1"
+
+
+def fresh_get(m, headers=None):
+    """One GET on a fresh connection (the kernel spreads fresh connections over the workers)."""
+    with RawConn(m.port, timeout=3) as c:
+        c.send(build("GET", "/", headers=headers, host=f"127.0.0.1:{m.port}"))
+        return c.read_response()
+
+
+def metric(m, name):
+    """The value of an unlabelled sample in the admin listener's /metrics."""
+    found = re.search(rb"^%s (\S+)$" % name.encode(), m.admin("/metrics")[1], re.M)
+    assert found, name
+    return float(found.group(1))
+
+
+def assert_shared_budget(m, rps, burst, servers):
+    """m decides with the bucket in Redis, not in its on_redis_failure mode (closed in these
+    tests, so that any Redis failure is a 503): 40 requests in a row are admitted up to the
+    budget (at least one, at most burst + rps x their time) and refused with a 429 that names
+    the phase past it; then every worker is shared, connected, with `servers` Redis servers
+    known, and /status and /metrics say so."""
+    t0 = time.monotonic()
+    got = [fresh_get(m) for _ in range(40)]
+    took = time.monotonic() - t0
+    statuses = [r.status for r in got]
+    assert set(statuses) <= {200, 429}, (statuses, m.stderr()[-2000:])
+    ok = statuses.count(200)
+    assert 1 <= ok <= burst + rps * took + 1, f"{ok} admitted in {took:.2f} s"
+    policy = f'"phase1";q={rps};w=1'
+    assert all(r.header("ratelimit-policy") == policy for r in got if r.status == 429), got
+    _, pokes = until(m, lambda st: all(w["mode"] == "shared" and w["redis_connections"] >= 1
+                                       and w["redis_servers"] == servers
+                                       for w in st["workers"]),
+                     f"every worker shared, knowing {servers} Redis server(s)", timeout=5)
+    st = rl_status(m)
+    assert st["redis"]["cluster"] is True and st["live_nodes"] == 1, st
+    assert rl_totals(m) == (ok + count_status(pokes, 200),
+                            statuses.count(429) + count_status(pokes, 429), 0)
+    assert metric(m, "meridian_rate_limit_redis_degraded_workers") == 0
+    assert metric(m, "meridian_rate_limit_redis_connections") >= len(st["workers"])
+    assert "Redis failed" not in m.stderr(), m.stderr()[-2000:]
+
+
+@pytest.mark.cluster
+def test_a_one_node_cluster_holds_the_shared_bucket(redis, origins, meridian):
+    """A Redis Cluster of one master with every slot (CLUSTER ADDSLOTSRANGE: `redis-cli
+    --cluster create` wants three). It never learned its own address, so CLUSTER SLOTS names
+    it "": the node that answered. Meridian keeps its bucket and heartbeat there and limits
+    with them, every worker shared (before 546532f: "no master for slot", degraded)."""
+    node = cluster_node(redis)
+    node.cli("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    wait_for(lambda: cluster_ok(node), timeout=10, interval=0.1, what="cluster_state:ok")
+    assert node.cli("CLUSTER", "SLOTS").split("\n")[:4] == ["0", "16383", "", str(node.port)]
+    origin = origins("eu")
+    # timeout 1s: a worker's first request waits for CLUSTER SLOTS, then NOSCRIPT and EVAL.
+    m = start_node(meridian, origin, redis_addr=[f"127.0.0.1:{node.port}"], cluster=True,
+                   on_failure="closed", timeout="1s", phases={"phase1": (10, 5)})
+    assert_shared_budget(m, rps=10, burst=5, servers=1)
+    assert node.cli("EXISTS", BUCKET1).strip() == "1"
+    assert node.cli("ZCARD", NODES).strip() == "1"
+
+
+@pytest.mark.cluster
+def test_an_unknown_endpoint_cluster_holds_the_shared_bucket(redis, origins, meridian):
+    """Three masters with cluster-preferred-endpoint-type unknown-endpoint: CLUSTER SLOTS
+    names each by a NULL endpoint and its port ("the host you asked, at this port"). Given a
+    seed that holds neither the bucket's slot nor the heartbeat's, Meridian learns the three
+    masters and keeps both keys on their master, every worker shared (before 546532f the
+    whole map was refused: degraded)."""
+    cnodes = [cluster_node(redis, "--cluster-preferred-endpoint-type", "unknown-endpoint")
+              for _ in range(3)]
+    cluster_create(cnodes)
+
+    def holder(key):
+        slot = int(cnodes[0].cli("CLUSTER", "KEYSLOT", key))
+        port = wait_for(lambda: slot_owner(cnodes[0], slot), what=f"the master of {key}")
+        return next(n for n in cnodes if n.port == port)
+    bucket, heartbeat = holder(BUCKET1), holder(NODES)
+    seed = next(n for n in cnodes if n not in (bucket, heartbeat))
+    origin = origins("eu")
+    m = start_node(meridian, origin, redis_addr=[f"127.0.0.1:{seed.port}"], cluster=True,
+                   on_failure="closed", timeout="1s", phases={"phase1": (10, 5)})
+    assert_shared_budget(m, rps=10, burst=5, servers=3)
+    assert bucket.cli("EXISTS", BUCKET1).strip() == "1"
+    assert heartbeat.cli("ZCARD", NODES).strip() == "1"
+    assert seed.cli("DBSIZE").strip() == "0"
