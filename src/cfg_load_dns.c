@@ -146,8 +146,9 @@ cfg_load_dns_expand(struct loader *ld, struct cfg_region *r, struct cfg_backend 
         } else {
             cfg_load_backend_tls_copy(ld, &nm->tls, &r->tls);
         }
-        /* The certificate is checked against the name unless the file says otherwise. */
-        if (nm->tls.enabled && nm->tls.sni == NULL)
+        /* The certificate is checked against the name unless the file says otherwise. (No
+         * host: its entry was refused, and the load fails with that error.) */
+        if (nm->tls.enabled && nm->tls.sni == NULL && nm->host != NULL)
             nm->tls.sni = ld_strdup(ld, nm->host);
         if (ld->opts->resolve != NULL && nm->host != NULL)
             nm->naddrs =

@@ -2140,6 +2140,10 @@ static const struct weight_error_case name_errors[] = {
     {"[\"a.b.c.toolonglabelxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:80\"]",
      "inline:6: regions[0].backends[0]: \"a.b.c.toolonglabel"},
     {"[\"api.example:http\"]", "inline:6: regions[0].backends[0]: port \"http\" is not a number"},
+    /* A refused name in a region with TLS: no host to take the SNI from (was a crash, found
+     * by fuzz_cfg_load). */
+    {"[\"api.example:http\"]\n    tls: {enabled: true}",
+     "inline:6: regions[0].backends[0]: port \"http\" is not a number"},
 };
 
 static void
