@@ -71,10 +71,12 @@ static const char heartbeat_script[] =
 /* Nodes sharing the budget, as worker 0 last heard from Redis; read by every worker. */
 static atomic_uint live_nodes = 1;
 
+/* Retry-After for a region with no share of the phase: see budget_refusal(). */
+#define BUDGET_NO_SHARE_RETRY_S 60
+
 /* on_redis_failure: local: the node's own buckets, one per bucket of the budget, shared
  * by its workers (GCRA: one compare-and-swap per request, and only while Redis fails),
  * so that the node admits budget / nodes however its connections fall on its workers. */
-#define BUDGET_NO_SHARE_RETRY_S 60 /* Retry-After for a region with no share */
 #define BUDGET_BUCKETS_MAX 64
 static _Atomic uint64_t local_tat[BUDGET_BUCKETS_MAX];
 

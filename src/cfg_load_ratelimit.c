@@ -287,7 +287,9 @@ load_shares(struct loader *ld, const yaml_node_t *node, const char *path, struct
     if (!ok)
         goto free_arrays;
     if (nlisted < cfg->nregions) {
-        double rest = sum < 100 ? (1 - sum / 100) / (double)(cfg->nregions - nlisted) : 0;
+        /* The same tolerance as above: 99.99999999999999 is 100, and what is left is 0
+         * (a region with no share, refused by budget.c), not 1e-16 of the budget. */
+        double rest = sum < 100 - 1e-9 ? (1 - sum / 100) / (double)(cfg->nregions - nlisted) : 0;
         for (size_t i = 0; i < cfg->nregions; i++)
             if (first_line[i] == 0)
                 share[i] = rest;

@@ -1239,16 +1239,20 @@ stream_upstream_timeout(struct stream *s)
         stream_fail(s, 0);
         return;
     }
-    /* A backend that took every byte of the request it was given and waits for the rest
-     * of a body the client is still sending is not at fault: the client is slow. Counting
+    /* A backend that took every byte of the request it was given, sent nothing yet, and
+     * waits for the rest of a body the client is still sending is not at fault: the client
+     * is slow (a backend silent halfway through its head is, and goes on below). Counting
      * that against the backend would let slow uploads (or a slow-body attack trickling a
      * byte a second, under client_idle) take healthy backends down; and the answer is
      * the client's 408, not a gateway timeout. */
     bool client_slow = s->resp_state == STREAM_RESP_HEAD && s->req_state != STREAM_REQ_DONE &&
-                       buf_len(&s->up_out) == s->out_sent;
+                       buf_len(&s->up_out) == s->out_sent && buf_len(&s->up_in) == 0;
     if (client_slow) {
+        /* upstream_response runs from the connect, through the upload: a client uploading
+         * for longer than it, however fast, ends here too (timeouts.upstream_response). */
         stream_log_msg(CFG_LOG_WARN, s,
-                       "request body still arriving at upstream_response: the client is too slow");
+                       "request body still arriving when upstream_response ran out: 408, "
+                       "not the backend's fault");
         stream_fail(s, 408);
         return;
     }

@@ -228,6 +228,8 @@ origin_take_request(struct origin_conn *oc)
     const char *v;
     if ((v = header_value(oc->in, head_end, "content-length", &vlen)) != NULL) {
         body = strtoul(v, NULL, 10);
+        if (body > ORIGIN_IN_MAX)
+            return false; /* more than it can hold: it waits (Meridian caps bodies anyway) */
     } else if ((v = header_value(oc->in, head_end, "transfer-encoding", &vlen)) != NULL) {
         /* The last chunk ("0" at a line's start), then trailers up to an empty line. */
         size_t rest = oc->inlen - (size_t)(head_end - oc->in);

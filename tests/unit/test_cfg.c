@@ -3436,6 +3436,9 @@ test_ratelimit_values(void **state)
                                "  redis: {address: 127.0.0.1:1}\n" RL_REGIONS5);
     assert_share(&cfg->rate_limit.phases[0], 0, 0.334);
     assert_share(&cfg->rate_limit.phases[0], 3, 0);
+    /* exactly 0, not 1e-16: budget.c refuses a region with no share, and asks Redis for one
+     * with any share at all */
+    assert_true(cfg->rate_limit.phases[0].region_share[3] == 0.0);
     assert_share(&cfg->rate_limit.phases[1], 0, 0.5);
     assert_share(&cfg->rate_limit.phases[1], 4, 0.05);
     assert_null(cfg->rate_limit.phases[2].region_share);
