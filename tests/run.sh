@@ -6,11 +6,12 @@
 #   2. each libFuzzer target for a short while on its corpus (clang-14),
 #   3. the unit and black-box tests again on an AddressSanitizer + UndefinedBehaviorSanitizer
 #      build,
-#   4. the black-box tests where threads meet (below) on a ThreadSanitizer build
-#      (clang-14): workers, the main thread's reloads and admin reads, shared health, budget
-#      and TLS ticket keys. libevent, OpenSSL and nghttp2 are not instrumented, so races
+#   4. at the same time as 3., the black-box tests where threads meet (below) on a
+#      ThreadSanitizer build (clang-14): workers, the main thread's reloads and admin reads,
+#      shared health, budget and TLS ticket keys. libevent, OpenSSL and nghttp2 are not instrumented, so races
 #      inside them are not seen.
-# It ends with the test runners' own summary lines. FUZZ_SECONDS (default 20) per target.
+# It ends with the test runners' own summary lines. FUZZ_SECONDS (default 10) per target:
+# the 30-minute runs are tests/fuzz/long_run.sh; this one replays each corpus and fuzzes briefly.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -49,7 +50,7 @@ fuzz_one() {
     fuzz_target_files "$f"
     work=$(mktemp -d)
     cp -r "$corpus"/. "$work"/
-    if ! "$top/_build-fuzz/tests/fuzz/fuzz_$f" -max_total_time="${FUZZ_SECONDS:-20}" \
+    if ! "$top/_build-fuzz/tests/fuzz/fuzz_$f" -max_total_time="${FUZZ_SECONDS:-10}" \
             -dict="$dict" -print_final_stats=1 -artifact_prefix="$work." "$work" \
             > "$work.log" 2>&1; then
         tail -50 "$work.log"
@@ -60,7 +61,7 @@ fuzz_one() {
         return 1
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work.log")
-    echo "fuzz_$f: $runs runs in ${FUZZ_SECONDS:-20}s, no crash"
+    echo "fuzz_$f: $runs runs in ${FUZZ_SECONDS:-10}s, no crash"
     rm -rf "$work" "$work.log"
 }
 set -- "${fuzz_targets[@]}"
@@ -93,17 +94,30 @@ CONFIGURE_FLAGS="--enable-sanitizers --enable-werror" bash packaging/build.sh "$
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 unit "$top/_build-asan"
-echo "== black-box tests (sanitizer build)"
-# The HTTP/2 conformance cases run over h2c here only: over TLS they are the same frames
-# through the same code once the handshake is done (the normal build runs both).
-MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_TEST_SLOWDOWN=3 MERIDIAN_SANITIZED=1 \
-    MERIDIAN_H2_TRANSPORTS=h2c $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" \
-    tests/integration
-
 echo "== thread sanitizer build (TSan, clang-14)"
 CONFIGURE_FLAGS="--enable-sanitizers=thread --enable-werror CC=clang-14" \
     bash packaging/build.sh "$top/_build-tsan"
-echo "== black-box tests (thread sanitizer build: where threads meet)"
+
+# The two sanitizer passes run side by side: most of their time is spent waiting on timers
+# and clients, and each has the slack of MERIDIAN_TEST_SLOWDOWN. Each gets its own half of
+# the tests' port range (conftest.py) and its own temporary directory.
+sanitized_pass() {  # name, port range, then env assignments and pytest arguments
+    local name=$1 ports=$2 tmp
+    shift 2
+    local rc=0
+    tmp=$(mktemp -d)
+    env MERIDIAN_TEST_PORTS="$ports" MERIDIAN_TEST_SLOWDOWN=3 MERIDIAN_SANITIZED=1 "$@" \
+        --basetemp="$tmp/pytest" >"$top/_build-$name/pytest.log" 2>&1 || rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+
+# The HTTP/2 conformance cases run over h2c here only: over TLS they are the same frames
+# through the same code once the handshake is done (the normal build runs both).
+sanitized_pass asan 20768-26767 MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_H2_TRANSPORTS=h2c \
+    $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" tests/integration &
+asan_pid=$!
+
 # ThreadSanitizer finds races between threads, so it runs the tests where they meet: the
 # main thread's reloads, signals and admin reads of the workers' counters (lifecycle,
 # reload_h2, metrics, systemd, privileges), state shared by the workers (health, the
@@ -112,7 +126,7 @@ echo "== black-box tests (thread sanitizer build: where threads meet)"
 # reload; TLS contexts and GeoIP databases lent from one generation to the next for DNS
 # changes) and a smoke run. The protocol suites (HTTP/1 errors and rejections, HTTP/2
 # conformance and attacks, client identity, proxying) run each connection on one worker
-# thread, and run under ASan+UBSan above; here they would add five minutes and no thread.
+# thread, and run under ASan+UBSan; here they would add five minutes and no thread.
 tsan_tests=()
 for t in lifecycle reload_h2 metrics systemd privileges health rate_limit tls backend_tls geo smoke; do
     tsan_tests+=("tests/integration/test_$t.py")
@@ -121,5 +135,15 @@ for t in an_address_change_moves_traffic_without_a_failed_request a_dns_generati
     reload_and_stop_while_a_query_is_in_flight; do
     tsan_tests+=("tests/integration/test_dns.py::test_$t")
 done
-TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" MERIDIAN_TEST_SLOWDOWN=3 \
-    MERIDIAN_SANITIZED=1 $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" "${tsan_tests[@]}"
+sanitized_pass tsan 26768-32767 TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" \
+    $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" "${tsan_tests[@]}" &
+tsan_pid=$!
+
+asan_rc=0 tsan_rc=0
+wait "$asan_pid" || asan_rc=$?
+wait "$tsan_pid" || tsan_rc=$?
+echo "== black-box tests (sanitizer build: ASan + UBSan)"
+cat "$top/_build-asan/pytest.log"
+echo "== black-box tests (thread sanitizer build: where threads meet)"
+cat "$top/_build-tsan/pytest.log"
+[ "$asan_rc" -eq 0 ] && [ "$tsan_rc" -eq 0 ]

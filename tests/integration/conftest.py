@@ -33,7 +33,13 @@ CHECK_MEMORY = os.environ.get("MERIDIAN_SANITIZED") != "1"
 # outgoing connection's local port nor another bind(0) can take a port between our choosing it
 # and the process we start binding it; and none is handed out twice in one test run (two
 # successive bind(0) calls may return the same port once the first socket is closed).
+# MERIDIAN_TEST_PORTS=LOW-HIGH narrows the range, so that two test runs at once (tests/run.sh
+# runs the ASan and TSan passes side by side) never choose the same port.
 def _port_range():
+    narrowed = os.environ.get("MERIDIAN_TEST_PORTS")
+    if narrowed:
+        low, high = (int(x) for x in narrowed.split("-"))
+        return low, high
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             ephemeral_low = int(f.read().split()[0])
