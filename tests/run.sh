@@ -8,8 +8,8 @@
 #      build,
 #   4. at the same time as 3., the black-box tests where threads meet (below) on a
 #      ThreadSanitizer build (clang-14): workers, the main thread's reloads and admin reads,
-#      shared health, budget and TLS ticket keys. libevent, OpenSSL and nghttp2 are not instrumented, so races
-#      inside them are not seen.
+#      shared health, budget and TLS ticket keys. libevent, OpenSSL and nghttp2 are not
+#      instrumented, so races inside them are not seen.
 # It ends with the test runners' own summary lines. FUZZ_SECONDS (default 10) per target:
 # the 30-minute runs are tests/fuzz/long_run.sh; this one replays each corpus and fuzzes briefly.
 set -euo pipefail
@@ -112,10 +112,18 @@ sanitized_pass() {  # name, port range, then env assignments and pytest argument
     return $rc
 }
 
+# The halves of the range conftest.py uses by default: the 12,000 ports below the kernel's
+# ephemeral range (a port is drawn from LOW up to, not including, HIGH).
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+ports_high=$(( ephemeral_low > 4096 ? ephemeral_low : 32768 ))
+ports_low=$(( ports_high - 12000 > 1024 ? ports_high - 12000 : 1024 ))
+ports_mid=$(( (ports_low + ports_high) / 2 ))
+
 # The HTTP/2 conformance cases run over h2c here only: over TLS they are the same frames
 # through the same code once the handshake is done (the normal build runs both).
-sanitized_pass asan 20768-26767 MERIDIAN_BUILD="$top/_build-asan" MERIDIAN_H2_TRANSPORTS=h2c \
-    $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" tests/integration &
+sanitized_pass asan "$ports_low-$ports_mid" MERIDIAN_BUILD="$top/_build-asan" \
+    MERIDIAN_H2_TRANSPORTS=h2c $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" \
+    tests/integration &
 asan_pid=$!
 
 # ThreadSanitizer finds races between threads, so it runs the tests where they meet: the
@@ -135,8 +143,9 @@ for t in an_address_change_moves_traffic_without_a_failed_request a_dns_generati
     reload_and_stop_while_a_query_is_in_flight; do
     tsan_tests+=("tests/integration/test_dns.py::test_$t")
 done
-sanitized_pass tsan 26768-32767 TSAN_OPTIONS=halt_on_error=1 MERIDIAN_BUILD="$top/_build-tsan" \
-    $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" "${tsan_tests[@]}" &
+sanitized_pass tsan "$ports_mid-$ports_high" TSAN_OPTIONS=halt_on_error=1 \
+    MERIDIAN_BUILD="$top/_build-tsan" $py -m pytest -q -p no:cacheprovider "${wall_clock_skip[@]}" \
+    "${tsan_tests[@]}" &
 tsan_pid=$!
 
 asan_rc=0 tsan_rc=0

@@ -38,8 +38,11 @@ CHECK_MEMORY = os.environ.get("MERIDIAN_SANITIZED") != "1"
 def _port_range():
     narrowed = os.environ.get("MERIDIAN_TEST_PORTS")
     if narrowed:
-        low, high = (int(x) for x in narrowed.split("-"))
-        return low, high
+        low, _, high = narrowed.partition("-")
+        if not (low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
+            raise ValueError(f"MERIDIAN_TEST_PORTS={narrowed!r}: expected LOW-HIGH, "
+                             "1024 <= LOW < HIGH <= 65535")
+        return int(low), int(high)
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             ephemeral_low = int(f.read().split()[0])
